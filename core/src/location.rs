@@ -1,0 +1,372 @@
+//! Parsing of every location string the library accepts (see INTERFACES.md, "Locations").
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+pub const DOCKER_HUB: &str = "docker.io";
+const DEFAULT_TAG: &str = "latest";
+
+/// Which image within a store: by tag, by digest, or both (the digest then wins and the
+/// tag only documents what was asked for).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selector {
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+impl Selector {
+    pub fn is_empty(&self) -> bool {
+        self.tag.is_none() && self.digest.is_none()
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A repository in a registry, e.g. `127.0.0.1:5000` + `filters/add-header`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Repository {
+    /// `HOST[:PORT]` as written, with Docker Hub's aliases folded into `docker.io`.
+    pub registry: String,
+    pub name: String,
+}
+
+impl Repository {
+    /// The host that actually serves the API (Docker Hub's differs from its name).
+    pub fn api_host(&self) -> &str {
+        if self.registry == DOCKER_HUB {
+            "registry-1.docker.io"
+        } else {
+            &self.registry
+        }
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Registry { repository: Repository, selector: Selector },
+    Layout { dir: PathBuf, selector: Selector },
+    OciArchive { file: PathBuf, selector: Selector },
+    /// Read only. The reference, when given, is matched against the archive's `RepoTags`.
+    DockerArchive { file: PathBuf, reference: Option<String> },
+}
+
+impl Location {
+    pub fn parse(s: &str) -> Result<Location> {
+        s.parse()
+    }
+
+    pub fn selector(&self) -> Selector {
+        match self {
+            Location::Registry { selector, .. } | Location::Layout { selector, .. } | Location::OciArchive { selector, .. } => {
+                selector.clone()
+            }
+            Location::DockerArchive { .. } => Selector::default(),
+        }
+    }
+
+    /// The same location naming another image (used to write a copy under the source's tag).
+    pub fn with_selector(&self, new: Selector) -> Location {
+        let mut out = self.clone();
+        match &mut out {
+            Location::Registry { selector, .. } | Location::Layout { selector, .. } | Location::OciArchive { selector, .. } => {
+                *selector = new
+            }
+            Location::DockerArchive { .. } => {}
+        }
+        out
+    }
+
+    pub fn is_registry(&self) -> bool {
+        matches!(self, Location::Registry { .. })
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Registry { repository, selector } => write!(f, "{repository}{selector}"),
+            Location::Layout { dir, selector } => write!(f, "oci:{}{selector}", dir.display()),
+            Location::OciArchive { file, selector } => write!(f, "oci-archive:{}{selector}", file.display()),
+            Location::DockerArchive { file, reference } => {
+                write!(f, "docker-archive:{}", file.display())?;
+                if let Some(r) = reference {
+                    write!(f, ":{r}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl FromStr for Location {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Location> {
+        let fail = |why: String| Error::invalid_reference(format!("location {s:?}: {why}"));
+        if s.is_empty() {
+            return Err(fail("is empty".into()));
+        }
+        if s.chars().any(|c| c.is_control()) {
+            return Err(fail("contains control characters".into()));
+        }
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (dir, selector) = split_path_selector(rest).map_err(fail)?;
+            return Ok(Location::Layout { dir, selector });
+        }
+        if let Some(rest) = s.strip_prefix("oci-archive:") {
+            let (file, selector) = split_path_selector(rest).map_err(fail)?;
+            return Ok(Location::OciArchive { file, selector });
+        }
+        if let Some(rest) = s.strip_prefix("docker-archive:") {
+            let (file, reference) = match rest.split_once(':') {
+                Some((file, reference)) => (file, Some(reference.to_string())),
+                None => (rest, None),
+            };
+            if file.is_empty() {
+                return Err(fail("the archive path is empty".into()));
+            }
+            if reference.as_deref() == Some("") {
+                return Err(fail("the reference after the path is empty".into()));
+            }
+            return Ok(Location::DockerArchive {
+                file: PathBuf::from(file),
+                reference,
+            });
+        }
+        let rest = s.strip_prefix("docker://").unwrap_or(s);
+        if let Some((scheme, _)) = rest.split_once("://") {
+            return Err(fail(format!(
+                "unknown transport {scheme:?}; use HOST/REPO[:TAG], docker://, oci:, oci-archive: or docker-archive:"
+            )));
+        }
+        let (repository, selector) = parse_registry_reference(rest).map_err(fail)?;
+        Ok(Location::Registry { repository, selector })
+    }
+}
+
+fn split_path_selector(rest: &str) -> std::result::Result<(PathBuf, Selector), String> {
+    let (path, selector) = if let Some((path, digest)) = rest.split_once('@') {
+        let digest: Digest = digest.parse().map_err(|e: Error| e.message().to_string())?;
+        (path, Selector { tag: None, digest: Some(digest) })
+    } else if let Some((path, tag)) = rest.split_once(':') {
+        if tag.is_empty() || tag.chars().any(char::is_whitespace) || tag.len() > 255 {
+            return Err(format!("tag {tag:?} must be 1 to 255 characters without spaces"));
+        }
+        (path, Selector { tag: Some(tag.to_string()), digest: None })
+    } else {
+        (rest, Selector::default())
+    };
+    if path.is_empty() {
+        return Err("the directory or file path is empty".into());
+    }
+    Ok((PathBuf::from(path), selector))
+}
+
+fn parse_registry_reference(s: &str) -> std::result::Result<(Repository, Selector), String> {
+    let (name_and_tag, digest) = match s.split_once('@') {
+        Some((n, d)) => (n, Some(d.parse::<Digest>().map_err(|e| e.message().to_string())?)),
+        None => (s, None),
+    };
+    let (name, tag) = match name_and_tag.rfind(':') {
+        Some(i) if !name_and_tag[i + 1..].contains('/') => (&name_and_tag[..i], Some(&name_and_tag[i + 1..])),
+        _ => (name_and_tag, None),
+    };
+    if let Some(tag) = tag {
+        validate_tag(tag)?;
+    }
+    if name.is_empty() {
+        return Err("the repository name is empty".into());
+    }
+    let (registry, path) = match name.split_once('/') {
+        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[') => {
+            (first.to_string(), rest.to_string())
+        }
+        _ => (DOCKER_HUB.to_string(), name.to_string()),
+    };
+    validate_host(&registry)?;
+    let registry = match registry.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB.to_string(),
+        _ => registry,
+    };
+    let path = if registry == DOCKER_HUB && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path
+    };
+    validate_repository(&path)?;
+    let tag = match (&tag, &digest) {
+        (None, None) => Some(DEFAULT_TAG.to_string()),
+        _ => tag.map(String::from),
+    };
+    Ok((
+        Repository { registry, name: path },
+        Selector { tag, digest },
+    ))
+}
+
+fn validate_tag(tag: &str) -> std::result::Result<(), String> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag.chars().enumerate().all(|(i, c)| {
+            c.is_ascii_alphanumeric() || c == '_' || (i > 0 && (c == '.' || c == '-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "tag {tag:?} is invalid: 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"
+        ))
+    }
+}
+
+fn validate_host(host: &str) -> std::result::Result<(), String> {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']').ok_or_else(|| format!("registry host {host:?} has an unclosed '['"))?;
+        if inside.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("registry host {host:?} is not a valid IPv6 address"));
+        }
+        (None, after.strip_prefix(':'))
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, p)) => (Some(n), Some(p)),
+            None => (Some(host), None),
+        }
+    };
+    if let Some(name) = name {
+        let ok = !name.is_empty()
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !ok {
+            return Err(format!("registry host {host:?} is not a valid host name"));
+        }
+    }
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("registry port in {host:?} must be a number from 1 to 65535"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_repository(path: &str) -> std::result::Result<(), String> {
+    if path.len() > 255 {
+        return Err("the repository name is longer than 255 characters".into());
+    }
+    for component in path.split('/') {
+        let valid = !component.is_empty()
+            && component.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && component.bytes().last().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && component
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+            && !component.contains("..")
+            && !component.contains("___")
+            && !component.contains("._")
+            && !component.contains("_.");
+        if !valid {
+            return Err(format!(
+                "repository component {component:?} is invalid: lower-case letters, digits and single separators (. _ __ -) only"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn registry(s: &str) -> (String, String, Option<String>, Option<String>) {
+        match Location::parse(s).unwrap() {
+            Location::Registry { repository, selector } => (
+                repository.registry,
+                repository.name,
+                selector.tag,
+                selector.digest.map(|d| d.to_string()),
+            ),
+            other => panic!("{s} parsed as {other:?}"),
+        }
+    }
+
+    const D: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    #[test]
+    fn registry_forms() {
+        assert_eq!(registry("plugin"), ("docker.io".into(), "library/plugin".into(), Some("latest".into()), None));
+        assert_eq!(registry("org/plugin:v1"), ("docker.io".into(), "org/plugin".into(), Some("v1".into()), None));
+        assert_eq!(registry("docker://index.docker.io/plugin"), ("docker.io".into(), "library/plugin".into(), Some("latest".into()), None));
+        assert_eq!(
+            registry("127.0.0.1:5000/filters/add-header:v1"),
+            ("127.0.0.1:5000".into(), "filters/add-header".into(), Some("v1".into()), None)
+        );
+        assert_eq!(registry(&format!("localhost/x@{D}")), ("localhost".into(), "x".into(), None, Some(D.into())));
+        assert_eq!(registry(&format!("ghcr.io/a/b:t@{D}")), ("ghcr.io".into(), "a/b".into(), Some("t".into()), Some(D.into())));
+        assert_eq!(registry("[::1]:5000/x"), ("[::1]:5000".into(), "x".into(), Some("latest".into()), None));
+    }
+
+    #[test]
+    fn store_forms() {
+        assert_eq!(
+            Location::parse("oci:./store:add-header").unwrap(),
+            Location::Layout { dir: "./store".into(), selector: Selector { tag: Some("add-header".into()), digest: None } }
+        );
+        assert!(matches!(Location::parse(&format!("oci:/s@{D}")).unwrap(), Location::Layout { selector: Selector { digest: Some(_), .. }, .. }));
+        assert!(matches!(Location::parse("oci-archive:/tmp/a.tar:v1").unwrap(), Location::OciArchive { .. }));
+        assert_eq!(
+            Location::parse("docker-archive:/tmp/d.tar:example.com/x:v1").unwrap(),
+            Location::DockerArchive { file: "/tmp/d.tar".into(), reference: Some("example.com/x:v1".into()) }
+        );
+    }
+
+    #[test]
+    fn bad_locations_name_the_offending_part() {
+        for (bad, part) in [
+            ("", "empty"),
+            ("Upper/Case", "Upper"),
+            ("host:99999/x", "port"),
+            ("x:bad tag", "bad tag"),
+            ("x@sha256:123", "64"),
+            ("oci:", "empty"),
+            ("oci:dir:", "tag"),
+            ("http://x/y", "transport"),
+            ("a//b", "\"\""),
+            ("-bad-.io/x", "host"),
+        ] {
+            let err = Location::parse(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidReference, "{bad}");
+            assert!(err.message().contains(part), "{bad}: {}", err.message());
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in ["127.0.0.1:5000/a/b:v1", "oci:/x:t", "oci-archive:/x.tar:t", "docker.io/library/p:latest"] {
+            assert_eq!(Location::parse(s).unwrap().to_string(), s);
+        }
+    }
+}

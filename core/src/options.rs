@@ -1,0 +1,110 @@
+//! Client-wide options and the per-call options every operation takes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::digest::Platform;
+use crate::error::Result;
+use crate::limits::Limits;
+use crate::progress::Progress;
+use crate::store::registry::RegistryClient;
+
+/// Credentials for one registry.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    Basic { username: String, password: String },
+    /// A registry bearer token used as is (no token exchange).
+    Bearer(String),
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            Credentials::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Explicit credentials by registry host (`HOST[:PORT]`, Docker Hub as `docker.io`);
+    /// they win over every other source.
+    pub credentials: BTreeMap<String, Credentials>,
+    /// A docker config JSON given as bytes, e.g. a Kubernetes `.dockerconfigjson` secret.
+    pub docker_config_json: Option<Vec<u8>>,
+    /// Read `$DOCKER_CONFIG/config.json`, `~/.docker/config.json`, `$REGISTRY_AUTH_FILE`
+    /// and podman's `auth.json` (with credential helpers) when nothing explicit matches.
+    pub use_config_files: bool,
+    /// Registries (`HOST[:PORT]`) reached over plain HTTP. Nothing is ever downgraded
+    /// automatically.
+    pub insecure_registries: Vec<String>,
+    /// Extra trusted CA certificates, PEM.
+    pub ca_certificates_pem: Vec<Vec<u8>>,
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a response; a slow but moving download is fine.
+    pub read_timeout: Duration,
+    /// Retries after the first try, on 429, 5xx and broken connections.
+    pub max_retries: u32,
+    pub retry_base_delay: Duration,
+    /// Cap for one backoff wait, and for a `Retry-After` the server asks for.
+    pub retry_max_delay: Duration,
+    pub limits: Limits,
+    /// Mirrors tried in order before each registry (`registries.conf` style).
+    pub mirrors: BTreeMap<String, Vec<String>>,
+    /// The platform to prefer when an index offers several non-Wasm manifests.
+    pub platform: Option<Platform>,
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            credentials: BTreeMap::new(),
+            docker_config_json: None,
+            use_config_files: true,
+            insecure_registries: Vec::new(),
+            ca_certificates_pem: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            max_retries: 3,
+            retry_base_delay: Duration::from_millis(200),
+            retry_max_delay: Duration::from_secs(30),
+            limits: Limits::default(),
+            mirrors: BTreeMap::new(),
+            platform: None,
+            user_agent: concat!("wasm-image/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// What one operation shares with the stores it opens.
+#[derive(Clone)]
+pub struct Context {
+    pub options: Arc<ClientOptions>,
+    pub registry: Arc<RegistryClient>,
+}
+
+impl Context {
+    pub fn new(options: ClientOptions) -> Result<Context> {
+        let registry = Arc::new(RegistryClient::new(&options)?);
+        Ok(Context {
+            options: Arc::new(options),
+            registry,
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.options.limits
+    }
+}
+
+/// Options of a single call.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    /// Overrides the client's platform preference for this call.
+    pub platform: Option<Platform>,
+    pub progress: Option<Progress>,
+}

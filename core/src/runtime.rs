@@ -1,0 +1,132 @@
+//! The one tokio runtime behind the blocking API. It is rebuilt in a child after `fork()`
+//! (a runtime's threads do not survive a fork), and every blocking call can be cancelled
+//! from another thread or by an interrupt check (Python's Ctrl-C).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+pub use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::progress::{Progress, ProgressEvent};
+
+struct Owned {
+    pid: u32,
+    runtime: Arc<Runtime>,
+}
+
+static RUNTIME: Mutex<Option<Owned>> = Mutex::new(None);
+
+/// The shared runtime, built on first use and again in a forked child.
+pub fn runtime() -> Result<Arc<Runtime>> {
+    let pid = std::process::id();
+    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(owned) = slot.as_ref() {
+        if owned.pid == pid {
+            return Ok(owned.runtime.clone());
+        }
+    }
+    if let Some(stale) = slot.take() {
+        // Its worker threads exist only in the parent; shutting it down here would wait
+        // for them forever. Leak it instead.
+        std::mem::forget(stale);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)))
+        .thread_name("wasm-image")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the I/O runtime: {e}")))?;
+    let runtime = Arc::new(runtime);
+    *slot = Some(Owned {
+        pid,
+        runtime: runtime.clone(),
+    });
+    Ok(runtime)
+}
+
+/// How often a blocking call wakes to run the interrupt check.
+const INTERRUPT_POLL: Duration = Duration::from_millis(100);
+
+/// What a blocking call watches besides its own work.
+#[derive(Default)]
+pub struct Blocking<'a> {
+    pub cancel: Option<&'a CancellationToken>,
+    /// Called every 100 ms on the calling thread; `true` cancels the call.
+    pub interrupted: Option<&'a mut (dyn FnMut() -> bool + 'a)>,
+    /// Progress callback, always invoked on the calling thread.
+    pub progress: Option<Progress>,
+}
+
+/// Runs `make(progress)` to completion on the shared runtime, delivering progress events
+/// on the calling thread and stopping promptly on cancellation or interrupt.
+pub fn block_on<T, F, Fut>(mut blocking: Blocking<'_>, make: F) -> Result<T>
+where
+    F: FnOnce(Option<Progress>) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::invalid_argument(
+            "a blocking wasm-image call was made from inside an async runtime (for example from a callback); use the async API there",
+        ));
+    }
+    let runtime = runtime()?;
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<ProgressEvent>();
+    let forward: Option<Progress> = blocking.progress.as_ref().map(|_| {
+        Arc::new(move |event: &ProgressEvent| {
+            let _ = sender.send(event.clone());
+        }) as Progress
+    });
+    let user_progress = blocking.progress.take();
+    let never = CancellationToken::new();
+    let cancel = blocking.cancel.unwrap_or(&never).clone();
+    let future = make(forward);
+    runtime.block_on(async move {
+        tokio::pin!(future);
+        let mut tick = tokio::time::interval(INTERRUPT_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let deliver = |event: &ProgressEvent| {
+            if let Some(p) = &user_progress {
+                p(event)
+            }
+        };
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break Err(Error::cancelled()),
+                result = &mut future => break result,
+                Some(event) = receiver.recv() => deliver(&event),
+                _ = tick.tick() => {
+                    if let Some(check) = blocking.interrupted.as_mut() {
+                        if check() {
+                            break Err(Error::cancelled());
+                        }
+                    }
+                }
+            }
+        };
+        while let Ok(event) = receiver.try_recv() {
+            deliver(&event);
+        }
+        outcome
+    })
+}
+
+/// Runs blocking work (tar and decompression) off the async threads. If the awaiting
+/// future is dropped, `cancel` is triggered so the work stops at its next read.
+pub async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce(CancellationToken) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let token = CancellationToken::new();
+    let guard = token.clone().drop_guard();
+    let result = tokio::task::spawn_blocking(move || work(token)).await;
+    drop(guard);
+    match result {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(Error::internal("a worker thread panicked while reading an image")),
+        Err(_) => Err(Error::cancelled()),
+    }
+}

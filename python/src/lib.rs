@@ -1,0 +1,1 @@
+//! Python bindings (private module wasm_image._native).
