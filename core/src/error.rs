@@ -201,6 +201,28 @@ impl Error {
         Error::new(kind, message).with_source(err)
     }
 
+    /// Finds one of our errors anywhere in an I/O error's chain (tar and decompressors wrap
+    /// the errors of the readers below them), keeping its kind and message.
+    pub fn find_in_io(err: &std::io::Error) -> Option<Error> {
+        let mut node: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(current) = node {
+            if let Some(ours) = current.downcast_ref::<Error>() {
+                return Some(Error {
+                    kind: ours.kind,
+                    message: ours.message.clone(),
+                    registry: ours.registry.clone(),
+                    retry_after: ours.retry_after,
+                    source: None,
+                });
+            }
+            node = match current.downcast_ref::<std::io::Error>() {
+                Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+                None => current.source(),
+            };
+        }
+        None
+    }
+
     /// Wraps this error so it can travel through `std::io::Read`/`AsyncRead`.
     pub fn into_io(self) -> std::io::Error {
         std::io::Error::other(self)

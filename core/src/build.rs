@@ -1,0 +1,242 @@
+//! Building an image from a module: the writer side of the two specification variants.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::formats::{compat, solo_oci, Encoded, ManifestFormat};
+use crate::image::{BlobBody, ImageInfo, RuntimeConfig, Variant, WasmImage};
+use crate::media_types::annotations;
+use crate::module_facts;
+
+pub const DEFAULT_RUNTIME_TYPE: &str = "envoy_proxy";
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// `Variant::Oci` (default) or `Variant::Compat`.
+    pub variant: Option<Variant>,
+    /// Defaults to `envoy_proxy`.
+    pub runtime_type: Option<String>,
+    /// Defaults to the versions the module exports (`proxy_abi_version_*`).
+    pub abi_versions: Vec<String>,
+    pub root_ids: Vec<String>,
+    pub annotations: BTreeMap<String, String>,
+    pub manifest_format: ManifestFormat,
+    /// Seconds since the epoch for timestamps. `None` reads `SOURCE_DATE_EPOCH`; without
+    /// it the image carries no timestamps at all, so builds are reproducible.
+    pub source_date_epoch: Option<u64>,
+}
+
+fn source_date_epoch(options: &BuildOptions) -> Result<Option<u64>> {
+    if options.source_date_epoch.is_some() {
+        return Ok(options.source_date_epoch);
+    }
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse::<u64>().map(Some).map_err(|_| {
+            Error::invalid_argument(format!("SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds"))
+        }),
+        _ => Ok(None),
+    }
+}
+
+pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
+    let facts = module_facts::inspect(&module)?;
+    let variant = options.variant.unwrap_or(Variant::Oci);
+    let created = source_date_epoch(options)?;
+    let metadata_given = options.runtime_type.is_some() || !options.abi_versions.is_empty() || !options.root_ids.is_empty();
+    let abi_versions = if options.abi_versions.is_empty() {
+        facts.proxy_abi_versions.clone()
+    } else {
+        options.abi_versions.clone()
+    };
+    let runtime_config = RuntimeConfig::new(
+        options.runtime_type.as_deref().unwrap_or(DEFAULT_RUNTIME_TYPE),
+        abi_versions,
+        options.root_ids.clone(),
+    );
+    let mut extra = options.annotations.clone();
+    if let Some(t) = created {
+        extra.entry(annotations::CREATED.into()).or_insert_with(|| rfc3339(t));
+    }
+    let (encoded, runtime_config): (Encoded, Option<RuntimeConfig>) = match variant {
+        Variant::Oci => {
+            if options.manifest_format == ManifestFormat::Docker {
+                return Err(Error::invalid_argument(
+                    "the oci variant is written with an OCI manifest only; use the compat variant for a Docker manifest",
+                ));
+            }
+            (solo_oci::encode(module.clone(), &runtime_config, &extra), Some(runtime_config))
+        }
+        Variant::Compat => {
+            let rc = metadata_given.then_some(runtime_config);
+            let encoded = compat::encode(
+                module.clone(),
+                &compat::CompatOptions {
+                    runtime_config: rc.as_ref(),
+                    annotations: &extra,
+                    manifest_format: options.manifest_format,
+                    created,
+                },
+            )?;
+            (encoded, rc)
+        }
+        other => {
+            return Err(Error::invalid_argument(format!(
+                "cannot build the {other} format; build writes the \"oci\" and \"compat\" variants"
+            )))
+        }
+    };
+    let manifest: crate::manifest::ImageManifest =
+        serde_json::from_slice(&encoded.manifest).map_err(|e| Error::internal(format!("built manifest does not parse: {e}")))?;
+    let mut blobs = vec![(encoded.config.0.clone(), BlobBody::Bytes(encoded.config.1.clone()))];
+    blobs.extend(encoded.layers.iter().map(|(d, b)| (d.clone(), BlobBody::Bytes(b.clone()))));
+    let info = ImageInfo {
+        variant,
+        module_digest: Digest::sha256_of(&module),
+        module_size: module.len() as u64,
+        manifest_digest: Digest::sha256_of(&encoded.manifest),
+        manifest: encoded.manifest,
+        manifest_media_type: encoded.media_type,
+        index_digest: None,
+        config: encoded.config.1,
+        config_descriptor: encoded.config.0,
+        runtime_config,
+        annotations: manifest.annotations,
+    };
+    Ok(WasmImage { info, module, blobs })
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian, UTC).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media_types as mt;
+
+    const MODULE: &[u8] = &[0, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn oci_variant_has_the_two_layer_shape() {
+        let img = build(
+            Bytes::from_static(MODULE),
+            &BuildOptions {
+                abi_versions: vec!["v0.2.1".into(), "v0.2.0".into()],
+                root_ids: vec!["add_header_root_id".into()],
+                source_date_epoch: None,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let m: serde_json::Value = serde_json::from_slice(img.manifest()).unwrap();
+        assert_eq!(m["mediaType"], mt::OCI_MANIFEST);
+        assert_eq!(m["config"]["mediaType"], mt::SOLO_WASM_CONFIG);
+        let layers = m["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 2);
+        assert_eq!(layers[0]["mediaType"], mt::SOLO_WASM_CONFIG);
+        assert_eq!(layers[0]["digest"], m["config"]["digest"]);
+        assert_eq!(layers[0]["annotations"][annotations::TITLE], "runtime-config.json");
+        assert_eq!(layers[1]["mediaType"], mt::SOLO_WASM_LAYER);
+        assert_eq!(layers[1]["annotations"][annotations::TITLE], "filter.wasm");
+        assert_eq!(m["annotations"][annotations::RUNTIME_TYPE], "envoy_proxy");
+        assert_eq!(m["annotations"][annotations::ABI_VERSION], "v0.2.1,v0.2.0");
+        let config: serde_json::Value = serde_json::from_slice(img.config()).unwrap();
+        assert_eq!(config["abiVersions"], serde_json::json!(["v0.2.1", "v0.2.0"]));
+        assert_eq!(config["config"]["rootIds"], serde_json::json!(["add_header_root_id"]));
+    }
+
+    #[test]
+    fn builds_are_reproducible_and_epoch_is_honoured() {
+        for variant in [Variant::Oci, Variant::Compat] {
+            let opts = BuildOptions {
+                variant: Some(variant),
+                source_date_epoch: None,
+                ..Default::default()
+            };
+            let a = build(Bytes::from_static(MODULE), &opts).unwrap();
+            let b = build(Bytes::from_static(MODULE), &opts).unwrap();
+            assert_eq!(a.manifest(), b.manifest());
+            assert!(!String::from_utf8_lossy(a.config()).contains("created"));
+            let dated = build(
+                Bytes::from_static(MODULE),
+                &BuildOptions {
+                    source_date_epoch: Some(1_700_000_000),
+                    ..opts
+                },
+            )
+            .unwrap();
+            assert!(String::from_utf8_lossy(dated.manifest()).contains("2023-11-14T22:13:20Z") || String::from_utf8_lossy(dated.config()).contains("2023-11-14T22:13:20Z"));
+        }
+    }
+
+    #[test]
+    fn compat_has_diff_ids_and_annotation() {
+        let img = build(
+            Bytes::from_static(MODULE),
+            &BuildOptions {
+                variant: Some(Variant::Compat),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let m: serde_json::Value = serde_json::from_slice(img.manifest()).unwrap();
+        assert_eq!(m["annotations"][annotations::VARIANT], "compat");
+        assert_eq!(m["layers"][0]["mediaType"], mt::OCI_LAYER_TAR_GZIP);
+        let docker = build(
+            Bytes::from_static(MODULE),
+            &BuildOptions {
+                variant: Some(Variant::Compat),
+                manifest_format: ManifestFormat::Docker,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let m: serde_json::Value = serde_json::from_slice(docker.manifest()).unwrap();
+        assert_eq!(m["mediaType"], mt::DOCKER_MANIFEST);
+        assert!(m.get("annotations").is_none());
+        // diff_id is the digest of the uncompressed tar.
+        let (layer, body) = match &docker.blobs[1] {
+            (d, BlobBody::Bytes(b)) => (d.clone(), b.clone()),
+            _ => unreachable!(),
+        };
+        assert_eq!(layer.media_type, mt::DOCKER_LAYER_TAR_GZIP);
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut tar).unwrap();
+        let config: serde_json::Value = serde_json::from_slice(docker.config()).unwrap();
+        assert_eq!(config["rootfs"]["diff_ids"][0], Digest::sha256_of(&tar).to_string());
+    }
+
+    #[test]
+    fn non_wasm_is_refused() {
+        let err = build(Bytes::from_static(b"#!/bin/sh\necho"), &BuildOptions::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat);
+    }
+}

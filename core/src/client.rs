@@ -1,0 +1,282 @@
+//! The operations: pull, push, copy, resolve. Everything here is store-agnostic; stores
+//! come from the location, formats from the manifest.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use crate::digest::{Descriptor, Digest};
+use crate::error::{Error, Result};
+use crate::extract::{self, Destination};
+use crate::formats::{self, ConfigView, ModuleSource};
+use crate::image::{BlobBody, ImageInfo, WasmImage};
+use crate::location::{Location, Selector};
+use crate::manifest::{self, Parsed};
+use crate::media_types as mt;
+use crate::options::{CallOptions, ClientOptions, Context};
+use crate::runtime::run_blocking;
+use crate::select;
+use crate::store::{self, Access, RawManifest, Store};
+use crate::transfer::{self, BlobOpener, FetchedManifest};
+
+/// What `resolve` reports: the top-level manifest or index a reference names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// Holds options and connection state; cheap to clone and safe to share between threads.
+#[derive(Clone)]
+pub struct Client {
+    ctx: Context,
+}
+
+/// The client behind the module-level functions of every binding.
+pub fn default_client() -> Result<&'static Client> {
+    static DEFAULT: OnceLock<Client> = OnceLock::new();
+    if let Some(c) = DEFAULT.get() {
+        return Ok(c);
+    }
+    let client = Client::new(ClientOptions::default())?;
+    Ok(DEFAULT.get_or_init(|| client))
+}
+
+struct Pulled {
+    info: ImageInfo,
+    module: Option<bytes::Bytes>,
+    blobs: Vec<(Descriptor, BlobBody)>,
+}
+
+impl Client {
+    pub fn new(options: ClientOptions) -> Result<Client> {
+        Ok(Client {
+            ctx: Context::new(options)?,
+        })
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.ctx.options
+    }
+
+    /// Fetches, verifies and extracts the module into memory.
+    pub async fn pull(&self, location: &str, call: &CallOptions) -> Result<WasmImage> {
+        let pulled = self.pull_into(location, Destination::Memory, call).await?;
+        let module = pulled.module.ok_or_else(|| Error::internal("module missing after an in-memory pull"))?;
+        Ok(WasmImage {
+            info: pulled.info,
+            module,
+            blobs: pulled.blobs,
+        })
+    }
+
+    /// Fetches and verifies the module straight into `path` (never held in memory). The
+    /// file appears only when everything checked out.
+    pub async fn pull_to_file(&self, location: &str, path: &Path, call: &CallOptions) -> Result<ImageInfo> {
+        if path.is_dir() {
+            return Err(Error::invalid_argument(format!("{} is a directory; give a file path", path.display())));
+        }
+        Ok(self.pull_into(location, Destination::File(path.to_path_buf()), call).await?.info)
+    }
+
+    async fn pull_into(&self, location: &str, destination: Destination, call: &CallOptions) -> Result<Pulled> {
+        let location = Location::parse(location)?;
+        let store = store::open(&location, Access::Read, &self.ctx).await?;
+        let limits = self.ctx.options.limits;
+        let platform = call.platform.as_ref().or(self.ctx.options.platform.as_ref());
+        let selected = select::select(store.as_ref(), &location.selector(), &limits, platform).await?;
+        let what = format!("{location}");
+        let config_descriptor = selected.parsed.config.clone();
+        let config = transfer::read_small_blob(store.as_ref(), &config_descriptor, limits.max_metadata_bytes, "config").await?;
+        let plan = formats::classify(&selected.parsed, &ConfigView::new(&config_descriptor, &config), &what)?;
+        tracing::debug!(location = %what, variant = %plan.variant, "pulling");
+
+        let opener = BlobOpener {
+            store: store.clone(),
+            progress: call.progress.clone(),
+            handle: tokio::runtime::Handle::current(),
+            cancel: Default::default(),
+        };
+        let extracted = {
+            let plan = plan.clone();
+            let destination = destination.clone();
+            run_blocking(move |cancel| {
+                let opener = BlobOpener { cancel, ..opener };
+                extract::extract(&plan, &opener, &limits, &destination)
+            })
+            .await
+            .map_err(|e| if e.message().starts_with(&what) { e } else { e.context(&what) })?
+        };
+
+        let module_layer = match &plan.source {
+            ModuleSource::Raw(layer) => Some(layer.digest.clone()),
+            ModuleSource::InTar { .. } => None,
+        };
+        let mut blobs = vec![(config_descriptor.clone(), BlobBody::Bytes(config.clone()))];
+        for layer in &selected.parsed.layers {
+            let body = match (&extracted.module, &module_layer) {
+                _ if layer.digest == config_descriptor.digest => BlobBody::Bytes(config.clone()),
+                (Some(module), Some(d)) if *d == layer.digest => BlobBody::Bytes(module.clone()),
+                _ => BlobBody::InStore(store.clone()),
+            };
+            blobs.push((layer.clone(), body));
+        }
+        let info = ImageInfo {
+            variant: plan.variant,
+            module_digest: extracted.digest,
+            module_size: extracted.size,
+            manifest: selected.manifest.raw.bytes.clone(),
+            manifest_media_type: selected.media_type.clone(),
+            manifest_digest: selected.manifest.digest.clone(),
+            index_digest: selected.index_digest.clone(),
+            config,
+            config_descriptor,
+            runtime_config: plan.runtime_config.or(extracted.runtime_config),
+            annotations: selected.parsed.annotations.clone(),
+        };
+        tracing::info!(location = %what, manifest = %info.manifest_digest, module = %info.module_digest, "pulled");
+        Ok(Pulled {
+            info,
+            module: extracted.module,
+            blobs,
+        })
+    }
+
+    /// Writes an image (built, or pulled from anywhere) to a location; returns the
+    /// manifest digest.
+    pub async fn push(&self, image: &WasmImage, location: &str, call: &CallOptions) -> Result<Digest> {
+        let location = Location::parse(location)?;
+        let selector = location.selector();
+        if let Some(d) = &selector.digest {
+            if *d != image.info.manifest_digest {
+                return Err(Error::invalid_argument(format!(
+                    "{location} pins digest {d}, but the image's manifest digest is {}",
+                    image.info.manifest_digest
+                )));
+            }
+        }
+        let destination = store::open(&location, Access::Write, &self.ctx).await?;
+        for (descriptor, body) in &image.blobs {
+            match body {
+                BlobBody::Bytes(data) => {
+                    transfer::put_bytes(destination.as_ref(), descriptor, data.clone(), call.progress.as_ref()).await?
+                }
+                BlobBody::InStore(source) => {
+                    transfer::copy_blob(source.as_ref(), destination.as_ref(), descriptor, call.progress.as_ref()).await?
+                }
+            }
+        }
+        let raw = RawManifest {
+            bytes: image.info.manifest.clone(),
+            media_type: Some(image.info.manifest_media_type.clone()),
+        };
+        destination
+            .put_manifest(&raw, &image.info.manifest_digest, selector.tag.as_deref())
+            .await?;
+        destination.commit().await?;
+        tracing::info!(location = %location, manifest = %image.info.manifest_digest, "pushed");
+        Ok(image.info.manifest_digest.clone())
+    }
+
+    /// Copies an image, or a whole index with every manifest it lists, between any two
+    /// locations. Digests are preserved: bytes are moved, never re-encoded.
+    pub async fn copy(&self, source: &str, destination: &str, call: &CallOptions) -> Result<Digest> {
+        let source_location = Location::parse(source)?;
+        let destination_location = Location::parse(destination)?;
+        let src = store::open(&source_location, Access::Read, &self.ctx).await?;
+        let dst = store::open(&destination_location, Access::Write, &self.ctx).await?;
+        let limits = self.ctx.options.limits;
+        let top = copy_tree(src.as_ref(), dst.as_ref(), source_location.selector(), 0, &limits, call).await?;
+        let dst_selector = destination_location.selector();
+        if let Some(d) = &dst_selector.digest {
+            if *d != top.digest {
+                return Err(Error::invalid_argument(format!(
+                    "{destination_location} pins digest {d}, but {source_location} has digest {}",
+                    top.digest
+                )));
+            }
+        }
+        let tag = dst_selector.tag.or_else(|| source_location.selector().tag);
+        dst.put_manifest(&top.raw, &top.digest, tag.as_deref()).await?;
+        dst.commit().await?;
+        tracing::info!(source = %source_location, destination = %destination_location, manifest = %top.digest, "copied");
+        Ok(top.digest)
+    }
+
+    /// The digest a reference names, without downloading the module (one request to a
+    /// registry).
+    pub async fn resolve(&self, location: &str, _call: &CallOptions) -> Result<Resolved> {
+        let location = Location::parse(location)?;
+        let store = store::open(&location, Access::Read, &self.ctx).await?;
+        let descriptor = store.resolve(&location.selector()).await?;
+        Ok(Resolved {
+            digest: descriptor.digest,
+            media_type: descriptor.media_type,
+            size: descriptor.size,
+        })
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Copies everything a manifest or index references (blobs, child manifests), but not the
+/// top manifest itself, which the caller writes last so it never points at missing content.
+fn copy_tree<'a>(
+    src: &'a dyn Store,
+    dst: &'a dyn Store,
+    selector: Selector,
+    depth: u32,
+    limits: &'a crate::Limits,
+    call: &'a CallOptions,
+) -> BoxFuture<'a, Result<FetchedManifest>> {
+    Box::pin(async move {
+        let fetched = transfer::fetch_manifest(src, &selector, limits.max_metadata_bytes).await?;
+        let what = format!("{}{selector}", src.describe());
+        match manifest::parse(&fetched.raw.bytes, fetched.raw.media_type.as_deref(), &what)? {
+            Parsed::Manifest(m) => {
+                transfer::copy_blob(src, dst, &m.config, call.progress.as_ref()).await?;
+                for layer in &m.layers {
+                    transfer::copy_blob(src, dst, layer, call.progress.as_ref()).await?;
+                }
+            }
+            Parsed::Index(index) => {
+                if depth >= limits.max_index_depth {
+                    return Err(Error::limit_exceeded(format!(
+                        "{what}: indexes nest deeper than the limit of {}",
+                        limits.max_index_depth
+                    )));
+                }
+                for child in &index.manifests {
+                    if !(mt::is_manifest(&child.media_type) || mt::is_index(&child.media_type)) {
+                        continue;
+                    }
+                    let child_selector = Selector {
+                        tag: None,
+                        digest: Some(child.digest.clone()),
+                    };
+                    let mut fetched_child = copy_tree(src, dst, child_selector, depth + 1, limits, call).await?;
+                    if fetched_child.raw.media_type.is_none() {
+                        fetched_child.raw.media_type = Some(child.media_type.clone());
+                    }
+                    dst.put_manifest(&fetched_child.raw, &fetched_child.digest, None).await?;
+                }
+            }
+        }
+        Ok(fetched)
+    })
+}
+
+/// Shared so bindings can build a `CallOptions` in one line.
+pub fn call_options(progress: Option<crate::Progress>, platform: Option<crate::Platform>) -> CallOptions {
+    CallOptions { platform, progress }
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Client>();
+    check::<WasmImage>();
+    check::<Arc<dyn Store>>();
+}

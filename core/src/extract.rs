@@ -1,0 +1,372 @@
+//! Carries out a format's [`Plan`]: streams the module out of its layer into memory or a
+//! file, bounded by the limits, with every layer read verified to its end.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::digest::{Algorithm, Descriptor, Digest, Hasher};
+use crate::error::{Error, Result};
+use crate::formats::{ModuleSource, Plan, TarTarget};
+use crate::image::RuntimeConfig;
+use crate::limits::Limits;
+use crate::media_types::{self as mt, Compression};
+use crate::transfer::BlobOpener;
+
+const CORE_MODULE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+/// Checks the first bytes of a module: a core module or a component, nothing else.
+pub fn check_wasm_header(head: &[u8], what: &str) -> Result<()> {
+    if head.len() >= 8 && (head[..8] == CORE_MODULE_HEADER || head[..8] == COMPONENT_HEADER) {
+        return Ok(());
+    }
+    let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Err(Error::invalid_format(format!(
+        "{what} is not WebAssembly: it starts with [{}], expected 00 61 73 6d 01 00 00 00 (module) or 00 61 73 6d 0d 00 01 00 (component)",
+        shown.join(" ")
+    )))
+}
+
+/// Where the module goes.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    Memory,
+    /// Written to a temporary file beside the path and renamed into place only when
+    /// everything checked out.
+    File(PathBuf),
+}
+
+enum SinkOut {
+    Memory(Vec<u8>),
+    File(tempfile::NamedTempFile),
+}
+
+/// Receives module bytes: bounded, hashed unless the digest is already known, header kept.
+struct ModuleSink {
+    out: SinkOut,
+    hasher: Option<Hasher>,
+    size: u64,
+    limit: u64,
+    head: Vec<u8>,
+}
+
+impl ModuleSink {
+    fn new(destination: &Destination, size_hint: u64, limit: u64, hash: bool) -> Result<ModuleSink> {
+        let out = match destination {
+            Destination::Memory => SinkOut::Memory(Vec::with_capacity(size_hint.min(limit) as usize)),
+            Destination::File(path) => {
+                let dir = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                let file = tempfile::Builder::new()
+                    .prefix(".wasm-image-")
+                    .suffix(".partial")
+                    .tempfile_in(&dir)
+                    .map_err(|e| Error::io(format!("cannot create a file in {}", dir.display()), e))?;
+                SinkOut::File(file)
+            }
+        };
+        Ok(ModuleSink {
+            out,
+            hasher: hash.then(|| Hasher::new(Algorithm::Sha256)),
+            size: 0,
+            limit,
+            head: Vec::with_capacity(8),
+        })
+    }
+
+    fn finish(self, known_digest: Option<&Digest>, destination: &Destination, what: &str) -> Result<Extracted> {
+        check_wasm_header(&self.head, what)?;
+        let digest = match (self.hasher, known_digest) {
+            (Some(h), _) => h.finish(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => return Err(Error::internal("module digest neither computed nor known")),
+        };
+        let module = match (self.out, destination) {
+            (SinkOut::Memory(v), _) => Some(Bytes::from(v)),
+            (SinkOut::File(mut f), Destination::File(path)) => {
+                f.flush().and_then(|_| f.as_file().sync_all()).map_err(|e| Error::io(path.display(), e))?;
+                f.persist(path).map_err(|e| Error::io(format!("cannot write {}", path.display()), e.error))?;
+                None
+            }
+            (SinkOut::File(_), Destination::Memory) => unreachable!("sink built from the destination"),
+        };
+        Ok(Extracted {
+            module,
+            digest,
+            size: self.size,
+            runtime_config: None,
+        })
+    }
+}
+
+impl Write for ModuleSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.size + buf.len() as u64 > self.limit {
+            return Err(Error::limit_exceeded(format!(
+                "the module is larger than the limit of {} bytes",
+                self.limit
+            ))
+            .into_io());
+        }
+        if self.head.len() < 8 {
+            let take = (8 - self.head.len()).min(buf.len());
+            self.head.extend_from_slice(&buf[..take]);
+        }
+        match &mut self.out {
+            SinkOut::Memory(v) => v.extend_from_slice(buf),
+            SinkOut::File(f) => f.write_all(buf)?,
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(buf);
+        }
+        self.size += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct Extracted {
+    /// The module when extracted into memory.
+    pub module: Option<Bytes>,
+    pub digest: Digest,
+    pub size: u64,
+    /// `runtime-config.json` found beside the module in a compat layer.
+    pub runtime_config: Option<RuntimeConfig>,
+}
+
+/// Turns an I/O error from inside tar or a decompressor into ours: our own errors (digest,
+/// limits, cancellation) pass through, anything else means the layer is malformed.
+fn layer_error(err: io::Error, layer: &Descriptor, what: &str) -> Error {
+    match Error::find_in_io(&err) {
+        Some(ours) => ours,
+        None => Error::invalid_format(format!("layer {} ({}): {what}: {err}", layer.digest, layer.media_type)),
+    }
+}
+
+pub fn extract(plan: &Plan, opener: &BlobOpener, limits: &Limits, destination: &Destination) -> Result<Extracted> {
+    let what = opener.describe();
+    match &plan.source {
+        ModuleSource::Raw(layer) => {
+            if layer.size > limits.max_module_bytes {
+                return Err(Error::limit_exceeded(format!(
+                    "{what}: module layer {} is {} bytes, more than the limit of {}",
+                    layer.digest, layer.size, limits.max_module_bytes
+                )));
+            }
+            // The verified layer digest is the module digest when both are sha256.
+            let known = (layer.digest.algorithm() == Algorithm::Sha256).then_some(&layer.digest);
+            let mut sink = ModuleSink::new(destination, layer.size, limits.max_module_bytes, known.is_none())?;
+            let mut blob = opener.open(layer)?;
+            io::copy(&mut blob, &mut sink).map_err(Error::from_io)?;
+            sink.finish(known, destination, &format!("{what}: module layer {}", layer.digest))
+        }
+        ModuleSource::InTar {
+            layers,
+            target,
+            runtime_config_file,
+        } => {
+            for layer in layers {
+                let compression = mt::tar_layer_compression(&layer.media_type).unwrap_or(Compression::None);
+                if let Some(found) = search_layer(layer, compression, target, *runtime_config_file, opener, limits, destination)? {
+                    return Ok(found);
+                }
+            }
+            let wanted = match target {
+                TarTarget::BaseName(name) => name.to_string(),
+                TarTarget::Path(p) => p.clone(),
+            };
+            Err(Error::invalid_format(format!(
+                "{what}: no regular file {wanted:?} in any of the {} tar layers",
+                layers.len()
+            )))
+        }
+    }
+}
+
+enum Decoder<R: Read> {
+    Plain(R),
+    Gzip(Box<flate2::read::MultiGzDecoder<R>>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, io::BufReader<R>>>),
+}
+
+impl<R: Read> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Plain(r) => r.read(buf),
+            Decoder::Gzip(r) => r.read(buf),
+            Decoder::Zstd(r) => r.read(buf),
+        }
+    }
+}
+
+/// Fails once more than `limit` decompressed bytes were read: a decompression bomb stops
+/// here instead of filling memory or disk.
+struct Bounded<R> {
+    inner: R,
+    remaining: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.remaining {
+            return Err(Error::limit_exceeded(format!(
+                "a layer decompresses to more than the limit of {} bytes",
+                self.limit
+            ))
+            .into_io());
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A tar path made relative: `./a/b`, `/a/b` and `a/b` are the same; `..` is refused.
+fn normalize(path: &Path) -> std::result::Result<String, ()> {
+    let mut parts = Vec::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            std::path::Component::CurDir | std::path::Component::RootDir => {}
+            std::path::Component::ParentDir | std::path::Component::Prefix(_) => return Err(()),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn target_matches(target: &TarTarget, path: &Path) -> bool {
+    match target {
+        TarTarget::BaseName(name) => path.file_name().is_some_and(|n| n == *name),
+        TarTarget::Path(wanted) => {
+            let wanted = normalize(Path::new(wanted)).unwrap_or_default();
+            path.file_name().is_some() && normalize(path).is_ok_and(|p| p == wanted)
+                || normalize(path).is_err() && path.file_name() == Path::new(&wanted).file_name()
+        }
+    }
+}
+
+fn search_layer(
+    layer: &Descriptor,
+    compression: Compression,
+    target: &TarTarget,
+    want_runtime_config: bool,
+    opener: &BlobOpener,
+    limits: &Limits,
+    destination: &Destination,
+) -> Result<Option<Extracted>> {
+    let mut blob = opener.open(layer)?;
+    // Finished only after the whole layer was verified, so no file appears before that.
+    let mut module: Option<(ModuleSink, String)> = None;
+    let mut runtime_config: Option<Vec<u8>> = None;
+    {
+        let decoder = match compression {
+            Compression::None => Decoder::Plain(&mut blob),
+            Compression::Gzip => Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(&mut blob))),
+            Compression::Zstd => Decoder::Zstd(Box::new(
+                zstd::stream::read::Decoder::new(&mut blob).map_err(|e| layer_error(e, layer, "cannot start zstd"))?,
+            )),
+        };
+        let bounded = Bounded {
+            inner: decoder,
+            remaining: limits.max_decompressed_bytes,
+            limit: limits.max_decompressed_bytes,
+        };
+        let mut archive = tar::Archive::new(bounded);
+        let entries = archive.entries().map_err(|e| layer_error(e, layer, "not a valid tar"))?;
+        let mut count = 0u64;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| layer_error(e, layer, "corrupt tar or compressed data"))?;
+            count += 1;
+            if count > limits.max_tar_entries {
+                return Err(Error::limit_exceeded(format!(
+                    "layer {} has more than the limit of {} tar entries",
+                    layer.digest, limits.max_tar_entries
+                )));
+            }
+            let path = entry.path().map_err(|e| layer_error(e, layer, "bad tar entry name"))?.into_owned();
+            let kind = entry.header().entry_type();
+            let regular = matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous);
+            if target_matches(target, &path) {
+                let shown = path.display().to_string();
+                if !regular {
+                    return Err(Error::invalid_format(format!(
+                        "layer {}: {shown:?} is a {} entry, not a regular file; links are never followed",
+                        layer.digest,
+                        entry_kind_name(kind)
+                    )));
+                }
+                if normalize(&path).is_err() {
+                    return Err(Error::invalid_format(format!(
+                        "layer {}: {shown:?} has a path that escapes the image root",
+                        layer.digest
+                    )));
+                }
+                if module.is_some() {
+                    continue;
+                }
+                let size = entry.header().size().map_err(|e| layer_error(e, layer, "bad tar header"))?;
+                if size > limits.max_module_bytes {
+                    return Err(Error::limit_exceeded(format!(
+                        "layer {}: {shown:?} is {size} bytes, more than the module limit of {}",
+                        layer.digest, limits.max_module_bytes
+                    )));
+                }
+                let mut sink = ModuleSink::new(destination, size, limits.max_module_bytes, true)?;
+                io::copy(&mut entry, &mut sink).map_err(|e| layer_error(e, layer, "cannot read the module"))?;
+                module = Some((sink, format!("{shown:?} in layer {}", layer.digest)));
+            } else if want_runtime_config
+                && regular
+                && runtime_config.is_none()
+                && path.file_name().is_some_and(|n| n == mt::COMPAT_RUNTIME_CONFIG_FILE)
+                && normalize(&path).is_ok()
+            {
+                let size = entry.header().size().unwrap_or(u64::MAX);
+                if size > limits.max_metadata_bytes {
+                    return Err(Error::limit_exceeded(format!(
+                        "layer {}: runtime-config.json is {size} bytes, more than the limit of {}",
+                        layer.digest, limits.max_metadata_bytes
+                    )));
+                }
+                let mut data = Vec::with_capacity(size as usize);
+                entry.read_to_end(&mut data).map_err(|e| layer_error(e, layer, "cannot read runtime-config.json"))?;
+                runtime_config = Some(data);
+            }
+        }
+        // Read what follows the tar's end so the decompressor checks its trailer.
+        let mut rest = archive.into_inner();
+        io::copy(&mut rest, &mut io::sink()).map_err(|e| layer_error(e, layer, "corrupt data after the tar"))?;
+    }
+    // The layer's digest is known only once its last byte has been read.
+    io::copy(&mut blob, &mut io::sink()).map_err(|e| layer_error(e, layer, "cannot read the layer"))?;
+    match module {
+        Some((sink, what)) => {
+            let mut found = sink.finish(None, destination, &what)?;
+            if let Some(data) = runtime_config {
+                found.runtime_config =
+                    Some(RuntimeConfig::parse(&data).map_err(|e| e.context(format!("runtime-config.json in layer {}", layer.digest)))?);
+            }
+            Ok(Some(found))
+        }
+        None => Ok(None),
+    }
+}
+
+fn entry_kind_name(kind: tar::EntryType) -> &'static str {
+    match kind {
+        tar::EntryType::Symlink => "symbolic link",
+        tar::EntryType::Link => "hard link",
+        tar::EntryType::Char => "character device",
+        tar::EntryType::Block => "block device",
+        tar::EntryType::Directory => "directory",
+        tar::EntryType::Fifo => "FIFO",
+        _ => "special",
+    }
+}

@@ -1,0 +1,58 @@
+//! Docker / containerd `wasi/wasm` platform images: an ordinary image config with
+//! `architecture: "wasm"`, the module either a raw Wasm layer or the entrypoint file.
+
+use serde_json::Value;
+
+use super::compat::tar_layers_last_first;
+use super::{is_image_config, single_layer_of, ConfigView, Format, ModuleSource, Plan, TarTarget};
+use crate::error::Result;
+use crate::image::Variant;
+use crate::manifest::ImageManifest;
+use crate::media_types as mt;
+
+pub struct WasiImage;
+
+fn has_raw_wasm_layer(manifest: &ImageManifest) -> bool {
+    manifest.layers.iter().any(|l| l.media_type == mt::WASM_LAYER || l.media_type == mt::COMPONENT_LAYER)
+}
+
+fn entrypoint(config: &ConfigView<'_>) -> Option<String> {
+    let json = config.json.as_ref()?;
+    let first = json.get("config")?.get("Entrypoint")?.as_array()?.first()?;
+    match first {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl Format for WasiImage {
+    fn variant(&self) -> Variant {
+        Variant::WasiImage
+    }
+
+    fn detect(&self, manifest: &ImageManifest, config: &ConfigView<'_>) -> bool {
+        is_image_config(config.media_type())
+            && (config.str_field("architecture") == Some("wasm") || has_raw_wasm_layer(manifest))
+    }
+
+    fn plan(&self, manifest: &ImageManifest, config: &ConfigView<'_>) -> Result<Plan> {
+        let source = if has_raw_wasm_layer(manifest) {
+            ModuleSource::Raw(single_layer_of(manifest, &[mt::WASM_LAYER, mt::COMPONENT_LAYER], "wasi/wasm image")?.clone())
+        } else {
+            let target = match entrypoint(config) {
+                Some(path) => TarTarget::Path(path),
+                None => TarTarget::BaseName(mt::COMPAT_MODULE_FILE),
+            };
+            ModuleSource::InTar {
+                layers: tar_layers_last_first(manifest)?,
+                target,
+                runtime_config_file: false,
+            }
+        };
+        Ok(Plan {
+            variant: Variant::WasiImage,
+            source,
+            runtime_config: None,
+        })
+    }
+}
