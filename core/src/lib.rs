@@ -12,6 +12,7 @@ pub mod formats;
 pub mod image;
 pub mod limits;
 pub mod location;
+pub mod logging;
 pub mod manifest;
 pub mod media_types;
 pub mod module_facts;
