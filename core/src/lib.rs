@@ -3,6 +3,7 @@
 //! Data flow: location → store → manifest/index → select → classify format →
 //! extract + verify → [`WasmImage`], and back for writing.
 
+pub mod auth;
 pub mod build;
 pub mod client;
 pub mod digest;
