@@ -1,1 +1,1477 @@
-//! placeholder
+//! OCI image layout directories (`oci:DIR[:TAG]`), the embedded default store.
+//!
+//! A layout is `oci-layout`, `index.json` and `blobs/<alg>/<hex>`; a tag is the
+//! `org.opencontainers.image.ref.name` annotation of an `index.json` entry (skopeo writes
+//! exactly the tag there). Every file we write appears atomically (temp file in the same
+//! directory, fsync, rename), so readers never see a partial blob or index and need no
+//! lock. Writers of `index.json` serialise on an exclusive lock of the `oci-layout` file,
+//! which every layout has and no other tool rewrites: concurrent writers, threads or
+//! processes, never lose each other's entries. `index.json` is edited as plain JSON, so
+//! fields and entries we do not know are kept.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::digest::{size_mismatch, Descriptor, Digest};
+use crate::error::{Error, Result};
+use crate::location::Selector;
+use crate::media_types::{self as mt, annotations};
+use crate::store::{Access, BlobStream, RawManifest, Store};
+
+pub(crate) const OCI_LAYOUT_FILE: &str = "oci-layout";
+pub(crate) const INDEX_FILE: &str = "index.json";
+pub(crate) const BLOBS_DIR: &str = "blobs";
+const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+/// Largest `index.json`, `oci-layout` or manifest read into memory. The transfer layer
+/// applies the caller's (smaller) limits; this only keeps a hostile layout from making
+/// us read an arbitrary file into memory.
+pub(crate) const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
+const COPY_BUFFER_BYTES: usize = 256 * 1024;
+/// Prefix of our temporary files; never a valid blob name, so never mistaken for one.
+pub(crate) const TEMP_PREFIX: &str = ".wasm-image-";
+
+/// An OCI image layout directory.
+pub struct LayoutStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    /// How messages name the store (`oci:DIR`, or the archive a staging layout stands for).
+    name: String,
+    access: Access,
+}
+
+impl LayoutStore {
+    /// Opens a layout. `Access::Read` requires an existing layout; `Access::Write` creates
+    /// the directory, `oci-layout`, `blobs/` and an empty `index.json` where missing.
+    pub async fn open(dir: &Path, access: Access) -> Result<LayoutStore> {
+        LayoutStore::open_named(dir, access, format!("oci:{}", dir.display())).await
+    }
+
+    /// Like [`LayoutStore::open`], naming the store `name` in messages.
+    pub(crate) async fn open_named(
+        dir: &Path,
+        access: Access,
+        name: String,
+    ) -> Result<LayoutStore> {
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            name,
+            access,
+        });
+        let worker = inner.clone();
+        blocking(move || match access {
+            Access::Read => worker.check_layout(),
+            Access::Write => worker.create_layout(),
+        })
+        .await?;
+        Ok(LayoutStore { inner })
+    }
+
+    /// The layout's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        match self.inner.access {
+            Access::Write => Ok(()),
+            Access::Read => Err(Error::invalid_argument(format!(
+                "{} was opened for reading; open it for writing to store images",
+                self.inner.name
+            ))),
+        }
+    }
+
+    /// The descriptors listed in `index.json`, in file order (tags are their
+    /// `org.opencontainers.image.ref.name` annotations).
+    pub async fn entries(&self) -> Result<Vec<Descriptor>> {
+        let inner = self.inner.clone();
+        blocking(move || inner.entries()).await
+    }
+}
+
+impl Inner {
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        blob_path(&self.dir, digest)
+    }
+
+    fn check_layout(&self) -> Result<()> {
+        match fs::metadata(&self.dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::invalid_format(format!(
+                    "{}: {} is not a directory (read a tar of a layout with oci-archive:)",
+                    self.name,
+                    self.dir.display()
+                )))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::not_found(format!(
+                    "{}: directory {} does not exist",
+                    self.name,
+                    self.dir.display()
+                )))
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    format!("{}: reading {}", self.name, self.dir.display()),
+                    e,
+                ))
+            }
+        }
+        self.check_layout_version()?;
+        self.read_index()?;
+        Ok(())
+    }
+
+    fn create_layout(&self) -> Result<()> {
+        let ctx = |what: &str| format!("{}: {what} {}", self.name, self.dir.display());
+        match fs::metadata(&self.dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::invalid_argument(format!(
+                    "{}: {} exists and is not a directory",
+                    self.name,
+                    self.dir.display()
+                )))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&self.dir).map_err(|e| Error::io(ctx("creating"), e))?
+            }
+            Err(e) => return Err(Error::io(ctx("reading"), e)),
+        }
+        if !self.dir.join(OCI_LAYOUT_FILE).exists() {
+            // No-clobber: a concurrent creator may win; its file is as good as ours.
+            write_file_atomic(&self.dir, OCI_LAYOUT_FILE, OCI_LAYOUT_CONTENT, true)
+                .map_err(|e| Error::io(ctx("creating oci-layout in"), e))?;
+        }
+        self.check_layout_version()?;
+        fs::create_dir_all(self.dir.join(BLOBS_DIR).join("sha256"))
+            .map_err(|e| Error::io(ctx("creating blobs/ in"), e))?;
+        if !self.dir.join(INDEX_FILE).exists() {
+            let empty = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": mt::OCI_INDEX,
+                "manifests": [],
+            });
+            let bytes = serde_json::to_vec(&empty).expect("JSON values serialise");
+            write_file_atomic(&self.dir, INDEX_FILE, &bytes, true)
+                .map_err(|e| Error::io(ctx("creating index.json in"), e))?;
+        }
+        self.read_index()?;
+        Ok(())
+    }
+
+    fn check_layout_version(&self) -> Result<()> {
+        let path = self.dir.join(OCI_LAYOUT_FILE);
+        let data = match read_bounded(&path, 64 * 1024, &self.name) {
+            Ok(data) => data,
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                let empty = fs::read_dir(&self.dir).is_ok_and(|mut it| it.next().is_none());
+                return Err(if empty {
+                    Error::not_found(format!(
+                        "{}: directory {} is empty, it holds no OCI image layout",
+                        self.name,
+                        self.dir.display()
+                    ))
+                } else {
+                    Error::invalid_format(format!(
+                        "{}: {} is not an OCI image layout: it has no oci-layout file",
+                        self.name,
+                        self.dir.display()
+                    ))
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let value: Value = serde_json::from_slice(&data).map_err(|e| {
+            Error::invalid_format(format!(
+                "{}: {} is not valid JSON: {e}",
+                self.name,
+                path.display()
+            ))
+        })?;
+        match value.get("imageLayoutVersion").and_then(Value::as_str) {
+            Some(v) if v.split('.').next() == Some("1") => Ok(()),
+            Some(v) => Err(Error::invalid_format(format!(
+                "{}: {} has imageLayoutVersion {v:?}; only 1.x layouts are supported",
+                self.name,
+                path.display()
+            ))),
+            None => Err(Error::invalid_format(format!(
+                "{}: {} has no imageLayoutVersion",
+                self.name,
+                path.display()
+            ))),
+        }
+    }
+
+    /// `index.json` as JSON, checked to be an object whose `manifests` (if any) is a list.
+    fn read_index(&self) -> Result<Value> {
+        let path = self.dir.join(INDEX_FILE);
+        let data = read_bounded(&path, MAX_JSON_BYTES, &self.name).map_err(|e| {
+            if e.kind() == crate::ErrorKind::NotFound {
+                Error::invalid_format(format!(
+                    "{}: {} is missing, so {} is not a complete OCI image layout",
+                    self.name,
+                    path.display(),
+                    self.dir.display()
+                ))
+            } else {
+                e
+            }
+        })?;
+        let value: Value = serde_json::from_slice(&data).map_err(|e| {
+            Error::invalid_format(format!(
+                "{}: {} is not valid JSON: {e}",
+                self.name,
+                path.display()
+            ))
+        })?;
+        let Some(object) = value.as_object() else {
+            return Err(Error::invalid_format(format!(
+                "{}: {} is not a JSON object",
+                self.name,
+                path.display()
+            )));
+        };
+        match object.get("manifests") {
+            None | Some(Value::Null) | Some(Value::Array(_)) => Ok(value),
+            Some(_) => Err(Error::invalid_format(format!(
+                "{}: \"manifests\" in {} is not a list",
+                self.name,
+                path.display()
+            ))),
+        }
+    }
+
+    fn entries(&self) -> Result<Vec<Descriptor>> {
+        let index = self.read_index()?;
+        let Some(Value::Array(list)) = index.get("manifests") else {
+            return Ok(Vec::new());
+        };
+        list.iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                serde_json::from_value::<Descriptor>(entry.clone()).map_err(|e| {
+                    Error::invalid_format(format!(
+                        "{}: entry {i} of index.json is not a valid descriptor: {e}",
+                        self.name
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn resolve(&self, selector: &Selector) -> Result<Descriptor> {
+        let entries = self.entries()?;
+        if let Some(digest) = &selector.digest {
+            if let Some(found) = entries.iter().find(|e| e.digest == *digest) {
+                return Ok(found.clone());
+            }
+            return self.descriptor_from_blob(digest);
+        }
+        if let Some(tag) = &selector.tag {
+            return entries
+                .iter()
+                .find(|e| e.annotation(annotations::REF_NAME) == Some(tag.as_str()))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::not_found(format!(
+                        "{}: no image tagged {tag:?} (tags here: {})",
+                        self.name,
+                        tag_list(&entries)
+                    ))
+                });
+        }
+        match entries.len() {
+            1 => Ok(entries[0].clone()),
+            0 => Err(Error::not_found(format!(
+                "{}: the layout holds no images",
+                self.name
+            ))),
+            n => Err(Error::invalid_argument(format!(
+                "{}: the layout holds {n} images; name one with :TAG or @DIGEST (tags here: {})",
+                self.name,
+                tag_list(&entries)
+            ))),
+        }
+    }
+
+    /// A descriptor for a manifest stored as a blob but not listed in `index.json` (an
+    /// index's children, or an untagged image pinned by digest).
+    fn descriptor_from_blob(&self, digest: &Digest) -> Result<Descriptor> {
+        let path = self.blob_path(digest);
+        let data = read_bounded(&path, MAX_JSON_BYTES, &self.name).map_err(|e| {
+            if e.kind() == crate::ErrorKind::NotFound {
+                Error::not_found(format!(
+                    "{}: no manifest {digest} (neither in index.json nor in blobs/)",
+                    self.name
+                ))
+            } else {
+                e
+            }
+        })?;
+        let media_type = detect_media_type(&data).ok_or_else(|| {
+            Error::invalid_format(format!(
+                "{}: blob {digest} is not a manifest or index (not a JSON object with \"config\" or \"manifests\")",
+                self.name
+            ))
+        })?;
+        Ok(Descriptor::new(
+            media_type,
+            digest.clone(),
+            data.len() as u64,
+        ))
+    }
+
+    fn read_manifest(&self, selector: &Selector) -> Result<RawManifest> {
+        let descriptor = self.resolve(selector)?;
+        if descriptor.size > MAX_JSON_BYTES {
+            return Err(Error::limit_exceeded(format!(
+                "{}: manifest {} is {} bytes, more than the {MAX_JSON_BYTES} a manifest may have",
+                self.name, descriptor.digest, descriptor.size
+            )));
+        }
+        let data = read_bounded(
+            &self.blob_path(&descriptor.digest),
+            MAX_JSON_BYTES,
+            &self.name,
+        )
+        .map_err(|e| {
+            if e.kind() == crate::ErrorKind::NotFound {
+                Error::not_found(format!(
+                    "{}: index.json lists manifest {} but its blob is missing",
+                    self.name, descriptor.digest
+                ))
+            } else {
+                e
+            }
+        })?;
+        Ok(RawManifest {
+            bytes: Bytes::from(data),
+            media_type: Some(descriptor.media_type),
+        })
+    }
+
+    fn write_manifest(
+        &self,
+        bytes: &[u8],
+        descriptor: &Descriptor,
+        tag: Option<&str>,
+    ) -> Result<()> {
+        let path = self.blob_path(&descriptor.digest);
+        let present = fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == descriptor.size);
+        if !present {
+            let alg_dir = path.parent().expect("blob paths have a parent");
+            fs::create_dir_all(alg_dir)
+                .and_then(|()| {
+                    write_file_atomic(alg_dir, descriptor.digest.hex(), bytes, false).map(drop)
+                })
+                .map_err(|e| {
+                    Error::io(
+                        format!("{}: writing manifest {}", self.name, descriptor.digest),
+                        e,
+                    )
+                })?;
+        }
+        let digest = descriptor.digest.to_string();
+        let mut entry = descriptor.clone();
+        if let Some(tag) = tag {
+            entry.annotations = Some([(annotations::REF_NAME.to_string(), tag.to_string())].into());
+        }
+        let entry = serde_json::to_value(&entry).expect("descriptors serialise");
+        self.update_index(|manifests| match tag {
+            Some(tag) => {
+                manifests.retain(|e| entry_tag(e) != Some(tag));
+                manifests.push(entry);
+            }
+            None => {
+                if !manifests
+                    .iter()
+                    .any(|e| e.get("digest").and_then(Value::as_str) == Some(&digest))
+                {
+                    manifests.push(entry);
+                }
+            }
+        })
+    }
+
+    /// Read-modify-write of `index.json` under the layout's exclusive lock.
+    fn update_index(&self, edit: impl FnOnce(&mut Vec<Value>)) -> Result<()> {
+        let lock_path = self.dir.join(OCI_LAYOUT_FILE);
+        let lock = fs::File::open(&lock_path).map_err(|e| {
+            Error::io(
+                format!("{}: opening {} to lock it", self.name, lock_path.display()),
+                e,
+            )
+        })?;
+        lock.lock()
+            .map_err(|e| Error::io(format!("{}: locking {}", self.name, lock_path.display()), e))?;
+        let mut index = self.read_index()?;
+        let object = index
+            .as_object_mut()
+            .expect("read_index checks for an object");
+        let manifests = object.entry("manifests").or_insert(Value::Null);
+        if manifests.is_null() {
+            *manifests = Value::Array(Vec::new());
+        }
+        edit(
+            manifests
+                .as_array_mut()
+                .expect("read_index checks for a list"),
+        );
+        let bytes = serde_json::to_vec(&index).expect("JSON values serialise");
+        write_file_atomic(&self.dir, INDEX_FILE, &bytes, false)
+            .map_err(|e| Error::io(format!("{}: writing index.json", self.name), e))?;
+        // Closing the file releases the lock, after the rename made the new index visible.
+        drop(lock);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for LayoutStore {
+    fn describe(&self) -> String {
+        self.inner.name.clone()
+    }
+
+    async fn resolve(&self, selector: &Selector) -> Result<Descriptor> {
+        let inner = self.inner.clone();
+        let selector = selector.clone();
+        blocking(move || inner.resolve(&selector)).await
+    }
+
+    async fn manifest(&self, selector: &Selector) -> Result<RawManifest> {
+        let inner = self.inner.clone();
+        let selector = selector.clone();
+        blocking(move || inner.read_manifest(&selector)).await
+    }
+
+    async fn open_blob(&self, descriptor: &Descriptor) -> Result<BlobStream> {
+        // The file name comes only from a validated digest: no path tricks possible.
+        let path = self.inner.blob_path(&descriptor.digest);
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => Ok(Box::pin(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::not_found(format!(
+                "{}: blob {} not found",
+                self.inner.name, descriptor.digest
+            ))),
+            Err(e) => Err(Error::io(
+                format!("{}: opening blob {}", self.inner.name, descriptor.digest),
+                e,
+            )),
+        }
+    }
+
+    async fn has_blob(&self, descriptor: &Descriptor) -> Result<bool> {
+        match tokio::fs::metadata(self.inner.blob_path(&descriptor.digest)).await {
+            Ok(meta) => Ok(meta.is_file() && meta.len() == descriptor.size),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(
+                format!(
+                    "{}: looking for blob {}",
+                    self.inner.name, descriptor.digest
+                ),
+                e,
+            )),
+        }
+    }
+
+    async fn put_blob(&self, descriptor: &Descriptor, mut data: BlobStream) -> Result<()> {
+        self.check_writable()?;
+        // Content-addressed: what is there under this digest is this content.
+        if self.has_blob(descriptor).await? {
+            return Ok(());
+        }
+        let name = self.inner.name.clone();
+        let write_err = {
+            let name = name.clone();
+            let digest = descriptor.digest.clone();
+            move |e: io::Error| Error::io(format!("{name}: writing blob {digest}"), e)
+        };
+        let final_path = self.inner.blob_path(&descriptor.digest);
+        let alg_dir = final_path
+            .parent()
+            .expect("blob paths have a parent")
+            .to_path_buf();
+        let (file, temp_path) = {
+            let alg_dir = alg_dir.clone();
+            let write_err = write_err.clone();
+            blocking(move || {
+                fs::create_dir_all(&alg_dir).map_err(&write_err)?;
+                Ok(new_temp_in(&alg_dir).map_err(&write_err)?.into_parts())
+            })
+            .await?
+        };
+        // From here on, any early return drops `temp_path`, which deletes the temp file.
+        let mut file = tokio::fs::File::from_std(file);
+        let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
+        let mut written = 0u64;
+        loop {
+            let n = data.read(&mut buffer).await.map_err(Error::from_io)?;
+            if n == 0 {
+                break;
+            }
+            written += n as u64;
+            if written > descriptor.size {
+                return Err(size_mismatch(
+                    "blob",
+                    &descriptor.digest,
+                    descriptor.size,
+                    written,
+                ));
+            }
+            file.write_all(&buffer[..n]).await.map_err(&write_err)?;
+        }
+        if written != descriptor.size {
+            return Err(size_mismatch(
+                "blob",
+                &descriptor.digest,
+                descriptor.size,
+                written,
+            ));
+        }
+        file.flush().await.map_err(&write_err)?;
+        file.sync_all().await.map_err(&write_err)?;
+        drop(file);
+        blocking(move || {
+            temp_path
+                .persist(&final_path)
+                .map_err(|e| write_err(e.error))?;
+            sync_dir(&alg_dir).map_err(&write_err)
+        })
+        .await
+    }
+
+    async fn put_manifest(
+        &self,
+        manifest: &RawManifest,
+        digest: &Digest,
+        tag: Option<&str>,
+    ) -> Result<()> {
+        self.check_writable()?;
+        if let Some(tag) = tag {
+            if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Error::invalid_argument(format!(
+                    "{}: tag {tag:?} must be non-empty, without spaces or control characters",
+                    self.inner.name
+                )));
+            }
+        }
+        let value: Value = serde_json::from_slice(&manifest.bytes).map_err(|e| {
+            Error::invalid_format(format!(
+                "{}: manifest {digest} is not valid JSON: {e}",
+                self.inner.name
+            ))
+        })?;
+        // The JSON's own media type is the truth; then what the source said; then its shape.
+        let media_type = value
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| manifest.media_type.clone())
+            .or_else(|| detect_media_type(&manifest.bytes))
+            .ok_or_else(|| {
+                Error::invalid_format(format!(
+                    "{}: manifest {digest} has no media type and is neither a manifest nor an index",
+                    self.inner.name
+                ))
+            })?;
+        let descriptor = Descriptor::new(media_type, digest.clone(), manifest.bytes.len() as u64);
+        descriptor.verify(&manifest.bytes, "manifest")?;
+        let inner = self.inner.clone();
+        let bytes = manifest.bytes.clone();
+        let tag = tag.map(str::to_string);
+        blocking(move || inner.write_manifest(&bytes, &descriptor, tag.as_deref())).await
+    }
+}
+
+/// Runs blocking filesystem work off the async worker threads.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(Error::internal(format!("a filesystem task panicked: {e}"))),
+        Err(_) => Err(Error::cancelled()),
+    }
+}
+
+pub(crate) fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join(BLOBS_DIR)
+        .join(digest.algorithm_name())
+        .join(digest.hex())
+}
+
+/// What a path inside a layout is, judged by its components alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Member {
+    /// The root, `blobs` or `blobs/<alg>`.
+    Dir,
+    LayoutFile,
+    Index,
+    Blob(Digest),
+}
+
+/// Classifies a relative path of a layout; `None` for anything a layout does not hold.
+pub(crate) fn classify_member(components: &[&str]) -> Option<Member> {
+    match components {
+        [] | [BLOBS_DIR] => Some(Member::Dir),
+        [BLOBS_DIR, "sha256" | "sha512"] => Some(Member::Dir),
+        [OCI_LAYOUT_FILE] => Some(Member::LayoutFile),
+        [INDEX_FILE] => Some(Member::Index),
+        [BLOBS_DIR, alg, hex] => format!("{alg}:{hex}").parse().ok().map(Member::Blob),
+        _ => None,
+    }
+}
+
+fn entry_tag(entry: &Value) -> Option<&str> {
+    entry
+        .get("annotations")?
+        .get(annotations::REF_NAME)?
+        .as_str()
+}
+
+fn tag_list(entries: &[Descriptor]) -> String {
+    let tags: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e.annotation(annotations::REF_NAME))
+        .collect();
+    let untagged = entries.len() - tags.len();
+    let mut out = if tags.is_empty() {
+        "none".to_string()
+    } else {
+        tags.join(", ")
+    };
+    if untagged > 0 {
+        out.push_str(&format!("; {untagged} untagged"));
+    }
+    out
+}
+
+/// The media type of manifest bytes: their own `mediaType`, else guessed from their shape.
+fn detect_media_type(data: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(data).ok()?;
+    let object = value.as_object()?;
+    if let Some(media_type) = object.get("mediaType").and_then(Value::as_str) {
+        return Some(media_type.to_string());
+    }
+    if object.contains_key("manifests") {
+        Some(mt::OCI_INDEX.to_string())
+    } else if object.contains_key("config") {
+        Some(mt::OCI_MANIFEST.to_string())
+    } else {
+        None
+    }
+}
+
+/// Reads a whole file of at most `max` bytes. A missing file keeps the NOT_FOUND kind.
+pub(crate) fn read_bounded(path: &Path, max: u64, store: &str) -> Result<Vec<u8>> {
+    let what = || format!("{store}: reading {}", path.display());
+    let file = fs::File::open(path).map_err(|e| Error::io(what(), e))?;
+    let mut data = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| Error::io(what(), e))?;
+    if data.len() as u64 > max {
+        return Err(Error::limit_exceeded(format!(
+            "{store}: {} is larger than {max} bytes",
+            path.display()
+        )));
+    }
+    Ok(data)
+}
+
+/// A temp file in `dir` (so a rename into place is atomic), readable by others like the
+/// files skopeo writes (0644 less the umask).
+pub(crate) fn new_temp_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir)
+}
+
+/// Writes `dir/name` atomically and durably. With `no_clobber`, an existing file is left
+/// alone and `Ok(false)` returned.
+pub(crate) fn write_file_atomic(
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+    no_clobber: bool,
+) -> io::Result<bool> {
+    let mut temp = new_temp_in(dir)?;
+    temp.write_all(data)?;
+    temp.as_file().sync_all()?;
+    let target = dir.join(name);
+    if no_clobber {
+        match temp.persist_noclobber(&target) {
+            Ok(_) => {}
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(e.error),
+        }
+    } else {
+        temp.persist(&target).map_err(|e| e.error)?;
+    }
+    sync_dir(dir)?;
+    Ok(true)
+}
+
+/// Makes a rename in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::pin::Pin;
+    use std::process::Command;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    use super::*;
+    use crate::digest::VerifyingReader;
+    use crate::ErrorKind;
+
+    /// A tiny but real image: a config, one uncompressed tar layer holding `plugin.wasm`,
+    /// and an OCI manifest. `seed` makes images differ.
+    pub(crate) struct TinyImage {
+        pub config: Vec<u8>,
+        pub config_descriptor: Descriptor,
+        pub layer: Vec<u8>,
+        pub layer_descriptor: Descriptor,
+        pub manifest: Vec<u8>,
+        pub manifest_digest: Digest,
+    }
+
+    pub(crate) fn tiny_image(seed: &str) -> TinyImage {
+        // A valid core module: the header plus a custom section named after the seed.
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        module.push(0);
+        module.push(1 + seed.len() as u8);
+        module.push(seed.len() as u8);
+        module.extend_from_slice(seed.as_bytes());
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(module.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, "plugin.wasm", &module[..])
+            .unwrap();
+        let layer = builder.into_inner().unwrap();
+        let layer_descriptor = Descriptor::for_bytes(mt::OCI_LAYER_TAR, &layer);
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "wasm",
+            "os": "wasip1",
+            "config": {"Entrypoint": ["/plugin.wasm"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer_descriptor.digest.to_string()]},
+            "history": [{"created_by": seed}],
+        }))
+        .unwrap();
+        let config_descriptor = Descriptor::for_bytes(mt::OCI_IMAGE_CONFIG, &config);
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": mt::OCI_MANIFEST,
+            "config": config_descriptor,
+            "layers": [layer_descriptor],
+        }))
+        .unwrap();
+        let manifest_digest = Digest::sha256_of(&manifest);
+        TinyImage {
+            config,
+            config_descriptor,
+            layer,
+            layer_descriptor,
+            manifest,
+            manifest_digest,
+        }
+    }
+
+    pub(crate) fn verified(data: &[u8], descriptor: &Descriptor) -> BlobStream {
+        Box::pin(VerifyingReader::new(
+            io::Cursor::new(data.to_vec()),
+            descriptor,
+            "blob",
+        ))
+    }
+
+    pub(crate) async fn store_image(store: &dyn Store, image: &TinyImage, tag: Option<&str>) {
+        store
+            .put_blob(
+                &image.config_descriptor,
+                verified(&image.config, &image.config_descriptor),
+            )
+            .await
+            .unwrap();
+        store
+            .put_blob(
+                &image.layer_descriptor,
+                verified(&image.layer, &image.layer_descriptor),
+            )
+            .await
+            .unwrap();
+        let raw = RawManifest {
+            bytes: Bytes::from(image.manifest.clone()),
+            media_type: Some(mt::OCI_MANIFEST.into()),
+        };
+        store
+            .put_manifest(&raw, &image.manifest_digest, tag)
+            .await
+            .unwrap();
+    }
+
+    pub(crate) async fn read_all(store: &dyn Store, descriptor: &Descriptor) -> Vec<u8> {
+        let mut out = Vec::new();
+        store
+            .open_blob(descriptor)
+            .await
+            .unwrap()
+            .read_to_end(&mut out)
+            .await
+            .unwrap();
+        out
+    }
+
+    /// Checks that `store` serves `image` under `selector`, blobs included.
+    pub(crate) async fn assert_serves(store: &dyn Store, image: &TinyImage, selector: &Selector) {
+        let descriptor = store.resolve(selector).await.unwrap();
+        assert_eq!(descriptor.digest, image.manifest_digest);
+        assert_eq!(descriptor.media_type, mt::OCI_MANIFEST);
+        assert_eq!(descriptor.size, image.manifest.len() as u64);
+        let raw = store.manifest(selector).await.unwrap();
+        assert_eq!(&raw.bytes[..], &image.manifest[..]);
+        assert_eq!(raw.media_type.as_deref(), Some(mt::OCI_MANIFEST));
+        assert_eq!(
+            read_all(store, &image.config_descriptor).await,
+            image.config
+        );
+        assert_eq!(read_all(store, &image.layer_descriptor).await, image.layer);
+        assert!(store.has_blob(&image.layer_descriptor).await.unwrap());
+    }
+
+    /// Reads the manifest a selector names and every blob it refers to, checking each
+    /// against its descriptor; returns the manifest and the blobs (config first).
+    pub(crate) async fn assert_consistent(
+        store: &dyn Store,
+        selector: &Selector,
+    ) -> (crate::manifest::ImageManifest, Vec<Vec<u8>>) {
+        let descriptor = store.resolve(selector).await.unwrap();
+        let raw = store.manifest(selector).await.unwrap();
+        descriptor.verify(&raw.bytes, "manifest").unwrap();
+        assert_eq!(
+            raw.media_type.as_deref(),
+            Some(descriptor.media_type.as_str())
+        );
+        let manifest: crate::manifest::ImageManifest = serde_json::from_slice(&raw.bytes).unwrap();
+        let mut blobs = Vec::new();
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            assert!(store.has_blob(blob).await.unwrap(), "{}", blob.digest);
+            let data = read_all(store, blob).await;
+            blob.verify(&data, "blob").unwrap();
+            blobs.push(data);
+        }
+        (manifest, blobs)
+    }
+
+    pub(crate) fn tag(tag: &str) -> Selector {
+        Selector {
+            tag: Some(tag.into()),
+            digest: None,
+        }
+    }
+
+    pub(crate) fn digest(digest: &Digest) -> Selector {
+        Selector {
+            tag: None,
+            digest: Some(digest.clone()),
+        }
+    }
+
+    /// The path of a tool when installed, else a note on stderr and `None`.
+    pub(crate) fn tool(name: &str) -> Option<PathBuf> {
+        let found = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        });
+        if found.is_none() {
+            eprintln!(
+                "note: {name} is not installed; skipping the part of this test that needs it"
+            );
+        }
+        found
+    }
+
+    pub(crate) fn run(program: &Path, args: &[&str]) -> Vec<u8> {
+        let out = Command::new(program).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?} failed: {}",
+            program.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    fn index_json(dir: &Path) -> Value {
+        serde_json::from_slice(&fs::read(dir.join(INDEX_FILE)).unwrap()).unwrap()
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        for sub in [dir.to_path_buf(), dir.join("blobs/sha256")] {
+            for entry in fs::read_dir(sub).unwrap() {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                if name.starts_with(TEMP_PREFIX) {
+                    found.push(name);
+                }
+            }
+        }
+        found
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn round_trip_by_tag_digest_and_sole_image() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("new/store");
+        let image = tiny_image("one");
+        let writer = LayoutStore::open(&dir, Access::Write).await.unwrap();
+        store_image(&writer, &image, Some("v1")).await;
+        assert_eq!(
+            fs::read(dir.join(OCI_LAYOUT_FILE)).unwrap(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#
+        );
+
+        let reader = LayoutStore::open(&dir, Access::Read).await.unwrap();
+        assert_eq!(reader.describe(), format!("oci:{}", dir.display()));
+        assert_serves(&reader, &image, &tag("v1")).await;
+        assert_serves(&reader, &image, &digest(&image.manifest_digest)).await;
+        assert_serves(&reader, &image, &Selector::default()).await;
+        let entry = reader.resolve(&tag("v1")).await.unwrap();
+        assert_eq!(entry.annotation(annotations::REF_NAME), Some("v1"));
+
+        // Storing the same image again, untagged, adds no second entry.
+        store_image(&writer, &image, None).await;
+        assert_eq!(reader.entries().await.unwrap().len(), 1);
+        assert!(leftovers(&dir).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_tag_moves_to_the_new_manifest() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = LayoutStore::open(temp.path(), Access::Write).await.unwrap();
+        let (a, b) = (tiny_image("a"), tiny_image("b"));
+        store_image(&store, &a, Some("v1")).await;
+        store_image(&store, &a, Some("keep")).await;
+        store_image(&store, &b, Some("v1")).await;
+        assert_serves(&store, &b, &tag("v1")).await;
+        assert_serves(&store, &a, &tag("keep")).await;
+        let entries = store.entries().await.unwrap();
+        let tags: Vec<_> = entries
+            .iter()
+            .map(|e| e.annotation(annotations::REF_NAME).unwrap())
+            .collect();
+        assert_eq!(tags, ["keep", "v1"]);
+        // The old manifest stays reachable by digest (it is still tagged "keep").
+        assert_serves(&store, &a, &digest(&a.manifest_digest)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn missing_and_ambiguous_selectors() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = LayoutStore::open(temp.path(), Access::Write).await.unwrap();
+        let err = store.resolve(&Selector::default()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+
+        store_image(&store, &tiny_image("a"), Some("alpha")).await;
+        store_image(&store, &tiny_image("b"), Some("beta")).await;
+        let err = store.resolve(&tag("gamma")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(
+            err.message().contains("\"gamma\"") && err.message().contains("alpha, beta"),
+            "{err}"
+        );
+        let err = store.manifest(&tag("gamma")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+
+        let err = store.resolve(&Selector::default()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.message().contains("alpha, beta"), "{err}");
+
+        let unknown = Digest::sha256_of(b"nothing");
+        let err = store.resolve(&digest(&unknown)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        let err = store
+            .open_blob(&Descriptor::new("x", unknown.clone(), 1))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(!store
+            .has_blob(&Descriptor::new("x", unknown, 1))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn unlisted_manifest_blob_resolves_by_digest() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = LayoutStore::open(temp.path(), Access::Write).await.unwrap();
+        let image = tiny_image("child");
+        store_image(&store, &image, Some("v1")).await;
+        // Drop the index entry, keep the blob: like a child manifest of an index.
+        fs::write(
+            temp.path().join(INDEX_FILE),
+            br#"{"schemaVersion":2,"manifests":[]}"#,
+        )
+        .unwrap();
+        let found = store
+            .resolve(&digest(&image.manifest_digest))
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            Descriptor::new(
+                mt::OCI_MANIFEST,
+                image.manifest_digest.clone(),
+                image.manifest.len() as u64
+            )
+        );
+        // A blob that is not a manifest is not taken for one.
+        let err = store
+            .resolve(&digest(&image.layer_descriptor.digest))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidFormat, "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn opening_for_reading_checks_the_layout() {
+        let temp = tempfile::tempdir().unwrap();
+        let missing = temp.path().join("missing");
+        let err = LayoutStore::open(&missing, Access::Read)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(
+            err.message().contains(&missing.display().to_string()),
+            "{err}"
+        );
+        assert!(!missing.exists());
+
+        let empty = temp.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        let err = LayoutStore::open(&empty, Access::Read).await.err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+
+        let other = temp.path().join("other");
+        fs::create_dir(&other).unwrap();
+        fs::write(other.join("README"), "hi").unwrap();
+        let err = LayoutStore::open(&other, Access::Read).await.err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::InvalidFormat);
+        assert!(err.message().contains("oci-layout"), "{err}");
+
+        fs::write(other.join(OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT).unwrap();
+        let err = LayoutStore::open(&other, Access::Read).await.err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::InvalidFormat);
+        assert!(err.message().contains("index.json"), "{err}");
+
+        for bad in [
+            &b"{not json"[..],
+            b"[]",
+            br#"{"manifests":{}}"#,
+            br#"{"manifests":[{"digest":"sha256:12"}]}"#,
+        ] {
+            fs::write(other.join(INDEX_FILE), bad).unwrap();
+            let result = async {
+                let store = LayoutStore::open(&other, Access::Read).await?;
+                store.resolve(&tag("x")).await
+            }
+            .await;
+            assert_eq!(
+                result.unwrap_err().kind(),
+                ErrorKind::InvalidFormat,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+
+        fs::write(
+            other.join(OCI_LAYOUT_FILE),
+            br#"{"imageLayoutVersion":"2.0.0"}"#,
+        )
+        .unwrap();
+        let err = LayoutStore::open(&other, Access::Write)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::InvalidFormat);
+
+        let file = temp.path().join("file");
+        fs::write(&file, "x").unwrap();
+        assert_eq!(
+            LayoutStore::open(&file, Access::Read)
+                .await
+                .err()
+                .unwrap()
+                .kind(),
+            ErrorKind::InvalidFormat
+        );
+        assert_eq!(
+            LayoutStore::open(&file, Access::Write)
+                .await
+                .err()
+                .unwrap()
+                .kind(),
+            ErrorKind::InvalidArgument
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_store_opened_for_reading_refuses_writes() {
+        let temp = tempfile::tempdir().unwrap();
+        LayoutStore::open(temp.path(), Access::Write).await.unwrap();
+        let store = LayoutStore::open(temp.path(), Access::Read).await.unwrap();
+        let image = tiny_image("ro");
+        let err = store
+            .put_blob(
+                &image.layer_descriptor,
+                verified(&image.layer, &image.layer_descriptor),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        let raw = RawManifest {
+            bytes: image.manifest.clone().into(),
+            media_type: None,
+        };
+        let err = store
+            .put_manifest(&raw, &image.manifest_digest, Some("x"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    }
+
+    struct FailsAfter {
+        data: io::Cursor<Vec<u8>>,
+    }
+
+    impl AsyncRead for FailsAfter {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let before = buf.filled().len();
+            match Pin::new(&mut self.data).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before => Poll::Ready(Err(
+                    io::Error::new(io::ErrorKind::ConnectionReset, "connection reset mid-blob"),
+                )),
+                other => other,
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_or_wrong_stream_leaves_no_blob() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = LayoutStore::open(temp.path(), Access::Write).await.unwrap();
+        let data = vec![7u8; 3 * COPY_BUFFER_BYTES + 5];
+        let descriptor = Descriptor::for_bytes(mt::OCI_LAYER_TAR, &data);
+        let path = blob_path(temp.path(), &descriptor.digest);
+
+        let broken = FailsAfter {
+            data: io::Cursor::new(data[..2 * COPY_BUFFER_BYTES].to_vec()),
+        };
+        let err = store
+            .put_blob(&descriptor, Box::pin(broken))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Network, "{err}");
+        assert!(!path.exists());
+
+        let mut wrong = data.clone();
+        wrong[10] = 8;
+        let err = store
+            .put_blob(&descriptor, verified(&wrong, &descriptor))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DigestMismatch, "{err}");
+        assert!(!path.exists());
+
+        // Too short and too long, even from a stream that does not verify.
+        for len in [data.len() - 1, data.len() + 1] {
+            let stream = Box::pin(io::Cursor::new(vec![7u8; len]));
+            let err = store.put_blob(&descriptor, stream).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::DigestMismatch, "{err}");
+            assert!(!path.exists());
+        }
+        assert!(
+            leftovers(temp.path()).is_empty(),
+            "{:?}",
+            leftovers(temp.path())
+        );
+        assert!(!store.has_blob(&descriptor).await.unwrap());
+
+        store
+            .put_blob(&descriptor, verified(&data, &descriptor))
+            .await
+            .unwrap();
+        assert_eq!(fs::read(&path).unwrap(), data);
+        // Already there: the stream is not even read.
+        store
+            .put_blob(
+                &descriptor,
+                Box::pin(FailsAfter {
+                    data: io::Cursor::new(Vec::new()),
+                }),
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_manifest_that_does_not_match_its_digest_is_refused() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = LayoutStore::open(temp.path(), Access::Write).await.unwrap();
+        let image = tiny_image("m");
+        let raw = RawManifest {
+            bytes: image.manifest.clone().into(),
+            media_type: None,
+        };
+        let wrong = Digest::sha256_of(b"other");
+        let err = store
+            .put_manifest(&raw, &wrong, Some("v1"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DigestMismatch);
+        assert!(!blob_path(temp.path(), &wrong).exists());
+        assert!(store.entries().await.unwrap().is_empty());
+        let not_json = RawManifest {
+            bytes: Bytes::from_static(b"not json"),
+            media_type: None,
+        };
+        let err = store
+            .put_manifest(&not_json, &Digest::sha256_of(b"not json"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidFormat);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_writers_keep_every_tag() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let dir = dir.clone();
+            tasks.push(tokio::spawn(async move {
+                // Each task opens the layout itself, like separate processes would.
+                let store = LayoutStore::open(&dir, Access::Write).await.unwrap();
+                let image = tiny_image(&format!("task{i}"));
+                store_image(&store, &image, Some(&format!("t{i}"))).await;
+                image.manifest_digest
+            }));
+        }
+        let mut digests = Vec::new();
+        for task in tasks {
+            digests.push(task.await.unwrap());
+        }
+        let store = LayoutStore::open(&dir, Access::Read).await.unwrap();
+        assert_eq!(store.entries().await.unwrap().len(), 8);
+        for (i, expected) in digests.iter().enumerate() {
+            assert_eq!(
+                &store.resolve(&tag(&format!("t{i}"))).await.unwrap().digest,
+                expected
+            );
+        }
+        assert!(leftovers(&dir).is_empty());
+    }
+
+    const CHILD_DIR_VAR: &str = "WASM_IMAGE_TEST_LAYOUT_CHILD_DIR";
+    const CHILD_NAME_VAR: &str = "WASM_IMAGE_TEST_LAYOUT_CHILD_NAME";
+
+    /// Run by `concurrent_processes_keep_every_tag` in child processes; does nothing otherwise.
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "helper run by concurrent_processes_keep_every_tag"]
+    async fn child_process_writer() {
+        let (Some(dir), Some(name)) = (
+            std::env::var_os(CHILD_DIR_VAR),
+            std::env::var(CHILD_NAME_VAR).ok(),
+        ) else {
+            return;
+        };
+        let store = LayoutStore::open(Path::new(&dir), Access::Write)
+            .await
+            .unwrap();
+        for i in 0..5 {
+            let tag = format!("{name}-{i}");
+            store_image(&store, &tiny_image(&tag), Some(&tag)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_processes_keep_every_tag() {
+        let temp = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let children: Vec<_> = (0..4)
+            .map(|p| {
+                Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "store::layout::tests::child_process_writer",
+                        "--ignored",
+                        "--quiet",
+                    ])
+                    .env(CHILD_DIR_VAR, temp.path())
+                    .env(CHILD_NAME_VAR, format!("p{p}"))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success());
+        }
+        let store = LayoutStore::open(temp.path(), Access::Read).await.unwrap();
+        let entries = store.entries().await.unwrap();
+        assert_eq!(entries.len(), 20, "{}", tag_list(&entries));
+        for p in 0..4 {
+            for i in 0..5 {
+                let name = format!("p{p}-{i}");
+                assert_serves(&store, &tiny_image(&name), &tag(&name)).await;
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn unknown_fields_in_index_json_are_kept() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = LayoutStore::open(temp.path(), Access::Write).await.unwrap();
+        let other = tiny_image("other");
+        store_image(&store, &other, None).await;
+        let mut index = index_json(temp.path());
+        index["annotations"] = serde_json::json!({"com.example": "kept"});
+        index["manifests"][0]["platform"] =
+            serde_json::json!({"os": "wasip1", "architecture": "wasm"});
+        index["manifests"][0]["x-unknown"] = serde_json::json!([1, 2]);
+        fs::write(
+            temp.path().join(INDEX_FILE),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+
+        store_image(&store, &tiny_image("new"), Some("v1")).await;
+        let after = index_json(temp.path());
+        assert_eq!(after["annotations"], index["annotations"]);
+        assert_eq!(after["manifests"][0], index["manifests"][0]);
+        assert_eq!(after["manifests"].as_array().unwrap().len(), 2);
+        assert_eq!(after["mediaType"], mt::OCI_INDEX);
+        assert_eq!(after["schemaVersion"], 2);
+    }
+
+    #[test]
+    fn layout_members() {
+        let hex = "a".repeat(64);
+        assert_eq!(classify_member(&["blobs", "sha256"]), Some(Member::Dir));
+        assert_eq!(classify_member(&["index.json"]), Some(Member::Index));
+        assert!(matches!(
+            classify_member(&["blobs", "sha256", &hex]),
+            Some(Member::Blob(_))
+        ));
+        assert_eq!(classify_member(&["blobs", "sha256", "abc"]), None);
+        assert_eq!(classify_member(&["blobs", "md5", &hex]), None);
+        assert_eq!(classify_member(&["manifest.json"]), None);
+    }
+
+    /// Our layouts must be what skopeo and umoci read, and theirs what we read.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn skopeo_and_umoci_read_our_layouts_and_we_read_theirs() {
+        let temp = tempfile::tempdir().unwrap();
+        let ours = temp.path().join("ours");
+        let image = tiny_image("interop");
+        let store = LayoutStore::open(&ours, Access::Write).await.unwrap();
+        store_image(&store, &image, Some("v1")).await;
+        store_image(&store, &tiny_image("second"), Some("v2")).await;
+        let ours_s = ours.display().to_string();
+
+        if let Some(skopeo) = tool("skopeo") {
+            let raw = run(&skopeo, &["inspect", "--raw", &format!("oci:{ours_s}:v1")]);
+            assert_eq!(raw, image.manifest);
+            // skopeo writes a layout of its own, and adds a tag to ours.
+            let theirs = temp.path().join("theirs").display().to_string();
+            run(
+                &skopeo,
+                &[
+                    "--insecure-policy",
+                    "copy",
+                    &format!("oci:{ours_s}:v1"),
+                    &format!("oci:{theirs}:copied"),
+                ],
+            );
+            run(
+                &skopeo,
+                &[
+                    "--insecure-policy",
+                    "copy",
+                    &format!("oci:{ours_s}:v1"),
+                    &format!("oci:{ours_s}:by-skopeo"),
+                ],
+            );
+            // skopeo gzips uncompressed layers on the way into a fresh layout: same config,
+            // new layer and manifest, every blob matching its descriptor.
+            let theirs = LayoutStore::open(Path::new(&theirs), Access::Read)
+                .await
+                .unwrap();
+            let (manifest, blobs) = assert_consistent(&theirs, &tag("copied")).await;
+            assert_eq!(manifest.config.digest, image.config_descriptor.digest);
+            assert_eq!(blobs[0], image.config);
+            assert_eq!(manifest.layers[0].media_type, mt::OCI_LAYER_TAR_GZIP);
+            let reopened = LayoutStore::open(&ours, Access::Write).await.unwrap();
+            for name in ["v1", "by-skopeo"] {
+                assert_serves(&reopened, &image, &tag(name)).await;
+            }
+            // And we still add to a layout skopeo rewrote.
+            store_image(&reopened, &tiny_image("third"), Some("v3")).await;
+            assert_eq!(reopened.entries().await.unwrap().len(), 4);
+        }
+        if let Some(umoci) = tool("umoci") {
+            let listed = String::from_utf8(run(&umoci, &["ls", "--layout", &ours_s])).unwrap();
+            assert!(
+                listed.lines().any(|l| l == "v1") && listed.lines().any(|l| l == "v2"),
+                "{listed}"
+            );
+            let stat = String::from_utf8(run(
+                &umoci,
+                &["stat", "--image", &format!("{ours_s}:v1"), "--json"],
+            ))
+            .unwrap();
+            assert!(stat.contains("interop"), "{stat}");
+        }
+    }
+}
