@@ -68,9 +68,15 @@ pub trait Store: Send + Sync {
 pub async fn open(location: &Location, access: Access, ctx: &Context) -> Result<Arc<dyn Store>> {
     Ok(match location {
         Location::Registry { repository, .. } => Arc::new(registry::RegistryStore::new(repository.clone(), ctx.clone())),
-        _ => {
-            let _ = access;
-            return Err(crate::Error::internal("local stores not built yet"));
+        Location::Layout { dir, .. } => Arc::new(layout::LayoutStore::open(dir, access).await?),
+        Location::OciArchive { file, .. } => Arc::new(archive::OciArchiveStore::open(file, access).await?),
+        Location::DockerArchive { file, reference } => {
+            if access == Access::Write {
+                return Err(crate::Error::invalid_argument(format!(
+                    "{location}: docker-archive: is read only; write to oci:, oci-archive: or a registry"
+                )));
+            }
+            Arc::new(docker_archive::DockerArchiveStore::open(file, reference.clone()).await?)
         }
     })
 }
