@@ -714,6 +714,41 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn long_sha512_names_and_dot_slash_entries() {
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("sha512.tar");
+        let data = b"a blob named by sha512".to_vec();
+        let mut hasher = crate::digest::Hasher::new(crate::digest::Algorithm::Sha512);
+        hasher.update(&data);
+        let descriptor = Descriptor::new(mt::OCI_LAYER_TAR, hasher.finish(), data.len() as u64);
+        let store = OciArchiveStore::open(&file, Access::Write).await.unwrap();
+        let stream = Box::pin(crate::digest::VerifyingReader::new(
+            io::Cursor::new(data.clone()),
+            &descriptor,
+            "blob",
+        ));
+        store.put_blob(&descriptor, stream).await.unwrap();
+        store.commit().await.unwrap();
+        let reader = OciArchiveStore::open(&file, Access::Read).await.unwrap();
+        assert!(reader.has_blob(&descriptor).await.unwrap());
+
+        let layout: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        let index: &[u8] = br#"{"schemaVersion":2,"manifests":[]}"#;
+        let dotted = temp.path().join("dotted.tar");
+        fs::write(
+            &dotted,
+            raw_tar(&[
+                ("./", tar::EntryType::Directory, b"", ""),
+                ("./oci-layout", tar::EntryType::Regular, layout, ""),
+                ("./index.json", tar::EntryType::Regular, index, ""),
+                ("./blobs/", tar::EntryType::Directory, b"", ""),
+            ]),
+        )
+        .unwrap();
+        OciArchiveStore::open(&dotted, Access::Read).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn skopeo_reads_our_archives_and_we_read_its() {
         let Some(skopeo) = tool("skopeo") else { return };
         let temp = tempfile::tempdir().unwrap();
