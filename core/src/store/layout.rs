@@ -493,9 +493,8 @@ impl Store for LayoutStore {
         if self.has_blob(descriptor).await? {
             return Ok(());
         }
-        let name = self.inner.name.clone();
         let write_err = {
-            let name = name.clone();
+            let name = self.inner.name.clone();
             let digest = descriptor.digest.clone();
             move |e: io::Error| Error::io(format!("{name}: writing blob {digest}"), e)
         };
