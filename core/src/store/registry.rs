@@ -265,7 +265,7 @@ impl RegistryClient {
     /// successful (2xx) responses.
     async fn request(&self, options: &ClientOptions, ep: &Endpoint, req: &Req) -> Result<Response> {
         let scope = ep.scope(req.action);
-        let mut auth = self.authorization(options, ep, &scope).await?;
+        let mut auth = self.authorization(options, ep, &scope, &req.what).await?;
         let mut challenged = false;
         loop {
             let sent = if ep.same_origin(&req.url) {
@@ -286,7 +286,7 @@ impl RegistryClient {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(ep.host.clone(), challenge);
                 self.forget_token(ep, &scope);
-                let next = self.authorization(options, ep, &scope).await?;
+                let next = self.authorization(options, ep, &scope, &req.what).await?;
                 if next.header.is_none() {
                     return Err(self.status_error(options, ep, req, response, &auth).await);
                 }
@@ -379,6 +379,7 @@ impl RegistryClient {
         options: &ClientOptions,
         ep: &Endpoint,
         scope: &str,
+        what: &str,
     ) -> Result<AuthState> {
         let challenge = self
             .challenges
@@ -414,6 +415,7 @@ impl RegistryClient {
                                 scope,
                                 secret,
                                 &lookup,
+                                what,
                             )
                             .await?;
                         self.tokens
@@ -485,6 +487,7 @@ impl RegistryClient {
         scope: &str,
         secret: Option<&Secret>,
         lookup: &Lookup,
+        what: &str,
     ) -> Result<CachedToken> {
         let unauthorized =
             |m: String| Error::new(ErrorKind::Unauthorized, format!("{}: {m}", ep.describe()));
@@ -556,6 +559,7 @@ impl RegistryClient {
             return Err(if with_credentials {
                 rejected(
                     ep,
+                    what,
                     lookup,
                     Some(&format!(
                         "by its token server {token_server} ({})",
@@ -563,7 +567,7 @@ impl RegistryClient {
                     )),
                 )
             } else {
-                no_credentials(ep, lookup)
+                no_credentials(ep, what, lookup)
             }
             .with_registry(status.as_u16(), None));
         }
@@ -725,9 +729,9 @@ impl RegistryClient {
             StatusCode::UNAUTHORIZED => {
                 let lookup = self.lookup(options, &ep.host).await.unwrap_or_default();
                 if auth.with_credentials {
-                    rejected(ep, &lookup, None).context(&req.what)
+                    rejected(ep, &req.what, &lookup, None)
                 } else {
-                    no_credentials(ep, &lookup).context(&req.what)
+                    no_credentials(ep, &req.what, &lookup)
                 }
             }
             StatusCode::FORBIDDEN => Error::new(
@@ -755,11 +759,23 @@ impl RegistryClient {
     }
 }
 
-fn no_credentials(ep: &Endpoint, lookup: &Lookup) -> Error {
+fn no_credentials(ep: &Endpoint, what: &str, lookup: &Lookup) -> Error {
+    if let Some(found) = &lookup.found {
+        // Found, but of a kind this challenge cannot use (an identity token for Basic).
+        return Error::new(
+            ErrorKind::Unauthorized,
+            format!(
+                "{}: {what}: the registry requires Basic authentication, and the credential for {} (from {}) is a token that Basic authentication cannot use",
+                ep.describe(),
+                ep.host,
+                found.source
+            ),
+        );
+    }
     Error::new(
         ErrorKind::Unauthorized,
         format!(
-            "{} requires authentication and no credentials were found for {} (looked in: {})",
+            "{}: {what}: the registry requires authentication and no credentials were found for {} (looked in: {})",
             ep.describe(),
             ep.host,
             lookup.searched_list()
@@ -767,7 +783,7 @@ fn no_credentials(ep: &Endpoint, lookup: &Lookup) -> Error {
     )
 }
 
-fn rejected(ep: &Endpoint, lookup: &Lookup, by: Option<&str>) -> Error {
+fn rejected(ep: &Endpoint, what: &str, lookup: &Lookup, by: Option<&str>) -> Error {
     let from = lookup
         .found
         .as_ref()
@@ -777,7 +793,7 @@ fn rejected(ep: &Endpoint, lookup: &Lookup, by: Option<&str>) -> Error {
     Error::new(
         ErrorKind::Unauthorized,
         format!(
-            "{}: credentials for {}{from} were rejected{by}",
+            "{}: {what}: credentials for {}{from} were rejected{by}",
             ep.describe(),
             ep.host
         ),
@@ -886,7 +902,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn transport_error(e: &reqwest::Error, url: &Url) -> Error {
     let chain = error_chain(e);
-    let target = show_url(url);
+    let target = url.origin().ascii_serialization();
     if is_certificate_error(e) {
         return Error::new(
             ErrorKind::Network,
@@ -908,7 +924,8 @@ fn transport_error(e: &reqwest::Error, url: &Url) -> Error {
     } else {
         "connection failed"
     };
-    Error::new(kind, format!("{what} ({target}): {chain}"))
+    let to = if e.is_connect() { " to" } else { "" };
+    Error::new(kind, format!("{what}{to} {target}: {chain}"))
 }
 
 /// Seconds from a `Retry-After` header (the HTTP-date form is read as "soon").
@@ -1672,6 +1689,12 @@ impl Store for RegistryStore {
                 crate::manifest::effective_media_type(&parsed, None)
             }
         };
+        if HeaderValue::from_str(&media_type).is_err() {
+            return Err(Error::invalid_argument(format!(
+                "{}: manifest media type {media_type:?} cannot be sent as a Content-Type",
+                ep.describe()
+            )));
+        }
         let reference = tag.map_or_else(|| digest.to_string(), str::to_string);
         let sep = if tag.is_some() { ":" } else { "@" };
         let req = Req::new(
@@ -1737,6 +1760,57 @@ mod tests {
         );
         assert_eq!(parse_challenges(&headers(&["Negotiate"])), None);
         assert_eq!(parse_challenges(&HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn token_realms_are_guarded() {
+        let o = ClientOptions::default();
+        let client = RegistryClient::new(&o).unwrap();
+        let public = Endpoint::new("8.8.8.8:5000", "8.8.8.8:5000", "a".into(), None, &o).unwrap();
+        for realm in [
+            "https://127.0.0.1:1/token",
+            "https://169.254.169.254/latest",
+            "https://[fd00::1]/t",
+            "https://10.0.0.1/t",
+            "https://metadata.google.internal/computeMetadata",
+            "https://localhost/t",
+        ] {
+            let err = client
+                .check_realm(&public, &Url::parse(realm).unwrap())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unauthorized, "{realm}");
+            assert!(err.message().contains("refusing the token server"), "{err}");
+        }
+        client
+            .check_realm(&public, &Url::parse("https://8.8.4.4/token").unwrap())
+            .await
+            .unwrap();
+        // A registry on loopback may use a token server on loopback.
+        let local =
+            Endpoint::new("127.0.0.1:5000", "127.0.0.1:5000", "a".into(), None, &o).unwrap();
+        client
+            .check_realm(&local, &Url::parse("http://127.0.0.1:9999/token").unwrap())
+            .await
+            .unwrap();
+        // Only http(s), and no plain http for an https registry.
+        for realm in ["ftp://8.8.4.4/token", "http://8.8.4.4/token", "not a url"] {
+            let err = client
+                .fetch_token(
+                    &o,
+                    &public,
+                    realm,
+                    None,
+                    "repository:a:pull",
+                    None,
+                    &Lookup::default(),
+                    "manifest :v1",
+                )
+                .await
+                .err()
+                .expect("refused");
+            assert_eq!(err.kind(), ErrorKind::Unauthorized, "{realm}: {err}");
+        }
     }
 
     #[test]
