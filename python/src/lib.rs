@@ -1,1 +1,32 @@
-//! Python bindings (private module wasm_image._native).
+//! Python bindings: the private module `wasm_image._native`. A translation layer only:
+//! Python arguments become core options, core results and errors become Python objects;
+//! every decision lives in the core crate. The public API is `python/wasm_image/__init__.py`.
+
+use pyo3::prelude::*;
+
+mod bridge;
+mod client;
+mod errors;
+mod image;
+mod logs;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logs::install();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<client::Client>()?;
+    m.add_class::<client::Limits>()?;
+    m.add_class::<image::WasmImage>()?;
+    m.add_class::<image::ImageInfo>()?;
+    m.add_class::<image::RuntimeConfig>()?;
+    m.add_class::<image::ModuleFacts>()?;
+    m.add_class::<image::ProgressEvent>()?;
+    m.add_function(wrap_pyfunction!(client::pull, m)?)?;
+    m.add_function(wrap_pyfunction!(client::pull_to_file, m)?)?;
+    m.add_function(wrap_pyfunction!(client::push, m)?)?;
+    m.add_function(wrap_pyfunction!(client::copy, m)?)?;
+    m.add_function(wrap_pyfunction!(client::resolve, m)?)?;
+    m.add_function(wrap_pyfunction!(client::build, m)?)?;
+    m.add_function(wrap_pyfunction!(client::module_facts, m)?)?;
+    Ok(())
+}

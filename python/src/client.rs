@@ -1,0 +1,474 @@
+//! `Client`, `Limits` and the module-level functions: Python arguments → core options.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::PyBytes;
+use wasm_image::{BuildOptions, CallOptions, ClientOptions, Credentials, ManifestFormat, Platform, Variant};
+
+use crate::bridge::{self, ToPython};
+use crate::errors::{invalid_argument, IntoPyResult};
+use crate::image::{py_list, py_str, ImageInfo, ModuleFacts, WasmImage};
+
+// ---- arguments ----------------------------------------------------------------------
+
+/// Bytes, or a file to read them from (`str` or `os.PathLike`).
+#[derive(FromPyObject)]
+pub enum BytesOrPath {
+    Bytes(PyBackedBytes),
+    Path(PathBuf),
+}
+
+impl BytesOrPath {
+    fn load(self, what: &str) -> wasm_image::Result<Bytes> {
+        match self {
+            BytesOrPath::Bytes(b) => Ok(Bytes::from_owner(b)),
+            BytesOrPath::Path(p) => std::fs::read(&p)
+                .map(Bytes::from)
+                .map_err(|e| wasm_image::Error::io(format!("{what} {}", p.display()), e)),
+        }
+    }
+}
+
+#[derive(FromPyObject)]
+enum CredentialArg {
+    Bearer(String),
+    Basic((String, String)),
+}
+
+fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| invalid_argument(py, format!("{name} must be a non-negative number of seconds, got {value}")))
+}
+
+fn parse<T: FromStr<Err = wasm_image::Error>>(py: Python<'_>, value: &str) -> PyResult<T> {
+    value.parse::<T>().py_err(py)
+}
+
+fn platform(py: Python<'_>, value: Option<&str>) -> PyResult<Option<Platform>> {
+    value.map(|p| parse::<Platform>(py, p)).transpose()
+}
+
+// ---- Limits -------------------------------------------------------------------------
+
+/// Bounds on what an image may make the client read. Unset fields keep core's defaults.
+#[pyclass(module = "wasm_image", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq)]
+pub struct Limits {
+    inner: wasm_image::Limits,
+}
+
+#[pymethods]
+impl Limits {
+    #[new]
+    #[pyo3(signature = (*, max_module_bytes=None, max_metadata_bytes=None, max_decompressed_bytes=None,
+                        max_tar_entries=None, max_index_depth=None, max_index_entries=None))]
+    fn new(
+        max_module_bytes: Option<u64>,
+        max_metadata_bytes: Option<u64>,
+        max_decompressed_bytes: Option<u64>,
+        max_tar_entries: Option<u64>,
+        max_index_depth: Option<u32>,
+        max_index_entries: Option<u64>,
+    ) -> Limits {
+        let d = wasm_image::Limits::default();
+        Limits {
+            inner: wasm_image::Limits {
+                max_module_bytes: max_module_bytes.unwrap_or(d.max_module_bytes),
+                max_metadata_bytes: max_metadata_bytes.unwrap_or(d.max_metadata_bytes),
+                max_decompressed_bytes: max_decompressed_bytes.unwrap_or(d.max_decompressed_bytes),
+                max_tar_entries: max_tar_entries.unwrap_or(d.max_tar_entries),
+                max_index_depth: max_index_depth.unwrap_or(d.max_index_depth),
+                max_index_entries: max_index_entries.unwrap_or(d.max_index_entries),
+            },
+        }
+    }
+    #[getter]
+    fn max_module_bytes(&self) -> u64 {
+        self.inner.max_module_bytes
+    }
+    #[getter]
+    fn max_metadata_bytes(&self) -> u64 {
+        self.inner.max_metadata_bytes
+    }
+    #[getter]
+    fn max_decompressed_bytes(&self) -> u64 {
+        self.inner.max_decompressed_bytes
+    }
+    #[getter]
+    fn max_tar_entries(&self) -> u64 {
+        self.inner.max_tar_entries
+    }
+    #[getter]
+    fn max_index_depth(&self) -> u32 {
+        self.inner.max_index_depth
+    }
+    #[getter]
+    fn max_index_entries(&self) -> u64 {
+        self.inner.max_index_entries
+    }
+    fn __repr__(&self) -> String {
+        let l = &self.inner;
+        format!(
+            "Limits(max_module_bytes={}, max_metadata_bytes={}, max_decompressed_bytes={}, max_tar_entries={}, max_index_depth={}, max_index_entries={})",
+            l.max_module_bytes, l.max_metadata_bytes, l.max_decompressed_bytes, l.max_tar_entries, l.max_index_depth, l.max_index_entries
+        )
+    }
+}
+
+// ---- results ------------------------------------------------------------------------
+
+impl ToPython for wasm_image::WasmImage {
+    fn to_python(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(Py::new(py, WasmImage::new(py, self, None))?.into_any())
+    }
+}
+
+impl ToPython for wasm_image::ImageInfo {
+    fn to_python(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(Py::new(py, ImageInfo { inner: self })?.into_any())
+    }
+}
+
+// ---- the operations, shared by Client and the module functions -----------------------
+
+struct Ops<'a> {
+    client: &'a wasm_image::Client,
+    progress: Option<&'a Py<PyAny>>,
+}
+
+impl Ops<'_> {
+    fn progress(&self, py: Python<'_>, call: Option<Py<PyAny>>) -> Option<Py<PyAny>> {
+        call.or_else(|| self.progress.map(|p| p.clone_ref(py)))
+    }
+
+    fn call(progress: Option<wasm_image::Progress>, platform: Option<Platform>) -> CallOptions {
+        wasm_image::client::call_options(progress, platform)
+    }
+
+    fn pull(&self, py: Python<'_>, location: &str, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<WasmImage> {
+        let platform = self::platform(py, platform)?;
+        let client = self.client;
+        let image = bridge::run(py, self.progress(py, progress), |p| async move {
+            client.pull(location, &Self::call(p, platform)).await
+        })?;
+        Ok(WasmImage::new(py, image, None))
+    }
+
+    fn pull_async<'py>(&self, py: Python<'py>, location: String, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let platform = self::platform(py, platform)?;
+        let client = self.client.clone();
+        bridge::async_call(py, self.progress(py, progress), |p| async move {
+            client.pull(&location, &Self::call(p, platform)).await
+        })
+    }
+
+    fn pull_to_file(&self, py: Python<'_>, location: &str, path: PathBuf, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<ImageInfo> {
+        let platform = self::platform(py, platform)?;
+        let client = self.client;
+        let info = bridge::run(py, self.progress(py, progress), |p| async move {
+            client.pull_to_file(location, &path, &Self::call(p, platform)).await
+        })?;
+        Ok(ImageInfo { inner: info })
+    }
+
+    fn pull_to_file_async<'py>(&self, py: Python<'py>, location: String, path: PathBuf, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let platform = self::platform(py, platform)?;
+        let client = self.client.clone();
+        bridge::async_call(py, self.progress(py, progress), |p| async move {
+            client.pull_to_file(&location, &path, &Self::call(p, platform)).await
+        })
+    }
+
+    fn push(&self, py: Python<'_>, image: &WasmImage, location: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
+        let client = self.client;
+        let image = &image.inner;
+        bridge::run(py, self.progress(py, progress), |p| async move {
+            client.push(image, location, &Self::call(p, None)).await.map(|d| d.to_string())
+        })
+    }
+
+    fn push_async<'py>(&self, py: Python<'py>, image: &WasmImage, location: String, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        let image = image.inner.clone();
+        bridge::async_call(py, self.progress(py, progress), |p| async move {
+            client.push(&image, &location, &Self::call(p, None)).await.map(|d| d.to_string())
+        })
+    }
+
+    fn copy(&self, py: Python<'_>, source: &str, destination: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
+        let client = self.client;
+        bridge::run(py, self.progress(py, progress), |p| async move {
+            client.copy(source, destination, &Self::call(p, None)).await.map(|d| d.to_string())
+        })
+    }
+
+    fn copy_async<'py>(&self, py: Python<'py>, source: String, destination: String, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        bridge::async_call(py, self.progress(py, progress), |p| async move {
+            client.copy(&source, &destination, &Self::call(p, None)).await.map(|d| d.to_string())
+        })
+    }
+
+    fn resolve(&self, py: Python<'_>, location: &str) -> PyResult<String> {
+        let client = self.client;
+        bridge::run(py, None, |_| async move {
+            client.resolve(location, &CallOptions::default()).await.map(|r| r.digest.to_string())
+        })
+    }
+
+    fn resolve_async<'py>(&self, py: Python<'py>, location: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        bridge::async_call(py, None, |_| async move {
+            client.resolve(&location, &CallOptions::default()).await.map(|r| r.digest.to_string())
+        })
+    }
+}
+
+fn default_ops(py: Python<'_>) -> PyResult<Ops<'static>> {
+    let client = bridge::compute(py, wasm_image::default_client)?;
+    Ok(Ops { client, progress: None })
+}
+
+// ---- Client -------------------------------------------------------------------------
+
+/// Options shared by every call made through it: credentials, TLS, timeouts, retries,
+/// limits, mirrors, platform, progress. Thread-safe; share one per process.
+#[pyclass(module = "wasm_image", frozen)]
+pub struct Client {
+    inner: wasm_image::Client,
+    progress: Option<Py<PyAny>>,
+}
+
+impl Client {
+    fn ops(&self) -> Ops<'_> {
+        Ops {
+            client: &self.inner,
+            progress: self.progress.as_ref(),
+        }
+    }
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (*, credentials=None, docker_config=None, use_config_files=None, insecure=None,
+                        ca_certs=None, connect_timeout=None, read_timeout=None, retries=None,
+                        retry_base_delay=None, retry_max_delay=None, limits=None, mirrors=None,
+                        platform=None, user_agent=None, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        credentials: Option<BTreeMap<String, CredentialArg>>,
+        docker_config: Option<PyBackedBytes>,
+        use_config_files: Option<bool>,
+        insecure: Option<Vec<String>>,
+        ca_certs: Option<Vec<BytesOrPath>>,
+        connect_timeout: Option<f64>,
+        read_timeout: Option<f64>,
+        retries: Option<u32>,
+        retry_base_delay: Option<f64>,
+        retry_max_delay: Option<f64>,
+        limits: Option<Limits>,
+        mirrors: Option<BTreeMap<String, Vec<String>>>,
+        platform: Option<&str>,
+        user_agent: Option<String>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Client> {
+        let mut options = ClientOptions::default();
+        if let Some(credentials) = credentials {
+            options.credentials = credentials
+                .into_iter()
+                .map(|(host, c)| {
+                    let c = match c {
+                        CredentialArg::Bearer(token) => Credentials::Bearer(token),
+                        CredentialArg::Basic((username, password)) => Credentials::Basic { username, password },
+                    };
+                    (host, c)
+                })
+                .collect();
+        }
+        options.docker_config_json = docker_config.map(|b| b.to_vec());
+        if let Some(v) = use_config_files {
+            options.use_config_files = v;
+        }
+        if let Some(v) = insecure {
+            options.insecure_registries = v;
+        }
+        if let Some(certs) = ca_certs {
+            options.ca_certificates_pem = certs
+                .into_iter()
+                .map(|c| c.load("CA certificate").map(|b| b.to_vec()))
+                .collect::<wasm_image::Result<_>>()
+                .py_err(py)?;
+        }
+        if let Some(v) = connect_timeout {
+            options.connect_timeout = seconds(py, "connect_timeout", v)?;
+        }
+        if let Some(v) = read_timeout {
+            options.read_timeout = seconds(py, "read_timeout", v)?;
+        }
+        if let Some(v) = retries {
+            options.max_retries = v;
+        }
+        if let Some(v) = retry_base_delay {
+            options.retry_base_delay = seconds(py, "retry_base_delay", v)?;
+        }
+        if let Some(v) = retry_max_delay {
+            options.retry_max_delay = seconds(py, "retry_max_delay", v)?;
+        }
+        if let Some(l) = limits {
+            options.limits = l.inner;
+        }
+        if let Some(m) = mirrors {
+            options.mirrors = m;
+        }
+        options.platform = self::platform(py, platform)?;
+        if let Some(ua) = user_agent {
+            options.user_agent = ua;
+        }
+        let inner = bridge::compute(py, || wasm_image::Client::new(options))?;
+        Ok(Client { inner, progress })
+    }
+
+    /// The limits in force.
+    #[getter]
+    fn limits(&self) -> Limits {
+        Limits {
+            inner: self.inner.options().limits,
+        }
+    }
+
+    #[pyo3(signature = (location, *, platform=None, progress=None))]
+    fn pull(&self, py: Python<'_>, location: &str, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<WasmImage> {
+        self.ops().pull(py, location, platform, progress)
+    }
+    #[pyo3(signature = (location, *, platform=None, progress=None))]
+    fn pull_async<'py>(&self, py: Python<'py>, location: String, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        self.ops().pull_async(py, location, platform, progress)
+    }
+    #[pyo3(signature = (location, path, *, platform=None, progress=None))]
+    fn pull_to_file(&self, py: Python<'_>, location: &str, path: PathBuf, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<ImageInfo> {
+        self.ops().pull_to_file(py, location, path, platform, progress)
+    }
+    #[pyo3(signature = (location, path, *, platform=None, progress=None))]
+    fn pull_to_file_async<'py>(&self, py: Python<'py>, location: String, path: PathBuf, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        self.ops().pull_to_file_async(py, location, path, platform, progress)
+    }
+    #[pyo3(signature = (image, location, *, progress=None))]
+    fn push(&self, py: Python<'_>, image: PyRef<'_, WasmImage>, location: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
+        self.ops().push(py, &image, location, progress)
+    }
+    #[pyo3(signature = (image, location, *, progress=None))]
+    fn push_async<'py>(&self, py: Python<'py>, image: PyRef<'_, WasmImage>, location: String, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        self.ops().push_async(py, &image, location, progress)
+    }
+    #[pyo3(signature = (source, destination, *, progress=None))]
+    fn copy(&self, py: Python<'_>, source: &str, destination: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
+        self.ops().copy(py, source, destination, progress)
+    }
+    #[pyo3(signature = (source, destination, *, progress=None))]
+    fn copy_async<'py>(&self, py: Python<'py>, source: String, destination: String, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        self.ops().copy_async(py, source, destination, progress)
+    }
+    fn resolve(&self, py: Python<'_>, location: &str) -> PyResult<String> {
+        self.ops().resolve(py, location)
+    }
+    fn resolve_async<'py>(&self, py: Python<'py>, location: String) -> PyResult<Bound<'py, PyAny>> {
+        self.ops().resolve_async(py, location)
+    }
+
+    fn __repr__(&self) -> String {
+        let o = self.inner.options();
+        let hosts: Vec<String> = o.credentials.keys().cloned().collect();
+        let mirrors: Vec<String> = o.mirrors.iter().map(|(k, v)| format!("{}: {}", py_str(k), py_list(v))).collect();
+        format!(
+            "<Client credentials_for={} insecure={} ca_certs={} connect_timeout={} read_timeout={} retries={} mirrors={} platform={}>",
+            py_list(&hosts),
+            py_list(&o.insecure_registries),
+            o.ca_certificates_pem.len(),
+            o.connect_timeout.as_secs_f64(),
+            o.read_timeout.as_secs_f64(),
+            o.max_retries,
+            format_args!("{{{}}}", mirrors.join(", ")),
+            o.platform.as_ref().map_or_else(|| "None".into(), |p| py_str(&p.to_string())),
+        )
+    }
+}
+
+// ---- module functions ---------------------------------------------------------------
+
+#[pyfunction]
+#[pyo3(signature = (location, *, platform=None, progress=None))]
+pub fn pull(py: Python<'_>, location: &str, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<WasmImage> {
+    default_ops(py)?.pull(py, location, platform, progress)
+}
+
+#[pyfunction]
+#[pyo3(signature = (location, path, *, platform=None, progress=None))]
+pub fn pull_to_file(py: Python<'_>, location: &str, path: PathBuf, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<ImageInfo> {
+    default_ops(py)?.pull_to_file(py, location, path, platform, progress)
+}
+
+#[pyfunction]
+#[pyo3(signature = (image, location, *, progress=None))]
+pub fn push(py: Python<'_>, image: PyRef<'_, WasmImage>, location: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
+    default_ops(py)?.push(py, &image, location, progress)
+}
+
+#[pyfunction]
+#[pyo3(signature = (source, destination, *, progress=None))]
+pub fn copy(py: Python<'_>, source: &str, destination: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
+    default_ops(py)?.copy(py, source, destination, progress)
+}
+
+#[pyfunction]
+pub fn resolve(py: Python<'_>, location: &str) -> PyResult<String> {
+    default_ops(py)?.resolve(py, location)
+}
+
+#[pyfunction]
+#[pyo3(signature = (module, *, variant="oci", runtime_type=None, abi_versions=None, root_ids=None,
+                    annotations=None, manifest_format="oci", source_date_epoch=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    py: Python<'_>,
+    module: Bound<'_, PyAny>,
+    variant: &str,
+    runtime_type: Option<String>,
+    abi_versions: Option<Vec<String>>,
+    root_ids: Option<Vec<String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    manifest_format: &str,
+    source_date_epoch: Option<u64>,
+) -> PyResult<WasmImage> {
+    let options = BuildOptions {
+        variant: Some(parse::<Variant>(py, variant)?),
+        runtime_type,
+        abi_versions: abi_versions.unwrap_or_default(),
+        root_ids: root_ids.unwrap_or_default(),
+        annotations: annotations.unwrap_or_default(),
+        manifest_format: parse::<ManifestFormat>(py, manifest_format)?,
+        source_date_epoch,
+    };
+    // A `bytes` argument is used in place and handed back as `.module`: no copy at all.
+    let original = module.cast::<PyBytes>().ok().map(|b| b.clone().unbind());
+    let input: BytesOrPath = module.extract()?;
+    let image = bridge::compute(py, || {
+        let data = input.load("module")?;
+        wasm_image::build(data, &options)
+    })?;
+    Ok(WasmImage::new(py, image, original))
+}
+
+/// Facts about a module given as bytes or a path.
+#[pyfunction]
+pub fn module_facts(py: Python<'_>, module: BytesOrPath) -> PyResult<ModuleFacts> {
+    bridge::compute(py, || wasm_image::module_facts::inspect(&module.load("module")?))
+        .map(|inner| ModuleFacts { inner })
+}

@@ -1,0 +1,89 @@
+"""Build, push, pull, copy and inspect WebAssembly modules stored as OCI images.
+
+    import wasm_image
+
+    img = wasm_image.pull("127.0.0.1:5000/filters/add-header:v1")
+    img.module            # the Wasm module, bytes
+    img.manifest_digest   # "sha256:…"
+
+Locations name registries (``HOST[:PORT]/REPO[:TAG][@sha256:…]``), OCI layout
+directories (``oci:DIR[:TAG]``), ``oci-archive:FILE[:TAG]`` and ``docker-archive:FILE``.
+Every error is a ``WasmImageError`` subclass carrying ``.kind``.
+
+The work is done by the native core library; this package only gives it Python names.
+"""
+
+from __future__ import annotations
+
+from wasm_image._errors import (
+    CancelledError,
+    DigestMismatchError,
+    ForbiddenError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidFormatError,
+    InvalidReferenceError,
+    IoError,
+    LimitExceededError,
+    NetworkError,
+    NotFoundError,
+    RateLimitedError,
+    RegistryError,
+    TimeoutError,
+    UnauthorizedError,
+    WasmImageError,
+)
+from wasm_image._native import (
+    Client,
+    ImageInfo,
+    Limits,
+    ModuleFacts,
+    ProgressEvent,
+    RuntimeConfig,
+    WasmImage,
+    __version__,
+    build,
+    copy,
+    module_facts,
+    pull,
+    pull_to_file,
+    push,
+    resolve,
+)
+
+__all__ = [
+    "__version__",
+    # operations (on a default client)
+    "pull",
+    "pull_to_file",
+    "build",
+    "push",
+    "copy",
+    "resolve",
+    "module_facts",
+    # types
+    "Client",
+    "Limits",
+    "WasmImage",
+    "ImageInfo",
+    "RuntimeConfig",
+    "ModuleFacts",
+    "ProgressEvent",
+    # errors
+    "WasmImageError",
+    "InvalidArgumentError",
+    "InvalidReferenceError",
+    "NotFoundError",
+    "UnauthorizedError",
+    "ForbiddenError",
+    "RateLimitedError",
+    "InvalidFormatError",
+    "DigestMismatchError",
+    "LimitExceededError",
+    "NetworkError",
+    "TimeoutError",
+    "CancelledError",
+    "IoError",
+    "RegistryError",
+    "InternalError",
+]
