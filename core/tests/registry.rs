@@ -852,3 +852,62 @@ async fn faulty_redirect_target_never_sees_authorization() {
         assert_eq!(e["had_authorization"], false, "{redirected:?}");
     }
 }
+
+/// The whole library over this store: pull the testbed's buildah fixtures from every kind
+/// of registry, and copy between registries with the digest unchanged.
+#[tokio::test]
+async fn client_pulls_fixtures_from_every_registry() {
+    use wasm_image::client::Client;
+    use wasm_image::options::CallOptions;
+    let Some(bed) = testbed("client_pulls_fixtures_from_every_registry") else {
+        return;
+    };
+    let module = std::fs::read(s(&bed, &["fixtures", "module"])).unwrap();
+    let plain = s(&bed, &["plain", "host"]);
+    let (basic, tls, token) = (
+        s(&bed, &["basic", "host"]),
+        s(&bed, &["tls", "host"]),
+        s(&bed, &["token", "host"]),
+    );
+    let mut o = options(&[&plain, &basic, &token, &s(&bed, &["faulty", "host"])]);
+    o.ca_certificates_pem = vec![std::fs::read(s(&bed, &["tls", "ca_cert"])).unwrap()];
+    for (host, who) in [(&basic, "basic"), (&token, "token")] {
+        o.credentials.insert(
+            host.clone(),
+            Credentials::Basic {
+                username: s(&bed, &[who, "username"]),
+                password: s(&bed, &[who, "password"]),
+            },
+        );
+    }
+    let client = Client::new(o).unwrap();
+    let call = CallOptions::default();
+    for key in [
+        "buildah-oci",
+        "buildah-docker",
+        "basic",
+        "tls",
+        "token-private",
+        "token-public",
+    ] {
+        let location = s(&bed, &["fixtures", key]);
+        let image = client
+            .pull(&location, &call)
+            .await
+            .unwrap_or_else(|e| panic!("{location}: {e}"));
+        assert_eq!(image.module().as_ref(), module.as_slice(), "{location}");
+        let resolved = client.resolve(&location, &call).await.unwrap();
+        assert_eq!(&resolved.digest, image.manifest_digest(), "{location}");
+    }
+    let source = s(&bed, &["fixtures", "buildah-oci"]);
+    let destination = format!("{}/{}:copied", s(&bed, &["faulty", "host"]), unique("copy"));
+    let digest = client.copy(&source, &destination, &call).await.unwrap();
+    assert_eq!(
+        digest.to_string(),
+        s(&bed, &["fixtures", "digests", "buildah-oci"])
+    );
+    assert_eq!(
+        client.resolve(&destination, &call).await.unwrap().digest,
+        digest
+    );
+}
