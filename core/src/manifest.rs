@@ -37,6 +37,9 @@ pub struct ImageIndex {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// Short-lived (parsed, inspected, dropped), so the size difference between variants
+/// costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Parsed {
     Manifest(ImageManifest),
