@@ -864,11 +864,7 @@ async fn client_pulls_fixtures_from_every_registry() {
     };
     let module = std::fs::read(s(&bed, &["fixtures", "module"])).unwrap();
     let plain = s(&bed, &["plain", "host"]);
-    let (basic, tls, token) = (
-        s(&bed, &["basic", "host"]),
-        s(&bed, &["tls", "host"]),
-        s(&bed, &["token", "host"]),
-    );
+    let (basic, token) = (s(&bed, &["basic", "host"]), s(&bed, &["token", "host"]));
     let mut o = options(&[&plain, &basic, &token, &s(&bed, &["faulty", "host"])]);
     o.ca_certificates_pem = vec![std::fs::read(s(&bed, &["tls", "ca_cert"])).unwrap()];
     for (host, who) in [(&basic, "basic"), (&token, "token")] {
