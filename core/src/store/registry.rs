@@ -44,7 +44,10 @@ const OCTET_STREAM: &str = "application/octet-stream";
 /// Shared HTTP state of a client: connection pool, TLS roots, token and credential caches.
 /// One per wasm-image client; thread-safe.
 pub struct RegistryClient {
-    http: reqwest::Client,
+    /// The HTTP client and the PID that built it: pooled connections belong to the
+    /// runtime of the process that made them, so a forked child builds its own.
+    http: Mutex<(u32, reqwest::Client)>,
+    http_config: HttpConfig,
     /// The last challenge seen per registry host, so later requests authenticate up front.
     challenges: Mutex<HashMap<String, Challenge>>,
     /// Bearer tokens by `host|scope` (the scope names the repository).
@@ -53,6 +56,43 @@ pub struct RegistryClient {
     credentials: Mutex<HashMap<String, Arc<Lookup>>>,
     /// Whether a host resolves to a loopback/private/link-local address (SSRF guard).
     internal_hosts: Mutex<HashMap<String, bool>>,
+}
+
+/// What the HTTP client is built from (kept to rebuild it after a fork).
+struct HttpConfig {
+    user_agent: String,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    certificates: Vec<reqwest::Certificate>,
+}
+
+impl HttpConfig {
+    fn build(&self) -> std::result::Result<reqwest::Client, reqwest::Error> {
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            let downgrade = attempt
+                .previous()
+                .last()
+                .is_some_and(|p| p.scheme() == "https")
+                && attempt.url().scheme() != "https";
+            if downgrade {
+                return attempt.error("refusing a redirect from https to plain http");
+            }
+            // reqwest drops Authorization (and cookies) itself when the host, port or
+            // scheme changes.
+            attempt.follow()
+        });
+        // Proxies come from HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY (reqwest's default).
+        reqwest::Client::builder()
+            .user_agent(self.user_agent.clone())
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .redirect(redirects)
+            .tls_certs_merge(self.certificates.clone())
+            .build()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,46 +259,45 @@ impl RegistryClient {
             certificates.extend(certs);
         }
         let has_extra_roots = !certificates.is_empty();
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
-                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        let http_config = HttpConfig {
+            user_agent: options.user_agent.clone(),
+            connect_timeout: options.connect_timeout,
+            read_timeout: options.read_timeout,
+            certificates,
+        };
+        let http = http_config.build().map_err(|e| {
+            let message = format!("could not set up the HTTP client: {}", error_chain(&e));
+            if has_extra_roots {
+                Error::invalid_argument(format!(
+                    "{message} (check the CA certificates given to the client)"
+                ))
+            } else {
+                Error::internal(message)
             }
-            let downgrade = attempt
-                .previous()
-                .last()
-                .is_some_and(|p| p.scheme() == "https")
-                && attempt.url().scheme() != "https";
-            if downgrade {
-                return attempt.error("refusing a redirect from https to plain http");
-            }
-            // reqwest drops Authorization (and cookies) itself when the host, port or
-            // scheme changes.
-            attempt.follow()
-        });
-        let http = reqwest::Client::builder()
-            .user_agent(options.user_agent.clone())
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
-            .redirect(redirects)
-            .tls_certs_merge(certificates)
-            .build()
-            .map_err(|e| {
-                let message = format!("could not set up the HTTP client: {}", error_chain(&e));
-                if has_extra_roots {
-                    Error::invalid_argument(format!(
-                        "{message} (check the CA certificates given to the client)"
-                    ))
-                } else {
-                    Error::internal(message)
-                }
-            })?;
+        })?;
         Ok(RegistryClient {
-            http,
+            http: Mutex::new((std::process::id(), http)),
+            http_config,
             challenges: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             credentials: Mutex::new(HashMap::new()),
             internal_hosts: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The HTTP client of this process (rebuilt in a forked child).
+    fn http(&self) -> reqwest::Client {
+        let mut slot = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = std::process::id();
+        if slot.0 != pid {
+            match self.http_config.build() {
+                Ok(fresh) => *slot = (pid, fresh),
+                Err(e) => {
+                    warn!(error = %error_chain(&e), "could not rebuild the HTTP client after fork")
+                }
+            }
+        }
+        slot.1.clone()
     }
 
     /// Sends a request with authentication, retries and error mapping. Returns only
@@ -308,9 +347,9 @@ impl RegistryClient {
         req: &Req,
         auth: Option<&HeaderValue>,
     ) -> Result<Response> {
+        let http = self.http();
         let make = || {
-            let mut builder = self
-                .http
+            let mut builder = http
                 .request(req.method.clone(), req.url.clone())
                 .headers(req.headers.clone());
             if let Some(a) = auth {
@@ -537,8 +576,9 @@ impl RegistryClient {
             }
             q.append_pair("scope", scope);
         }
+        let http = self.http();
         let make = || {
-            let mut b = self.http.request(method.clone(), url.clone());
+            let mut b = http.request(method.clone(), url.clone());
             if let Some(h) = &basic {
                 b = b.header(header::AUTHORIZATION, h.clone());
             }
