@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use pyo3_async_runtimes::generic::{self, ContextExt, Runtime};
 use pyo3_async_runtimes::TaskLocals;
-use wasm_image::runtime::{block_on, Blocking};
+use wasm_image::runtime::{block_on, Blocking, CancellationToken};
 use wasm_image::{Progress, ProgressEvent};
 
 use crate::errors::{to_py, IntoPyResult};
@@ -42,7 +42,12 @@ fn blocking_progress(callback: Py<PyAny>, failed: ErrorSlot) -> Progress {
 /// Runs a core operation to completion with the GIL released. Ctrl-C (or any exception a
 /// signal handler raises) and an exception from the progress callback stop it within
 /// about 100 ms; that exception is raised, not a CancelledError.
-pub fn run<T, F, Fut>(py: Python<'_>, progress: Option<Py<PyAny>>, make: F) -> PyResult<T>
+pub fn run<T, F, Fut>(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    cancel: Option<&CancelToken>,
+    make: F,
+) -> PyResult<T>
 where
     T: Send,
     F: FnOnce(Option<Progress>) -> Fut + Send,
@@ -66,7 +71,7 @@ where
         };
         block_on(
             Blocking {
-                cancel: None,
+                cancel: cancel.map(|c| &c.inner),
                 interrupted: Some(&mut interrupted),
                 progress,
             },
@@ -80,8 +85,45 @@ where
 }
 
 /// Runs CPU-bound core work (build, module facts) with the GIL released.
-pub fn compute<T: Send>(py: Python<'_>, work: impl FnOnce() -> wasm_image::Result<T> + Send) -> PyResult<T> {
+pub fn compute<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce() -> wasm_image::Result<T> + Send,
+) -> PyResult<T> {
     py.detach(work).py_err(py)
+}
+
+/// Lets another thread stop a blocking call: the call raises CancelledError promptly.
+#[pyclass(module = "wasm_image", frozen)]
+pub struct CancelToken {
+    inner: CancellationToken,
+}
+
+#[pymethods]
+impl CancelToken {
+    #[new]
+    fn new() -> CancelToken {
+        CancelToken {
+            inner: CancellationToken::new(),
+        }
+    }
+    /// Cancels every call given this token, now and later. Safe from any thread.
+    fn cancel(&self) {
+        self.inner.cancel();
+    }
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.inner.is_cancelled()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<CancelToken cancelled={}>",
+            if self.inner.is_cancelled() {
+                "True"
+            } else {
+                "False"
+            }
+        )
+    }
 }
 
 // ---- asyncio ------------------------------------------------------------------------
@@ -130,7 +172,9 @@ impl ContextExt for CoreRuntime {
     }
 
     fn get_task_locals() -> Option<TaskLocals> {
-        TASK_LOCALS.try_with(|c| c.get().cloned()).unwrap_or_default()
+        TASK_LOCALS
+            .try_with(|c| c.get().cloned())
+            .unwrap_or_default()
     }
 }
 
@@ -168,14 +212,22 @@ fn async_progress(callback: Py<PyAny>, event_loop: Py<PyAny>) -> Progress {
         let _ = Python::try_attach(|py| {
             let event = image::ProgressEvent::from(event);
             // Fails only when the loop is closed; then nobody is listening.
-            let _ = event_loop.call_method1(py, "call_soon_threadsafe", (callback.clone_ref(py), event));
+            let _ = event_loop.call_method1(
+                py,
+                "call_soon_threadsafe",
+                (callback.clone_ref(py), event),
+            );
         });
     })
 }
 
 /// Starts `make(progress)` on core's runtime and returns an asyncio future for its
 /// result on the running loop. Cancelling the asyncio future drops the Rust future.
-pub fn async_call<'py, T, F, Fut>(py: Python<'py>, progress: Option<Py<PyAny>>, make: F) -> PyResult<Bound<'py, PyAny>>
+pub fn async_call<'py, T, F, Fut>(
+    py: Python<'py>,
+    progress: Option<Py<PyAny>>,
+    make: F,
+) -> PyResult<Bound<'py, PyAny>>
 where
     T: ToPython,
     F: FnOnce(Option<Progress>) -> Fut,
@@ -185,5 +237,7 @@ where
     let locals = generic::get_current_locals::<CoreRuntime>(py)?;
     let progress = progress.map(|cb| async_progress(cb, locals.event_loop(py).unbind()));
     let future = make(progress);
-    generic::future_into_py_with_locals::<CoreRuntime, _, _>(py, locals, async move { Ok(Outcome(future.await)) })
+    generic::future_into_py_with_locals::<CoreRuntime, _, _>(py, locals, async move {
+        Ok(Outcome(future.await))
+    })
 }

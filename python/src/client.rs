@@ -9,9 +9,11 @@ use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
-use wasm_image::{BuildOptions, CallOptions, ClientOptions, Credentials, ManifestFormat, Platform, Variant};
+use wasm_image::{
+    BuildOptions, CallOptions, ClientOptions, Credentials, ManifestFormat, Platform, Variant,
+};
 
-use crate::bridge::{self, ToPython};
+use crate::bridge::{self, CancelToken, ToPython};
 use crate::errors::{invalid_argument, IntoPyResult};
 use crate::image::{py_list, py_str, ImageInfo, ModuleFacts, WasmImage};
 
@@ -42,8 +44,12 @@ enum CredentialArg {
 }
 
 fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| invalid_argument(py, format!("{name} must be a non-negative number of seconds, got {value}")))
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        invalid_argument(
+            py,
+            format!("{name} must be a non-negative number of seconds, got {value}"),
+        )
+    })
 }
 
 fn parse<T: FromStr<Err = wasm_image::Error>>(py: Python<'_>, value: &str) -> PyResult<T> {
@@ -137,102 +143,117 @@ impl ToPython for wasm_image::ImageInfo {
 
 // ---- the operations, shared by Client and the module functions -----------------------
 
+/// The per-call arguments of a blocking call, as Python gave them.
+#[derive(Default)]
+struct Call<'a> {
+    platform: Option<&'a str>,
+    progress: Option<Py<PyAny>>,
+    cancel: Option<&'a CancelToken>,
+}
+
 struct Ops<'a> {
     client: &'a wasm_image::Client,
     progress: Option<&'a Py<PyAny>>,
 }
 
-impl Ops<'_> {
+impl<'c> Ops<'c> {
     fn progress(&self, py: Python<'_>, call: Option<Py<PyAny>>) -> Option<Py<PyAny>> {
         call.or_else(|| self.progress.map(|p| p.clone_ref(py)))
     }
 
-    fn call(progress: Option<wasm_image::Progress>, platform: Option<Platform>) -> CallOptions {
-        wasm_image::client::call_options(progress, platform)
-    }
-
-    fn pull(&self, py: Python<'_>, location: &str, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<WasmImage> {
-        let platform = self::platform(py, platform)?;
+    /// Runs a blocking operation with the call's progress, cancel token and platform.
+    fn run<T, F, Fut>(&self, py: Python<'_>, call: Call<'_>, op: F) -> PyResult<T>
+    where
+        T: Send,
+        F: FnOnce(&'c wasm_image::Client, CallOptions) -> Fut + Send,
+        Fut: std::future::Future<Output = wasm_image::Result<T>>,
+    {
+        let platform = platform(py, call.platform)?;
         let client = self.client;
-        let image = bridge::run(py, self.progress(py, progress), |p| async move {
-            client.pull(location, &Self::call(p, platform)).await
-        })?;
-        Ok(WasmImage::new(py, image, None))
+        bridge::run(
+            py,
+            self.progress(py, call.progress),
+            call.cancel,
+            move |p| op(client, wasm_image::client::call_options(p, platform)),
+        )
     }
 
-    fn pull_async<'py>(&self, py: Python<'py>, location: String, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    /// Starts an operation on the running asyncio loop.
+    fn spawn<'py, T, F, Fut>(
+        &self,
+        py: Python<'py>,
+        platform: Option<&str>,
+        progress: Option<Py<PyAny>>,
+        op: F,
+    ) -> PyResult<Bound<'py, PyAny>>
+    where
+        T: ToPython,
+        F: FnOnce(wasm_image::Client, CallOptions) -> Fut,
+        Fut: std::future::Future<Output = wasm_image::Result<T>> + Send + 'static,
+    {
         let platform = self::platform(py, platform)?;
         let client = self.client.clone();
-        bridge::async_call(py, self.progress(py, progress), |p| async move {
-            client.pull(&location, &Self::call(p, platform)).await
+        bridge::async_call(py, self.progress(py, progress), move |p| {
+            op(client, wasm_image::client::call_options(p, platform))
         })
     }
 
-    fn pull_to_file(&self, py: Python<'_>, location: &str, path: PathBuf, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<ImageInfo> {
-        let platform = self::platform(py, platform)?;
-        let client = self.client;
-        let info = bridge::run(py, self.progress(py, progress), |p| async move {
-            client.pull_to_file(location, &path, &Self::call(p, platform)).await
+    fn pull(&self, py: Python<'_>, location: &str, call: Call<'_>) -> PyResult<WasmImage> {
+        let image = self.run(py, call, |c, o| async move { c.pull(location, &o).await })?;
+        Ok(WasmImage::new(py, image, None))
+    }
+
+    fn pull_to_file(
+        &self,
+        py: Python<'_>,
+        location: &str,
+        path: PathBuf,
+        call: Call<'_>,
+    ) -> PyResult<ImageInfo> {
+        let info = self.run(py, call, |c, o| async move {
+            c.pull_to_file(location, &path, &o).await
         })?;
         Ok(ImageInfo { inner: info })
     }
 
-    fn pull_to_file_async<'py>(&self, py: Python<'py>, location: String, path: PathBuf, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let platform = self::platform(py, platform)?;
-        let client = self.client.clone();
-        bridge::async_call(py, self.progress(py, progress), |p| async move {
-            client.pull_to_file(&location, &path, &Self::call(p, platform)).await
-        })
-    }
-
-    fn push(&self, py: Python<'_>, image: &WasmImage, location: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
-        let client = self.client;
+    fn push(
+        &self,
+        py: Python<'_>,
+        image: &WasmImage,
+        location: &str,
+        call: Call<'_>,
+    ) -> PyResult<String> {
         let image = &image.inner;
-        bridge::run(py, self.progress(py, progress), |p| async move {
-            client.push(image, location, &Self::call(p, None)).await.map(|d| d.to_string())
+        self.run(py, call, |c, o| async move {
+            Ok(c.push(image, location, &o).await?.to_string())
         })
     }
 
-    fn push_async<'py>(&self, py: Python<'py>, image: &WasmImage, location: String, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.client.clone();
-        let image = image.inner.clone();
-        bridge::async_call(py, self.progress(py, progress), |p| async move {
-            client.push(&image, &location, &Self::call(p, None)).await.map(|d| d.to_string())
+    fn copy(
+        &self,
+        py: Python<'_>,
+        source: &str,
+        destination: &str,
+        call: Call<'_>,
+    ) -> PyResult<String> {
+        self.run(py, call, |c, o| async move {
+            Ok(c.copy(source, destination, &o).await?.to_string())
         })
     }
 
-    fn copy(&self, py: Python<'_>, source: &str, destination: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
-        let client = self.client;
-        bridge::run(py, self.progress(py, progress), |p| async move {
-            client.copy(source, destination, &Self::call(p, None)).await.map(|d| d.to_string())
-        })
-    }
-
-    fn copy_async<'py>(&self, py: Python<'py>, source: String, destination: String, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.client.clone();
-        bridge::async_call(py, self.progress(py, progress), |p| async move {
-            client.copy(&source, &destination, &Self::call(p, None)).await.map(|d| d.to_string())
-        })
-    }
-
-    fn resolve(&self, py: Python<'_>, location: &str) -> PyResult<String> {
-        let client = self.client;
-        bridge::run(py, None, |_| async move {
-            client.resolve(location, &CallOptions::default()).await.map(|r| r.digest.to_string())
-        })
-    }
-
-    fn resolve_async<'py>(&self, py: Python<'py>, location: String) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.client.clone();
-        bridge::async_call(py, None, |_| async move {
-            client.resolve(&location, &CallOptions::default()).await.map(|r| r.digest.to_string())
+    fn resolve(&self, py: Python<'_>, location: &str, call: Call<'_>) -> PyResult<String> {
+        self.run(py, call, |c, o| async move {
+            Ok(c.resolve(location, &o).await?.digest.to_string())
         })
     }
 }
 
 fn default_ops(py: Python<'_>) -> PyResult<Ops<'static>> {
     let client = bridge::compute(py, wasm_image::default_client)?;
-    Ok(Ops { client, progress: None })
+    Ok(Ops {
+        client,
+        progress: None,
+    })
 }
 
 // ---- Client -------------------------------------------------------------------------
@@ -287,7 +308,9 @@ impl Client {
                 .map(|(host, c)| {
                     let c = match c {
                         CredentialArg::Bearer(token) => Credentials::Bearer(token),
-                        CredentialArg::Basic((username, password)) => Credentials::Basic { username, password },
+                        CredentialArg::Basic((username, password)) => {
+                            Credentials::Basic { username, password }
+                        }
                     };
                     (host, c)
                 })
@@ -344,49 +367,163 @@ impl Client {
         }
     }
 
+    /// Fetches, verifies and extracts the module into memory.
+    #[pyo3(signature = (location, *, platform=None, progress=None, cancel=None))]
+    fn pull(
+        &self,
+        py: Python<'_>,
+        location: &str,
+        platform: Option<&str>,
+        progress: Option<Py<PyAny>>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<WasmImage> {
+        let call = Call {
+            platform,
+            progress,
+            cancel: cancel.as_deref(),
+        };
+        self.ops().pull(py, location, call)
+    }
+
+    /// Fetches and verifies the module straight into a file, which appears only once
+    /// complete.
+    #[pyo3(signature = (location, path, *, platform=None, progress=None, cancel=None))]
+    fn pull_to_file(
+        &self,
+        py: Python<'_>,
+        location: &str,
+        path: PathBuf,
+        platform: Option<&str>,
+        progress: Option<Py<PyAny>>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<ImageInfo> {
+        let call = Call {
+            platform,
+            progress,
+            cancel: cancel.as_deref(),
+        };
+        self.ops().pull_to_file(py, location, path, call)
+    }
+
+    /// Writes an image to a location; returns the manifest digest.
+    #[pyo3(signature = (image, location, *, progress=None, cancel=None))]
+    fn push(
+        &self,
+        py: Python<'_>,
+        image: PyRef<'_, WasmImage>,
+        location: &str,
+        progress: Option<Py<PyAny>>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<String> {
+        let call = Call {
+            platform: None,
+            progress,
+            cancel: cancel.as_deref(),
+        };
+        self.ops().push(py, &image, location, call)
+    }
+
+    /// Copies an image or index between two locations, digests unchanged; returns the digest.
+    #[pyo3(signature = (source, destination, *, progress=None, cancel=None))]
+    fn copy(
+        &self,
+        py: Python<'_>,
+        source: &str,
+        destination: &str,
+        progress: Option<Py<PyAny>>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<String> {
+        let call = Call {
+            platform: None,
+            progress,
+            cancel: cancel.as_deref(),
+        };
+        self.ops().copy(py, source, destination, call)
+    }
+
+    /// The manifest (or index) digest a location names, without fetching the module.
+    #[pyo3(signature = (location, *, cancel=None))]
+    fn resolve(
+        &self,
+        py: Python<'_>,
+        location: &str,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<String> {
+        let call = Call {
+            cancel: cancel.as_deref(),
+            ..Call::default()
+        };
+        self.ops().resolve(py, location, call)
+    }
+
     #[pyo3(signature = (location, *, platform=None, progress=None))]
-    fn pull(&self, py: Python<'_>, location: &str, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<WasmImage> {
-        self.ops().pull(py, location, platform, progress)
+    fn pull_async<'py>(
+        &self,
+        py: Python<'py>,
+        location: String,
+        platform: Option<&str>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.ops().spawn(py, platform, progress, |c, o| async move {
+            c.pull(&location, &o).await
+        })
     }
-    #[pyo3(signature = (location, *, platform=None, progress=None))]
-    fn pull_async<'py>(&self, py: Python<'py>, location: String, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        self.ops().pull_async(py, location, platform, progress)
-    }
+
     #[pyo3(signature = (location, path, *, platform=None, progress=None))]
-    fn pull_to_file(&self, py: Python<'_>, location: &str, path: PathBuf, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<ImageInfo> {
-        self.ops().pull_to_file(py, location, path, platform, progress)
+    fn pull_to_file_async<'py>(
+        &self,
+        py: Python<'py>,
+        location: String,
+        path: PathBuf,
+        platform: Option<&str>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.ops().spawn(py, platform, progress, |c, o| async move {
+            c.pull_to_file(&location, &path, &o).await
+        })
     }
-    #[pyo3(signature = (location, path, *, platform=None, progress=None))]
-    fn pull_to_file_async<'py>(&self, py: Python<'py>, location: String, path: PathBuf, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        self.ops().pull_to_file_async(py, location, path, platform, progress)
-    }
+
     #[pyo3(signature = (image, location, *, progress=None))]
-    fn push(&self, py: Python<'_>, image: PyRef<'_, WasmImage>, location: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
-        self.ops().push(py, &image, location, progress)
+    fn push_async<'py>(
+        &self,
+        py: Python<'py>,
+        image: PyRef<'_, WasmImage>,
+        location: String,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let image = image.inner.clone();
+        self.ops().spawn(py, None, progress, |c, o| async move {
+            Ok(c.push(&image, &location, &o).await?.to_string())
+        })
     }
-    #[pyo3(signature = (image, location, *, progress=None))]
-    fn push_async<'py>(&self, py: Python<'py>, image: PyRef<'_, WasmImage>, location: String, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        self.ops().push_async(py, &image, location, progress)
-    }
+
     #[pyo3(signature = (source, destination, *, progress=None))]
-    fn copy(&self, py: Python<'_>, source: &str, destination: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
-        self.ops().copy(py, source, destination, progress)
+    fn copy_async<'py>(
+        &self,
+        py: Python<'py>,
+        source: String,
+        destination: String,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.ops().spawn(py, None, progress, |c, o| async move {
+            Ok(c.copy(&source, &destination, &o).await?.to_string())
+        })
     }
-    #[pyo3(signature = (source, destination, *, progress=None))]
-    fn copy_async<'py>(&self, py: Python<'py>, source: String, destination: String, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        self.ops().copy_async(py, source, destination, progress)
-    }
-    fn resolve(&self, py: Python<'_>, location: &str) -> PyResult<String> {
-        self.ops().resolve(py, location)
-    }
+
     fn resolve_async<'py>(&self, py: Python<'py>, location: String) -> PyResult<Bound<'py, PyAny>> {
-        self.ops().resolve_async(py, location)
+        self.ops().spawn(py, None, None, |c, o| async move {
+            Ok(c.resolve(&location, &o).await?.digest.to_string())
+        })
     }
 
     fn __repr__(&self) -> String {
         let o = self.inner.options();
         let hosts: Vec<String> = o.credentials.keys().cloned().collect();
-        let mirrors: Vec<String> = o.mirrors.iter().map(|(k, v)| format!("{}: {}", py_str(k), py_list(v))).collect();
+        let mirrors: Vec<String> = o
+            .mirrors
+            .iter()
+            .map(|(k, v)| format!("{}: {}", py_str(k), py_list(v)))
+            .collect();
         format!(
             "<Client credentials_for={} insecure={} ca_certs={} connect_timeout={} read_timeout={} retries={} mirrors={} platform={}>",
             py_list(&hosts),
@@ -404,32 +541,86 @@ impl Client {
 // ---- module functions ---------------------------------------------------------------
 
 #[pyfunction]
-#[pyo3(signature = (location, *, platform=None, progress=None))]
-pub fn pull(py: Python<'_>, location: &str, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<WasmImage> {
-    default_ops(py)?.pull(py, location, platform, progress)
+#[pyo3(signature = (location, *, platform=None, progress=None, cancel=None))]
+pub fn pull(
+    py: Python<'_>,
+    location: &str,
+    platform: Option<&str>,
+    progress: Option<Py<PyAny>>,
+    cancel: Option<PyRef<'_, CancelToken>>,
+) -> PyResult<WasmImage> {
+    let call = Call {
+        platform,
+        progress,
+        cancel: cancel.as_deref(),
+    };
+    default_ops(py)?.pull(py, location, call)
 }
 
 #[pyfunction]
-#[pyo3(signature = (location, path, *, platform=None, progress=None))]
-pub fn pull_to_file(py: Python<'_>, location: &str, path: PathBuf, platform: Option<&str>, progress: Option<Py<PyAny>>) -> PyResult<ImageInfo> {
-    default_ops(py)?.pull_to_file(py, location, path, platform, progress)
+#[pyo3(signature = (location, path, *, platform=None, progress=None, cancel=None))]
+pub fn pull_to_file(
+    py: Python<'_>,
+    location: &str,
+    path: PathBuf,
+    platform: Option<&str>,
+    progress: Option<Py<PyAny>>,
+    cancel: Option<PyRef<'_, CancelToken>>,
+) -> PyResult<ImageInfo> {
+    let call = Call {
+        platform,
+        progress,
+        cancel: cancel.as_deref(),
+    };
+    default_ops(py)?.pull_to_file(py, location, path, call)
 }
 
 #[pyfunction]
-#[pyo3(signature = (image, location, *, progress=None))]
-pub fn push(py: Python<'_>, image: PyRef<'_, WasmImage>, location: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
-    default_ops(py)?.push(py, &image, location, progress)
+#[pyo3(signature = (image, location, *, progress=None, cancel=None))]
+pub fn push(
+    py: Python<'_>,
+    image: PyRef<'_, WasmImage>,
+    location: &str,
+    progress: Option<Py<PyAny>>,
+    cancel: Option<PyRef<'_, CancelToken>>,
+) -> PyResult<String> {
+    let call = Call {
+        platform: None,
+        progress,
+        cancel: cancel.as_deref(),
+    };
+    default_ops(py)?.push(py, &image, location, call)
 }
 
 #[pyfunction]
-#[pyo3(signature = (source, destination, *, progress=None))]
-pub fn copy(py: Python<'_>, source: &str, destination: &str, progress: Option<Py<PyAny>>) -> PyResult<String> {
-    default_ops(py)?.copy(py, source, destination, progress)
+#[pyo3(signature = (source, destination, *, progress=None, cancel=None))]
+pub fn copy(
+    py: Python<'_>,
+    source: &str,
+    destination: &str,
+    progress: Option<Py<PyAny>>,
+    cancel: Option<PyRef<'_, CancelToken>>,
+) -> PyResult<String> {
+    let call = Call {
+        platform: None,
+        progress,
+        cancel: cancel.as_deref(),
+    };
+    default_ops(py)?.copy(py, source, destination, call)
 }
 
 #[pyfunction]
-pub fn resolve(py: Python<'_>, location: &str) -> PyResult<String> {
-    default_ops(py)?.resolve(py, location)
+#[pyo3(signature = (location, *, cancel=None))]
+pub fn resolve(
+    py: Python<'_>,
+    location: &str,
+    cancel: Option<PyRef<'_, CancelToken>>,
+) -> PyResult<String> {
+    let call = Call {
+        cancel: cancel.as_deref(),
+        ..Call::default()
+    };
+    default_ops(py)?.resolve(py, location, call)
 }
 
 #[pyfunction]
@@ -469,6 +660,8 @@ pub fn build(
 /// Facts about a module given as bytes or a path.
 #[pyfunction]
 pub fn module_facts(py: Python<'_>, module: BytesOrPath) -> PyResult<ModuleFacts> {
-    bridge::compute(py, || wasm_image::module_facts::inspect(&module.load("module")?))
-        .map(|inner| ModuleFacts { inner })
+    bridge::compute(py, || {
+        wasm_image::module_facts::inspect(&module.load("module")?)
+    })
+    .map(|inner| ModuleFacts { inner })
 }

@@ -25,10 +25,14 @@ fn py_opt(s: Option<&str>) -> String {
 }
 
 fn json_to_py<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    py.import("json")?.call_method1("loads", (PyBytes::new(py, data),))
+    py.import("json")?
+        .call_method1("loads", (PyBytes::new(py, data),))
 }
 
-fn annotations_dict<'py>(py: Python<'py>, map: &BTreeMap<String, String>) -> PyResult<Bound<'py, PyDict>> {
+fn annotations_dict<'py>(
+    py: Python<'py>,
+    map: &BTreeMap<String, String>,
+) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for (k, v) in map {
         dict.set_item(k, v)?;
@@ -124,7 +128,9 @@ pub struct ProgressEvent {
 
 impl From<&wasm_image::ProgressEvent> for ProgressEvent {
     fn from(event: &wasm_image::ProgressEvent) -> Self {
-        ProgressEvent { inner: event.clone() }
+        ProgressEvent {
+            inner: event.clone(),
+        }
     }
 }
 
@@ -229,13 +235,20 @@ pub struct WasmImage {
 }
 
 impl WasmImage {
-    pub fn new(py: Python<'_>, inner: wasm_image::WasmImage, module: Option<Py<PyBytes>>) -> WasmImage {
+    pub fn new(
+        py: Python<'_>,
+        inner: wasm_image::WasmImage,
+        module: Option<Py<PyBytes>>,
+    ) -> WasmImage {
         let cache = PyOnceLock::new();
         if let Some(bytes) = module {
             // A fresh lock is empty, so this always fills it.
             let _ = cache.set(py, bytes);
         }
-        WasmImage { inner, module: cache }
+        WasmImage {
+            inner,
+            module: cache,
+        }
     }
     fn info(&self) -> &wasm_image::ImageInfo {
         self.inner.info()

@@ -16,6 +16,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::Limits>()?;
+    m.add_class::<bridge::CancelToken>()?;
     m.add_class::<image::WasmImage>()?;
     m.add_class::<image::ImageInfo>()?;
     m.add_class::<image::RuntimeConfig>()?;

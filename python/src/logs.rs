@@ -21,7 +21,10 @@ fn python_level(level: LogLevel) -> u32 {
 
 fn emit(py: Python<'_>, record: &LogRecord) -> PyResult<()> {
     let logger = LOGGER.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-        Ok(py.import("logging")?.call_method1("getLogger", ("wasm_image",))?.unbind())
+        Ok(py
+            .import("logging")?
+            .call_method1("getLogger", ("wasm_image",))?
+            .unbind())
     })?;
     let logger = logger.bind(py);
     let level = python_level(record.level);

@@ -34,6 +34,7 @@ from wasm_image._errors import (
     WasmImageError,
 )
 from wasm_image._native import (
+    CancelToken,
     Client,
     ImageInfo,
     Limits,
@@ -64,6 +65,7 @@ __all__ = [
     # types
     "Client",
     "Limits",
+    "CancelToken",
     "WasmImage",
     "ImageInfo",
     "RuntimeConfig",

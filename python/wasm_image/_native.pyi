@@ -4,9 +4,34 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Optional, Union, final
 
 __version__: str
+__all__ = [
+    "__version__",
+    "CancelToken",
+    "Client",
+    "ImageInfo",
+    "Limits",
+    "ModuleFacts",
+    "ProgressEvent",
+    "RuntimeConfig",
+    "WasmImage",
+    "build",
+    "copy",
+    "module_facts",
+    "pull",
+    "pull_to_file",
+    "push",
+    "resolve",
+]
 
 _Path = Union[str, os.PathLike[str]]
 _Progress = Callable[[ProgressEvent], object]
+
+@final
+class CancelToken:
+    def __new__(cls) -> CancelToken: ...
+    def cancel(self) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
 
 @final
 class ProgressEvent:
@@ -18,7 +43,7 @@ class ProgressEvent:
     def done(self) -> int: ...
     @property
     def total(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class RuntimeConfig:
@@ -30,7 +55,7 @@ class RuntimeConfig:
     def root_ids(self) -> list[str]: ...
     @property
     def raw(self) -> dict[str, Any]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class ModuleFacts:
@@ -44,7 +69,7 @@ class ModuleFacts:
     def exports(self) -> list[str]: ...
     @property
     def proxy_abi_versions(self) -> list[str]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class ImageInfo:
@@ -119,7 +144,7 @@ class Limits:
     def max_index_depth(self) -> int: ...
     @property
     def max_index_entries(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class Client:
@@ -145,35 +170,75 @@ class Client:
     @property
     def limits(self) -> Limits: ...
     def pull(
-        self, location: str, *, platform: Optional[str] = None, progress: Optional[_Progress] = None
+        self,
+        location: str,
+        *,
+        platform: Optional[str] = None,
+        progress: Optional[_Progress] = None,
+        cancel: Optional[CancelToken] = None,
     ) -> WasmImage: ...
     def pull_async(
         self, location: str, *, platform: Optional[str] = None, progress: Optional[_Progress] = None
     ) -> Awaitable[WasmImage]: ...
     def pull_to_file(
-        self, location: str, path: _Path, *, platform: Optional[str] = None, progress: Optional[_Progress] = None
+        self,
+        location: str,
+        path: _Path,
+        *,
+        platform: Optional[str] = None,
+        progress: Optional[_Progress] = None,
+        cancel: Optional[CancelToken] = None,
     ) -> ImageInfo: ...
     def pull_to_file_async(
         self, location: str, path: _Path, *, platform: Optional[str] = None, progress: Optional[_Progress] = None
     ) -> Awaitable[ImageInfo]: ...
-    def push(self, image: WasmImage, location: str, *, progress: Optional[_Progress] = None) -> str: ...
+    def push(
+        self,
+        image: WasmImage,
+        location: str,
+        *,
+        progress: Optional[_Progress] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> str: ...
     def push_async(
         self, image: WasmImage, location: str, *, progress: Optional[_Progress] = None
     ) -> Awaitable[str]: ...
-    def copy(self, source: str, destination: str, *, progress: Optional[_Progress] = None) -> str: ...
+    def copy(
+        self,
+        source: str,
+        destination: str,
+        *,
+        progress: Optional[_Progress] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> str: ...
     def copy_async(
         self, source: str, destination: str, *, progress: Optional[_Progress] = None
     ) -> Awaitable[str]: ...
-    def resolve(self, location: str) -> str: ...
+    def resolve(self, location: str, *, cancel: Optional[CancelToken] = None) -> str: ...
     def resolve_async(self, location: str) -> Awaitable[str]: ...
 
-def pull(location: str, *, platform: Optional[str] = None, progress: Optional[_Progress] = None) -> WasmImage: ...
+def pull(
+    location: str,
+    *,
+    platform: Optional[str] = None,
+    progress: Optional[_Progress] = None,
+    cancel: Optional[CancelToken] = None,
+) -> WasmImage: ...
 def pull_to_file(
-    location: str, path: _Path, *, platform: Optional[str] = None, progress: Optional[_Progress] = None
+    location: str,
+    path: _Path,
+    *,
+    platform: Optional[str] = None,
+    progress: Optional[_Progress] = None,
+    cancel: Optional[CancelToken] = None,
 ) -> ImageInfo: ...
-def push(image: WasmImage, location: str, *, progress: Optional[_Progress] = None) -> str: ...
-def copy(source: str, destination: str, *, progress: Optional[_Progress] = None) -> str: ...
-def resolve(location: str) -> str: ...
+def push(
+    image: WasmImage, location: str, *, progress: Optional[_Progress] = None, cancel: Optional[CancelToken] = None
+) -> str: ...
+def copy(
+    source: str, destination: str, *, progress: Optional[_Progress] = None, cancel: Optional[CancelToken] = None
+) -> str: ...
+def resolve(location: str, *, cancel: Optional[CancelToken] = None) -> str: ...
 def build(
     module: Union[bytes, bytearray, _Path],
     *,
