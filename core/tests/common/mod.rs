@@ -171,3 +171,41 @@ pub fn entries(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The running test bed (`tests/support/testbed.py`), or `None` with a note when
+/// `$WASM_IMAGE_TESTBED` is unset.
+pub fn testbed(test: &str) -> Option<Value> {
+    match std::env::var("WASM_IMAGE_TESTBED") {
+        Ok(path) if !path.is_empty() => {
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+            Some(serde_json::from_str(&text).expect("testbed.json is JSON"))
+        }
+        _ => {
+            eprintln!("note: {test} skipped: WASM_IMAGE_TESTBED is not set (start tests/support/testbed.py)");
+            None
+        }
+    }
+}
+
+pub fn bed_str(bed: &Value, path: &[&str]) -> String {
+    path.iter().fold(bed, |v, p| &v[*p]).as_str().unwrap_or_else(|| panic!("testbed.json lacks {path:?}")).to_string()
+}
+
+/// A repository name no other test uses, so tests can share servers and logs.
+pub fn unique(test: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Adds fault rules to the test bed's fault proxy (blocking HTTP, usable from any test).
+pub fn add_faults(bed: &Value, rules: Value) {
+    let url = bed_str(bed, &["faulty", "control"]);
+    let status = std::process::Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/json", "--data"])
+        .arg(rules.to_string())
+        .arg(&url)
+        .status()
+        .expect("curl runs");
+    assert!(status.success(), "fault proxy refused {rules}");
+}
