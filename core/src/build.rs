@@ -35,7 +35,9 @@ fn source_date_epoch(options: &BuildOptions) -> Result<Option<u64>> {
     }
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.trim().is_empty() => v.trim().parse::<u64>().map(Some).map_err(|_| {
-            Error::invalid_argument(format!("SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds"))
+            Error::invalid_argument(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds"
+            ))
         }),
         _ => Ok(None),
     }
@@ -45,20 +47,27 @@ pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
     let facts = module_facts::inspect(&module)?;
     let variant = options.variant.unwrap_or(Variant::Oci);
     let created = source_date_epoch(options)?;
-    let metadata_given = options.runtime_type.is_some() || !options.abi_versions.is_empty() || !options.root_ids.is_empty();
+    let metadata_given = options.runtime_type.is_some()
+        || !options.abi_versions.is_empty()
+        || !options.root_ids.is_empty();
     let abi_versions = if options.abi_versions.is_empty() {
         facts.proxy_abi_versions.clone()
     } else {
         options.abi_versions.clone()
     };
     let runtime_config = RuntimeConfig::new(
-        options.runtime_type.as_deref().unwrap_or(DEFAULT_RUNTIME_TYPE),
+        options
+            .runtime_type
+            .as_deref()
+            .unwrap_or(DEFAULT_RUNTIME_TYPE),
         abi_versions,
         options.root_ids.clone(),
     );
     let mut extra = options.annotations.clone();
     if let Some(t) = created {
-        extra.entry(annotations::CREATED.into()).or_insert_with(|| rfc3339(t));
+        extra
+            .entry(annotations::CREATED.into())
+            .or_insert_with(|| rfc3339(t));
     }
     let (encoded, runtime_config): (Encoded, Option<RuntimeConfig>) = match variant {
         Variant::Oci => {
@@ -67,7 +76,10 @@ pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
                     "the oci variant is written with an OCI manifest only; use the compat variant for a Docker manifest",
                 ));
             }
-            (solo_oci::encode(module.clone(), &runtime_config, &extra), Some(runtime_config))
+            (
+                solo_oci::encode(module.clone(), &runtime_config, &extra),
+                Some(runtime_config),
+            )
         }
         Variant::Compat => {
             let rc = metadata_given.then_some(runtime_config);
@@ -88,10 +100,18 @@ pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
             )))
         }
     };
-    let manifest: crate::manifest::ImageManifest =
-        serde_json::from_slice(&encoded.manifest).map_err(|e| Error::internal(format!("built manifest does not parse: {e}")))?;
-    let mut blobs = vec![(encoded.config.0.clone(), BlobBody::Bytes(encoded.config.1.clone()))];
-    blobs.extend(encoded.layers.iter().map(|(d, b)| (d.clone(), BlobBody::Bytes(b.clone()))));
+    let manifest: crate::manifest::ImageManifest = serde_json::from_slice(&encoded.manifest)
+        .map_err(|e| Error::internal(format!("built manifest does not parse: {e}")))?;
+    let mut blobs = vec![(
+        encoded.config.0.clone(),
+        BlobBody::Bytes(encoded.config.1.clone()),
+    )];
+    blobs.extend(
+        encoded
+            .layers
+            .iter()
+            .map(|(d, b)| (d.clone(), BlobBody::Bytes(b.clone()))),
+    );
     let info = ImageInfo {
         variant,
         module_digest: Digest::sha256_of(&module),
@@ -105,7 +125,11 @@ pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
         runtime_config,
         annotations: manifest.annotations,
     };
-    Ok(WasmImage { info, module, blobs })
+    Ok(WasmImage {
+        info,
+        module,
+        blobs,
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian, UTC).
@@ -163,14 +187,23 @@ mod tests {
         assert_eq!(layers.len(), 2);
         assert_eq!(layers[0]["mediaType"], mt::SOLO_WASM_CONFIG);
         assert_eq!(layers[0]["digest"], m["config"]["digest"]);
-        assert_eq!(layers[0]["annotations"][annotations::TITLE], "runtime-config.json");
+        assert_eq!(
+            layers[0]["annotations"][annotations::TITLE],
+            "runtime-config.json"
+        );
         assert_eq!(layers[1]["mediaType"], mt::SOLO_WASM_LAYER);
         assert_eq!(layers[1]["annotations"][annotations::TITLE], "filter.wasm");
         assert_eq!(m["annotations"][annotations::RUNTIME_TYPE], "envoy_proxy");
         assert_eq!(m["annotations"][annotations::ABI_VERSION], "v0.2.1,v0.2.0");
         let config: serde_json::Value = serde_json::from_slice(img.config()).unwrap();
-        assert_eq!(config["abiVersions"], serde_json::json!(["v0.2.1", "v0.2.0"]));
-        assert_eq!(config["config"]["rootIds"], serde_json::json!(["add_header_root_id"]));
+        assert_eq!(
+            config["abiVersions"],
+            serde_json::json!(["v0.2.1", "v0.2.0"])
+        );
+        assert_eq!(
+            config["config"]["rootIds"],
+            serde_json::json!(["add_header_root_id"])
+        );
     }
 
     #[test]
@@ -193,7 +226,10 @@ mod tests {
                 },
             )
             .unwrap();
-            assert!(String::from_utf8_lossy(dated.manifest()).contains("2023-11-14T22:13:20Z") || String::from_utf8_lossy(dated.config()).contains("2023-11-14T22:13:20Z"));
+            assert!(
+                String::from_utf8_lossy(dated.manifest()).contains("2023-11-14T22:13:20Z")
+                    || String::from_utf8_lossy(dated.config()).contains("2023-11-14T22:13:20Z")
+            );
         }
     }
 
@@ -231,12 +267,19 @@ mod tests {
         let mut tar = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut tar).unwrap();
         let config: serde_json::Value = serde_json::from_slice(docker.config()).unwrap();
-        assert_eq!(config["rootfs"]["diff_ids"][0], Digest::sha256_of(&tar).to_string());
+        assert_eq!(
+            config["rootfs"]["diff_ids"][0],
+            Digest::sha256_of(&tar).to_string()
+        );
     }
 
     #[test]
     fn non_wasm_is_refused() {
-        let err = build(Bytes::from_static(b"#!/bin/sh\necho"), &BuildOptions::default()).unwrap_err();
+        let err = build(
+            Bytes::from_static(b"#!/bin/sh\necho"),
+            &BuildOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat);
     }
 }

@@ -64,7 +64,9 @@ impl Client {
     /// Fetches, verifies and extracts the module into memory.
     pub async fn pull(&self, location: &str, call: &CallOptions) -> Result<WasmImage> {
         let pulled = self.pull_into(location, Destination::Memory, call).await?;
-        let module = pulled.module.ok_or_else(|| Error::internal("module missing after an in-memory pull"))?;
+        let module = pulled
+            .module
+            .ok_or_else(|| Error::internal("module missing after an in-memory pull"))?;
         Ok(WasmImage {
             info: pulled.info,
             module,
@@ -74,23 +76,53 @@ impl Client {
 
     /// Fetches and verifies the module straight into `path` (never held in memory). The
     /// file appears only when everything checked out.
-    pub async fn pull_to_file(&self, location: &str, path: &Path, call: &CallOptions) -> Result<ImageInfo> {
+    pub async fn pull_to_file(
+        &self,
+        location: &str,
+        path: &Path,
+        call: &CallOptions,
+    ) -> Result<ImageInfo> {
         if path.is_dir() {
-            return Err(Error::invalid_argument(format!("{} is a directory; give a file path", path.display())));
+            return Err(Error::invalid_argument(format!(
+                "{} is a directory; give a file path",
+                path.display()
+            )));
         }
-        Ok(self.pull_into(location, Destination::File(path.to_path_buf()), call).await?.info)
+        Ok(self
+            .pull_into(location, Destination::File(path.to_path_buf()), call)
+            .await?
+            .info)
     }
 
-    async fn pull_into(&self, location: &str, destination: Destination, call: &CallOptions) -> Result<Pulled> {
+    async fn pull_into(
+        &self,
+        location: &str,
+        destination: Destination,
+        call: &CallOptions,
+    ) -> Result<Pulled> {
         let location = Location::parse(location)?;
         let store = store::open(&location, Access::Read, &self.ctx).await?;
         let limits = self.ctx.options.limits;
-        let platform = call.platform.as_ref().or(self.ctx.options.platform.as_ref());
-        let selected = select::select(store.as_ref(), &location.selector(), &limits, platform).await?;
+        let platform = call
+            .platform
+            .as_ref()
+            .or(self.ctx.options.platform.as_ref());
+        let selected =
+            select::select(store.as_ref(), &location.selector(), &limits, platform).await?;
         let what = format!("{location}");
         let config_descriptor = selected.parsed.config.clone();
-        let config = transfer::read_small_blob(store.as_ref(), &config_descriptor, limits.max_metadata_bytes, "config").await?;
-        let plan = formats::classify(&selected.parsed, &ConfigView::new(&config_descriptor, &config), &what)?;
+        let config = transfer::read_small_blob(
+            store.as_ref(),
+            &config_descriptor,
+            limits.max_metadata_bytes,
+            "config",
+        )
+        .await?;
+        let plan = formats::classify(
+            &selected.parsed,
+            &ConfigView::new(&config_descriptor, &config),
+            &what,
+        )?;
         tracing::debug!(location = %what, variant = %plan.variant, "pulling");
 
         let opener = BlobOpener {
@@ -107,7 +139,13 @@ impl Client {
                 extract::extract(&plan, &opener, &limits, &destination)
             })
             .await
-            .map_err(|e| if e.message().starts_with(&what) { e } else { e.context(&what) })?
+            .map_err(|e| {
+                if e.message().starts_with(&what) {
+                    e
+                } else {
+                    e.context(&what)
+                }
+            })?
         };
 
         let module_layer = match &plan.source {
@@ -146,7 +184,12 @@ impl Client {
 
     /// Writes an image (built, or pulled from anywhere) to a location; returns the
     /// manifest digest.
-    pub async fn push(&self, image: &WasmImage, location: &str, call: &CallOptions) -> Result<Digest> {
+    pub async fn push(
+        &self,
+        image: &WasmImage,
+        location: &str,
+        call: &CallOptions,
+    ) -> Result<Digest> {
         let location = Location::parse(location)?;
         let selector = location.selector();
         if let Some(d) = &selector.digest {
@@ -161,10 +204,22 @@ impl Client {
         for (descriptor, body) in &image.blobs {
             match body {
                 BlobBody::Bytes(data) => {
-                    transfer::put_bytes(destination.as_ref(), descriptor, data.clone(), call.progress.as_ref()).await?
+                    transfer::put_bytes(
+                        destination.as_ref(),
+                        descriptor,
+                        data.clone(),
+                        call.progress.as_ref(),
+                    )
+                    .await?
                 }
                 BlobBody::InStore(source) => {
-                    transfer::copy_blob(source.as_ref(), destination.as_ref(), descriptor, call.progress.as_ref()).await?
+                    transfer::copy_blob(
+                        source.as_ref(),
+                        destination.as_ref(),
+                        descriptor,
+                        call.progress.as_ref(),
+                    )
+                    .await?
                 }
             }
         }
@@ -182,13 +237,26 @@ impl Client {
 
     /// Copies an image, or a whole index with every manifest it lists, between any two
     /// locations. Digests are preserved: bytes are moved, never re-encoded.
-    pub async fn copy(&self, source: &str, destination: &str, call: &CallOptions) -> Result<Digest> {
+    pub async fn copy(
+        &self,
+        source: &str,
+        destination: &str,
+        call: &CallOptions,
+    ) -> Result<Digest> {
         let source_location = Location::parse(source)?;
         let destination_location = Location::parse(destination)?;
         let src = store::open(&source_location, Access::Read, &self.ctx).await?;
         let dst = store::open(&destination_location, Access::Write, &self.ctx).await?;
         let limits = self.ctx.options.limits;
-        let top = copy_tree(src.as_ref(), dst.as_ref(), source_location.selector(), 0, &limits, call).await?;
+        let top = copy_tree(
+            src.as_ref(),
+            dst.as_ref(),
+            source_location.selector(),
+            0,
+            &limits,
+            call,
+        )
+        .await?;
         let dst_selector = destination_location.selector();
         if let Some(d) = &dst_selector.digest {
             if *d != top.digest {
@@ -199,7 +267,8 @@ impl Client {
             }
         }
         let tag = dst_selector.tag.or_else(|| source_location.selector().tag);
-        dst.put_manifest(&top.raw, &top.digest, tag.as_deref()).await?;
+        dst.put_manifest(&top.raw, &top.digest, tag.as_deref())
+            .await?;
         dst.commit().await?;
         tracing::info!(source = %source_location, destination = %destination_location, manifest = %top.digest, "copied");
         Ok(top.digest)
@@ -256,11 +325,13 @@ fn copy_tree<'a>(
                         tag: None,
                         digest: Some(child.digest.clone()),
                     };
-                    let mut fetched_child = copy_tree(src, dst, child_selector, depth + 1, limits, call).await?;
+                    let mut fetched_child =
+                        copy_tree(src, dst, child_selector, depth + 1, limits, call).await?;
                     if fetched_child.raw.media_type.is_none() {
                         fetched_child.raw.media_type = Some(child.media_type.clone());
                     }
-                    dst.put_manifest(&fetched_child.raw, &fetched_child.digest, None).await?;
+                    dst.put_manifest(&fetched_child.raw, &fetched_child.digest, None)
+                        .await?;
                 }
             }
         }
@@ -269,7 +340,10 @@ fn copy_tree<'a>(
 }
 
 /// Shared so bindings can build a `CallOptions` in one line.
-pub fn call_options(progress: Option<crate::Progress>, platform: Option<crate::Platform>) -> CallOptions {
+pub fn call_options(
+    progress: Option<crate::Progress>,
+    platform: Option<crate::Platform>,
+) -> CallOptions {
     CallOptions { platform, progress }
 }
 

@@ -67,7 +67,9 @@ impl FromStr for Digest {
 
     fn from_str(s: &str) -> Result<Digest> {
         let (algorithm, hex) = s.split_once(':').ok_or_else(|| {
-            Error::invalid_reference(format!("digest {s:?} has no algorithm prefix (expected sha256:<64 hex>)"))
+            Error::invalid_reference(format!(
+                "digest {s:?} has no algorithm prefix (expected sha256:<64 hex>)"
+            ))
         })?;
         let algorithm = match algorithm {
             "sha256" => Algorithm::Sha256,
@@ -79,7 +81,9 @@ impl FromStr for Digest {
             }
         };
         if hex.len() != algorithm.hex_len()
-            || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(Error::invalid_reference(format!(
                 "digest {s:?} must have {} lower-case hex characters after \"{}:\"",
@@ -192,7 +196,12 @@ impl Descriptor {
     /// Checks bytes already in memory against this descriptor.
     pub fn verify(&self, data: &[u8], what: &str) -> Result<()> {
         if data.len() as u64 != self.size {
-            return Err(size_mismatch(what, &self.digest, self.size, data.len() as u64));
+            return Err(size_mismatch(
+                what,
+                &self.digest,
+                self.size,
+                data.len() as u64,
+            ));
         }
         let mut hasher = Hasher::new(self.digest.algorithm());
         hasher.update(data);
@@ -212,7 +221,11 @@ pub struct Platform {
     pub os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
 }
 
@@ -240,7 +253,9 @@ impl FromStr for Platform {
         };
         let variant = parts.next().map(str::to_string);
         if parts.next().is_some() {
-            return Err(Error::invalid_argument(format!("platform {s:?} has too many parts")));
+            return Err(Error::invalid_argument(format!(
+                "platform {s:?} has too many parts"
+            )));
         }
         Ok(Platform {
             os: os.to_string(),
@@ -289,7 +304,13 @@ impl Verifier {
     fn feed(&mut self, data: &[u8]) -> io::Result<()> {
         self.seen += data.len() as u64;
         if self.seen > self.expected.size {
-            return Err(size_mismatch(&self.what, &self.expected.digest, self.expected.size, self.seen).into_io());
+            return Err(size_mismatch(
+                &self.what,
+                &self.expected.digest,
+                self.expected.size,
+                self.seen,
+            )
+            .into_io());
         }
         self.hasher.update(data);
         Ok(())
@@ -301,7 +322,13 @@ impl Verifier {
         }
         self.done = true;
         if self.seen != self.expected.size {
-            return Err(size_mismatch(&self.what, &self.expected.digest, self.expected.size, self.seen).into_io());
+            return Err(size_mismatch(
+                &self.what,
+                &self.expected.digest,
+                self.expected.size,
+                self.seen,
+            )
+            .into_io());
         }
         let actual = std::mem::replace(&mut self.hasher, Hasher::new(Algorithm::Sha256)).finish();
         if actual != self.expected.digest {
@@ -343,7 +370,11 @@ impl<R: Read> Read for VerifyingReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -402,7 +433,12 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(d, Digest::sha256_of(b"hello"));
-        for bad in ["sha256:abc", "md5:00", "nocolon", "sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824"] {
+        for bad in [
+            "sha256:abc",
+            "md5:00",
+            "nocolon",
+            "sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824",
+        ] {
             let err = bad.parse::<Digest>().unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidReference, "{bad}");
         }
@@ -412,11 +448,15 @@ mod tests {
     fn verifying_reader_catches_size_and_content() {
         let good = Descriptor::for_bytes("x", b"hello");
         let mut out = Vec::new();
-        VerifyingReader::new(&b"hello"[..], &good, "blob").read_to_end(&mut out).unwrap();
+        VerifyingReader::new(&b"hello"[..], &good, "blob")
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, b"hello");
 
         for data in [&b"hell"[..], &b"hello!"[..], &b"jello"[..]] {
-            let err = VerifyingReader::new(data, &good, "blob").read_to_end(&mut Vec::new()).unwrap_err();
+            let err = VerifyingReader::new(data, &good, "blob")
+                .read_to_end(&mut Vec::new())
+                .unwrap_err();
             assert_eq!(Error::from_io(err).kind(), ErrorKind::DigestMismatch);
         }
     }

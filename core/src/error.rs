@@ -216,7 +216,9 @@ impl Error {
                 });
             }
             node = match current.downcast_ref::<std::io::Error>() {
-                Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+                Some(io) => io
+                    .get_ref()
+                    .map(|inner| inner as &(dyn std::error::Error + 'static)),
                 None => current.source(),
             };
         }

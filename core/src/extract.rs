@@ -53,9 +53,16 @@ struct ModuleSink {
 }
 
 impl ModuleSink {
-    fn new(destination: &Destination, size_hint: u64, limit: u64, hash: bool) -> Result<ModuleSink> {
+    fn new(
+        destination: &Destination,
+        size_hint: u64,
+        limit: u64,
+        hash: bool,
+    ) -> Result<ModuleSink> {
         let out = match destination {
-            Destination::Memory => SinkOut::Memory(Vec::with_capacity(size_hint.min(limit) as usize)),
+            Destination::Memory => {
+                SinkOut::Memory(Vec::with_capacity(size_hint.min(limit) as usize))
+            }
             Destination::File(path) => {
                 let dir = match path.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -65,7 +72,9 @@ impl ModuleSink {
                     .prefix(".wasm-image-")
                     .suffix(".partial")
                     .tempfile_in(&dir)
-                    .map_err(|e| Error::io(format!("cannot create a file in {}", dir.display()), e))?;
+                    .map_err(|e| {
+                        Error::io(format!("cannot create a file in {}", dir.display()), e)
+                    })?;
                 SinkOut::File(file)
             }
         };
@@ -78,21 +87,33 @@ impl ModuleSink {
         })
     }
 
-    fn finish(self, known_digest: Option<&Digest>, destination: &Destination, what: &str) -> Result<Extracted> {
+    fn finish(
+        self,
+        known_digest: Option<&Digest>,
+        destination: &Destination,
+        what: &str,
+    ) -> Result<Extracted> {
         check_wasm_header(&self.head, what)?;
         let digest = match (self.hasher, known_digest) {
             (Some(h), _) => h.finish(),
             (None, Some(d)) => d.clone(),
-            (None, None) => return Err(Error::internal("module digest neither computed nor known")),
+            (None, None) => {
+                return Err(Error::internal("module digest neither computed nor known"))
+            }
         };
         let module = match (self.out, destination) {
             (SinkOut::Memory(v), _) => Some(Bytes::from(v)),
             (SinkOut::File(mut f), Destination::File(path)) => {
-                f.flush().and_then(|_| f.as_file().sync_all()).map_err(|e| Error::io(path.display(), e))?;
-                f.persist(path).map_err(|e| Error::io(format!("cannot write {}", path.display()), e.error))?;
+                f.flush()
+                    .and_then(|_| f.as_file().sync_all())
+                    .map_err(|e| Error::io(path.display(), e))?;
+                f.persist(path)
+                    .map_err(|e| Error::io(format!("cannot write {}", path.display()), e.error))?;
                 None
             }
-            (SinkOut::File(_), Destination::Memory) => unreachable!("sink built from the destination"),
+            (SinkOut::File(_), Destination::Memory) => {
+                unreachable!("sink built from the destination")
+            }
         };
         Ok(Extracted {
             module,
@@ -146,11 +167,19 @@ pub struct Extracted {
 fn layer_error(err: io::Error, layer: &Descriptor, what: &str) -> Error {
     match Error::find_in_io(&err) {
         Some(ours) => ours,
-        None => Error::invalid_format(format!("layer {} ({}): {what}: {err}", layer.digest, layer.media_type)),
+        None => Error::invalid_format(format!(
+            "layer {} ({}): {what}: {err}",
+            layer.digest, layer.media_type
+        )),
     }
 }
 
-pub fn extract(plan: &Plan, opener: &BlobOpener, limits: &Limits, destination: &Destination) -> Result<Extracted> {
+pub fn extract(
+    plan: &Plan,
+    opener: &BlobOpener,
+    limits: &Limits,
+    destination: &Destination,
+) -> Result<Extracted> {
     let what = opener.describe();
     match &plan.source {
         ModuleSource::Raw(layer) => {
@@ -162,10 +191,19 @@ pub fn extract(plan: &Plan, opener: &BlobOpener, limits: &Limits, destination: &
             }
             // The verified layer digest is the module digest when both are sha256.
             let known = (layer.digest.algorithm() == Algorithm::Sha256).then_some(&layer.digest);
-            let mut sink = ModuleSink::new(destination, layer.size, limits.max_module_bytes, known.is_none())?;
+            let mut sink = ModuleSink::new(
+                destination,
+                layer.size,
+                limits.max_module_bytes,
+                known.is_none(),
+            )?;
             let mut blob = opener.open(layer)?;
             io::copy(&mut blob, &mut sink).map_err(Error::from_io)?;
-            sink.finish(known, destination, &format!("{what}: module layer {}", layer.digest))
+            sink.finish(
+                known,
+                destination,
+                &format!("{what}: module layer {}", layer.digest),
+            )
         }
         ModuleSource::InTar {
             layers,
@@ -173,8 +211,17 @@ pub fn extract(plan: &Plan, opener: &BlobOpener, limits: &Limits, destination: &
             runtime_config_file,
         } => {
             for layer in layers {
-                let compression = mt::tar_layer_compression(&layer.media_type).unwrap_or(Compression::None);
-                if let Some(found) = search_layer(layer, compression, target, *runtime_config_file, opener, limits, destination)? {
+                let compression =
+                    mt::tar_layer_compression(&layer.media_type).unwrap_or(Compression::None);
+                if let Some(found) = search_layer(
+                    layer,
+                    compression,
+                    target,
+                    *runtime_config_file,
+                    opener,
+                    limits,
+                    destination,
+                )? {
                     return Ok(found);
                 }
             }
@@ -269,9 +316,12 @@ fn search_layer(
     {
         let decoder = match compression {
             Compression::None => Decoder::Plain(&mut blob),
-            Compression::Gzip => Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(&mut blob))),
+            Compression::Gzip => {
+                Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(&mut blob)))
+            }
             Compression::Zstd => Decoder::Zstd(Box::new(
-                zstd::stream::read::Decoder::new(&mut blob).map_err(|e| layer_error(e, layer, "cannot start zstd"))?,
+                zstd::stream::read::Decoder::new(&mut blob)
+                    .map_err(|e| layer_error(e, layer, "cannot start zstd"))?,
             )),
         };
         let bounded = Bounded {
@@ -280,10 +330,13 @@ fn search_layer(
             limit: limits.max_decompressed_bytes,
         };
         let mut archive = tar::Archive::new(bounded);
-        let entries = archive.entries().map_err(|e| layer_error(e, layer, "not a valid tar"))?;
+        let entries = archive
+            .entries()
+            .map_err(|e| layer_error(e, layer, "not a valid tar"))?;
         let mut count = 0u64;
         for entry in entries {
-            let mut entry = entry.map_err(|e| layer_error(e, layer, "corrupt tar or compressed data"))?;
+            let mut entry =
+                entry.map_err(|e| layer_error(e, layer, "corrupt tar or compressed data"))?;
             count += 1;
             if count > limits.max_tar_entries {
                 return Err(Error::limit_exceeded(format!(
@@ -291,7 +344,10 @@ fn search_layer(
                     layer.digest, limits.max_tar_entries
                 )));
             }
-            let path = entry.path().map_err(|e| layer_error(e, layer, "bad tar entry name"))?.into_owned();
+            let path = entry
+                .path()
+                .map_err(|e| layer_error(e, layer, "bad tar entry name"))?
+                .into_owned();
             let kind = entry.header().entry_type();
             let regular = matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous);
             if target_matches(target, &path) {
@@ -312,7 +368,10 @@ fn search_layer(
                 if module.is_some() {
                     continue;
                 }
-                let size = entry.header().size().map_err(|e| layer_error(e, layer, "bad tar header"))?;
+                let size = entry
+                    .header()
+                    .size()
+                    .map_err(|e| layer_error(e, layer, "bad tar header"))?;
                 if size > limits.max_module_bytes {
                     return Err(Error::limit_exceeded(format!(
                         "layer {}: {shown:?} is {size} bytes, more than the module limit of {}",
@@ -320,12 +379,15 @@ fn search_layer(
                     )));
                 }
                 let mut sink = ModuleSink::new(destination, size, limits.max_module_bytes, true)?;
-                io::copy(&mut entry, &mut sink).map_err(|e| layer_error(e, layer, "cannot read the module"))?;
+                io::copy(&mut entry, &mut sink)
+                    .map_err(|e| layer_error(e, layer, "cannot read the module"))?;
                 module = Some((sink, format!("{shown:?} in layer {}", layer.digest)));
             } else if want_runtime_config
                 && regular
                 && runtime_config.is_none()
-                && path.file_name().is_some_and(|n| n == mt::COMPAT_RUNTIME_CONFIG_FILE)
+                && path
+                    .file_name()
+                    .is_some_and(|n| n == mt::COMPAT_RUNTIME_CONFIG_FILE)
                 && normalize(&path).is_ok()
             {
                 let size = entry.header().size().unwrap_or(u64::MAX);
@@ -336,22 +398,27 @@ fn search_layer(
                     )));
                 }
                 let mut data = Vec::with_capacity(size as usize);
-                entry.read_to_end(&mut data).map_err(|e| layer_error(e, layer, "cannot read runtime-config.json"))?;
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| layer_error(e, layer, "cannot read runtime-config.json"))?;
                 runtime_config = Some(data);
             }
         }
         // Read what follows the tar's end so the decompressor checks its trailer.
         let mut rest = archive.into_inner();
-        io::copy(&mut rest, &mut io::sink()).map_err(|e| layer_error(e, layer, "corrupt data after the tar"))?;
+        io::copy(&mut rest, &mut io::sink())
+            .map_err(|e| layer_error(e, layer, "corrupt data after the tar"))?;
     }
     // The layer's digest is known only once its last byte has been read.
-    io::copy(&mut blob, &mut io::sink()).map_err(|e| layer_error(e, layer, "cannot read the layer"))?;
+    io::copy(&mut blob, &mut io::sink())
+        .map_err(|e| layer_error(e, layer, "cannot read the layer"))?;
     match module {
         Some((sink, what)) => {
             let mut found = sink.finish(None, destination, &what)?;
             if let Some(data) = runtime_config {
-                found.runtime_config =
-                    Some(RuntimeConfig::parse(&data).map_err(|e| e.context(format!("runtime-config.json in layer {}", layer.digest)))?);
+                found.runtime_config = Some(RuntimeConfig::parse(&data).map_err(|e| {
+                    e.context(format!("runtime-config.json in layer {}", layer.digest))
+                })?);
             }
             Ok(Some(found))
         }

@@ -64,10 +64,16 @@ impl fmt::Display for Variant {
 impl FromStr for Variant {
     type Err = Error;
     fn from_str(s: &str) -> Result<Variant> {
-        Variant::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
-            Error::invalid_argument(format!("unknown variant {s:?}; expected one of {}", names.join(", ")))
-        })
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
+                Error::invalid_argument(format!(
+                    "unknown variant {s:?}; expected one of {}",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -84,7 +90,11 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     /// Builds the object we write: `type`, `abiVersions`, `config.rootIds`.
-    pub fn new(runtime_type: &str, abi_versions: Vec<String>, root_ids: Vec<String>) -> RuntimeConfig {
+    pub fn new(
+        runtime_type: &str,
+        abi_versions: Vec<String>,
+        root_ids: Vec<String>,
+    ) -> RuntimeConfig {
         let mut raw = Map::new();
         raw.insert("type".into(), Value::String(runtime_type.into()));
         if !abi_versions.is_empty() {
@@ -159,7 +169,12 @@ impl RuntimeConfig {
 fn strings_field(value: &Value, key: &str) -> Result<Vec<String>> {
     match value {
         Value::Null => Ok(Vec::new()),
-        Value::String(s) => Ok(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()),
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()),
         Value::Array(items) => items
             .iter()
             .map(|item| match item {
@@ -286,7 +301,10 @@ mod tests {
         let a = RuntimeConfig::parse(spec).unwrap();
         for other in [&wasme[..], &prose[..]] {
             let b = RuntimeConfig::parse(other).unwrap();
-            assert_eq!((&a.runtime_type, &a.abi_versions, &a.root_ids), (&b.runtime_type, &b.abi_versions, &b.root_ids));
+            assert_eq!(
+                (&a.runtime_type, &a.abi_versions, &a.root_ids),
+                (&b.runtime_type, &b.abi_versions, &b.root_ids)
+            );
         }
         assert_eq!(a.runtime_type.as_deref(), Some("envoy_proxy"));
         assert_eq!(a.root_ids, vec!["add_header_root_id"]);
@@ -302,7 +320,12 @@ mod tests {
 
     #[test]
     fn malformed_runtime_config_is_invalid_format() {
-        for bad in [&b"[]"[..], b"{\"type\":3}", b"{\"abiVersions\":[1]}", b"not json"] {
+        for bad in [
+            &b"[]"[..],
+            b"{\"type\":3}",
+            b"{\"abiVersions\":[1]}",
+            b"not json",
+        ] {
             let err = RuntimeConfig::parse(bad).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat);
         }

@@ -63,11 +63,23 @@ impl fmt::Display for Repository {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
-    Registry { repository: Repository, selector: Selector },
-    Layout { dir: PathBuf, selector: Selector },
-    OciArchive { file: PathBuf, selector: Selector },
+    Registry {
+        repository: Repository,
+        selector: Selector,
+    },
+    Layout {
+        dir: PathBuf,
+        selector: Selector,
+    },
+    OciArchive {
+        file: PathBuf,
+        selector: Selector,
+    },
     /// Read only. The reference, when given, is matched against the archive's `RepoTags`.
-    DockerArchive { file: PathBuf, reference: Option<String> },
+    DockerArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
 }
 
 impl Location {
@@ -77,9 +89,9 @@ impl Location {
 
     pub fn selector(&self) -> Selector {
         match self {
-            Location::Registry { selector, .. } | Location::Layout { selector, .. } | Location::OciArchive { selector, .. } => {
-                selector.clone()
-            }
+            Location::Registry { selector, .. }
+            | Location::Layout { selector, .. }
+            | Location::OciArchive { selector, .. } => selector.clone(),
             Location::DockerArchive { .. } => Selector::default(),
         }
     }
@@ -88,9 +100,9 @@ impl Location {
     pub fn with_selector(&self, new: Selector) -> Location {
         let mut out = self.clone();
         match &mut out {
-            Location::Registry { selector, .. } | Location::Layout { selector, .. } | Location::OciArchive { selector, .. } => {
-                *selector = new
-            }
+            Location::Registry { selector, .. }
+            | Location::Layout { selector, .. }
+            | Location::OciArchive { selector, .. } => *selector = new,
             Location::DockerArchive { .. } => {}
         }
         out
@@ -104,9 +116,14 @@ impl Location {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Location::Registry { repository, selector } => write!(f, "{repository}{selector}"),
+            Location::Registry {
+                repository,
+                selector,
+            } => write!(f, "{repository}{selector}"),
             Location::Layout { dir, selector } => write!(f, "oci:{}{selector}", dir.display()),
-            Location::OciArchive { file, selector } => write!(f, "oci-archive:{}{selector}", file.display()),
+            Location::OciArchive { file, selector } => {
+                write!(f, "oci-archive:{}{selector}", file.display())
+            }
             Location::DockerArchive { file, reference } => {
                 write!(f, "docker-archive:{}", file.display())?;
                 if let Some(r) = reference {
@@ -160,19 +177,36 @@ impl FromStr for Location {
             )));
         }
         let (repository, selector) = parse_registry_reference(rest).map_err(fail)?;
-        Ok(Location::Registry { repository, selector })
+        Ok(Location::Registry {
+            repository,
+            selector,
+        })
     }
 }
 
 fn split_path_selector(rest: &str) -> std::result::Result<(PathBuf, Selector), String> {
     let (path, selector) = if let Some((path, digest)) = rest.split_once('@') {
         let digest: Digest = digest.parse().map_err(|e: Error| e.message().to_string())?;
-        (path, Selector { tag: None, digest: Some(digest) })
+        (
+            path,
+            Selector {
+                tag: None,
+                digest: Some(digest),
+            },
+        )
     } else if let Some((path, tag)) = rest.split_once(':') {
         if tag.is_empty() || tag.chars().any(char::is_whitespace) || tag.len() > 255 {
-            return Err(format!("tag {tag:?} must be 1 to 255 characters without spaces"));
+            return Err(format!(
+                "tag {tag:?} must be 1 to 255 characters without spaces"
+            ));
         }
-        (path, Selector { tag: Some(tag.to_string()), digest: None })
+        (
+            path,
+            Selector {
+                tag: Some(tag.to_string()),
+                digest: None,
+            },
+        )
     } else {
         (rest, Selector::default())
     };
@@ -184,11 +218,16 @@ fn split_path_selector(rest: &str) -> std::result::Result<(PathBuf, Selector), S
 
 fn parse_registry_reference(s: &str) -> std::result::Result<(Repository, Selector), String> {
     let (name_and_tag, digest) = match s.split_once('@') {
-        Some((n, d)) => (n, Some(d.parse::<Digest>().map_err(|e| e.message().to_string())?)),
+        Some((n, d)) => (
+            n,
+            Some(d.parse::<Digest>().map_err(|e| e.message().to_string())?),
+        ),
         None => (s, None),
     };
     let (name, tag) = match name_and_tag.rfind(':') {
-        Some(i) if !name_and_tag[i + 1..].contains('/') => (&name_and_tag[..i], Some(&name_and_tag[i + 1..])),
+        Some(i) if !name_and_tag[i + 1..].contains('/') => {
+            (&name_and_tag[..i], Some(&name_and_tag[i + 1..]))
+        }
         _ => (name_and_tag, None),
     };
     if let Some(tag) = tag {
@@ -198,14 +237,21 @@ fn parse_registry_reference(s: &str) -> std::result::Result<(Repository, Selecto
         return Err("the repository name is empty".into());
     }
     let (registry, path) = match name.split_once('/') {
-        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[') => {
+        Some((first, rest))
+            if first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.starts_with('[') =>
+        {
             (first.to_string(), rest.to_string())
         }
         _ => (DOCKER_HUB.to_string(), name.to_string()),
     };
     validate_host(&registry)?;
     let registry = match registry.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB.to_string(),
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            DOCKER_HUB.to_string()
+        }
         _ => registry,
     };
     let path = if registry == DOCKER_HUB && !path.contains('/') {
@@ -219,7 +265,10 @@ fn parse_registry_reference(s: &str) -> std::result::Result<(Repository, Selecto
         _ => tag.map(String::from),
     };
     Ok((
-        Repository { registry, name: path },
+        Repository {
+            registry,
+            name: path,
+        },
         Selector { tag, digest },
     ))
 }
@@ -241,9 +290,13 @@ fn validate_tag(tag: &str) -> std::result::Result<(), String> {
 
 fn validate_host(host: &str) -> std::result::Result<(), String> {
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']').ok_or_else(|| format!("registry host {host:?} has an unclosed '['"))?;
+        let (inside, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("registry host {host:?} has an unclosed '['"))?;
         if inside.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("registry host {host:?} is not a valid IPv6 address"));
+            return Err(format!(
+                "registry host {host:?} is not a valid IPv6 address"
+            ));
         }
         (None, after.strip_prefix(':'))
     } else {
@@ -266,7 +319,9 @@ fn validate_host(host: &str) -> std::result::Result<(), String> {
     }
     if let Some(port) = port {
         if port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(format!("registry port in {host:?} must be a number from 1 to 65535"));
+            return Err(format!(
+                "registry port in {host:?} must be a number from 1 to 65535"
+            ));
         }
     }
     Ok(())
@@ -278,11 +333,17 @@ fn validate_repository(path: &str) -> std::result::Result<(), String> {
     }
     for component in path.split('/') {
         let valid = !component.is_empty()
-            && component.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            && component.bytes().last().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             && component
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && component
+                .bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && component.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
             && !component.contains("..")
             && !component.contains("___")
             && !component.contains("._")
@@ -303,7 +364,10 @@ mod tests {
 
     fn registry(s: &str) -> (String, String, Option<String>, Option<String>) {
         match Location::parse(s).unwrap() {
-            Location::Registry { repository, selector } => (
+            Location::Registry {
+                repository,
+                selector,
+            } => (
                 repository.registry,
                 repository.name,
                 selector.tag,
@@ -317,29 +381,93 @@ mod tests {
 
     #[test]
     fn registry_forms() {
-        assert_eq!(registry("plugin"), ("docker.io".into(), "library/plugin".into(), Some("latest".into()), None));
-        assert_eq!(registry("org/plugin:v1"), ("docker.io".into(), "org/plugin".into(), Some("v1".into()), None));
-        assert_eq!(registry("docker://index.docker.io/plugin"), ("docker.io".into(), "library/plugin".into(), Some("latest".into()), None));
+        assert_eq!(
+            registry("plugin"),
+            (
+                "docker.io".into(),
+                "library/plugin".into(),
+                Some("latest".into()),
+                None
+            )
+        );
+        assert_eq!(
+            registry("org/plugin:v1"),
+            (
+                "docker.io".into(),
+                "org/plugin".into(),
+                Some("v1".into()),
+                None
+            )
+        );
+        assert_eq!(
+            registry("docker://index.docker.io/plugin"),
+            (
+                "docker.io".into(),
+                "library/plugin".into(),
+                Some("latest".into()),
+                None
+            )
+        );
         assert_eq!(
             registry("127.0.0.1:5000/filters/add-header:v1"),
-            ("127.0.0.1:5000".into(), "filters/add-header".into(), Some("v1".into()), None)
+            (
+                "127.0.0.1:5000".into(),
+                "filters/add-header".into(),
+                Some("v1".into()),
+                None
+            )
         );
-        assert_eq!(registry(&format!("localhost/x@{D}")), ("localhost".into(), "x".into(), None, Some(D.into())));
-        assert_eq!(registry(&format!("ghcr.io/a/b:t@{D}")), ("ghcr.io".into(), "a/b".into(), Some("t".into()), Some(D.into())));
-        assert_eq!(registry("[::1]:5000/x"), ("[::1]:5000".into(), "x".into(), Some("latest".into()), None));
+        assert_eq!(
+            registry(&format!("localhost/x@{D}")),
+            ("localhost".into(), "x".into(), None, Some(D.into()))
+        );
+        assert_eq!(
+            registry(&format!("ghcr.io/a/b:t@{D}")),
+            (
+                "ghcr.io".into(),
+                "a/b".into(),
+                Some("t".into()),
+                Some(D.into())
+            )
+        );
+        assert_eq!(
+            registry("[::1]:5000/x"),
+            ("[::1]:5000".into(), "x".into(), Some("latest".into()), None)
+        );
     }
 
     #[test]
     fn store_forms() {
         assert_eq!(
             Location::parse("oci:./store:add-header").unwrap(),
-            Location::Layout { dir: "./store".into(), selector: Selector { tag: Some("add-header".into()), digest: None } }
+            Location::Layout {
+                dir: "./store".into(),
+                selector: Selector {
+                    tag: Some("add-header".into()),
+                    digest: None
+                }
+            }
         );
-        assert!(matches!(Location::parse(&format!("oci:/s@{D}")).unwrap(), Location::Layout { selector: Selector { digest: Some(_), .. }, .. }));
-        assert!(matches!(Location::parse("oci-archive:/tmp/a.tar:v1").unwrap(), Location::OciArchive { .. }));
+        assert!(matches!(
+            Location::parse(&format!("oci:/s@{D}")).unwrap(),
+            Location::Layout {
+                selector: Selector {
+                    digest: Some(_),
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            Location::parse("oci-archive:/tmp/a.tar:v1").unwrap(),
+            Location::OciArchive { .. }
+        ));
         assert_eq!(
             Location::parse("docker-archive:/tmp/d.tar:example.com/x:v1").unwrap(),
-            Location::DockerArchive { file: "/tmp/d.tar".into(), reference: Some("example.com/x:v1".into()) }
+            Location::DockerArchive {
+                file: "/tmp/d.tar".into(),
+                reference: Some("example.com/x:v1".into())
+            }
         );
     }
 
@@ -365,7 +493,12 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["127.0.0.1:5000/a/b:v1", "oci:/x:t", "oci-archive:/x.tar:t", "docker.io/library/p:latest"] {
+        for s in [
+            "127.0.0.1:5000/a/b:v1",
+            "oci:/x:t",
+            "oci-archive:/x.tar:t",
+            "docker.io/library/p:latest",
+        ] {
             assert_eq!(Location::parse(s).unwrap().to_string(), s);
         }
     }

@@ -94,7 +94,9 @@ impl<S: Subscriber> Layer<S> for Forward {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let level = LogLevel::from_tracing(event.metadata().level());
         let guard = SINK.read().unwrap_or_else(|p| p.into_inner());
-        let Some(installed) = guard.as_ref() else { return };
+        let Some(installed) = guard.as_ref() else {
+            return;
+        };
         if level > installed.max_level {
             return;
         }

@@ -59,14 +59,20 @@ struct Probe {
 /// Parses manifest bytes. `declared` is the media type the store reported (a registry's
 /// `Content-Type`, a layout's descriptor), used when the JSON has no `mediaType`.
 pub fn parse(data: &[u8], declared: Option<&str>, what: &str) -> Result<Parsed> {
-    let probe: Probe = serde_json::from_slice(data)
-        .map_err(|e| Error::invalid_format(format!("{what}: the manifest is not valid JSON: {e}")))?;
-    if probe.fs_layers.is_some() || matches!(probe.schema_version, Some(serde_json::Value::Number(ref n)) if n.as_u64() == Some(1)) {
+    let probe: Probe = serde_json::from_slice(data).map_err(|e| {
+        Error::invalid_format(format!("{what}: the manifest is not valid JSON: {e}"))
+    })?;
+    if probe.fs_layers.is_some()
+        || matches!(probe.schema_version, Some(serde_json::Value::Number(ref n)) if n.as_u64() == Some(1))
+    {
         return Err(Error::invalid_format(format!(
             "{what}: Docker schema 1 manifests are not supported (expected an OCI or Docker schema 2 manifest)"
         )));
     }
-    let media_type = probe.media_type.as_deref().or(declared.filter(|d| mt::is_index(d) || mt::is_manifest(d)));
+    let media_type = probe
+        .media_type
+        .as_deref()
+        .or(declared.filter(|d| mt::is_index(d) || mt::is_manifest(d)));
     let is_index = match media_type {
         Some(m) if mt::is_index(m) => true,
         Some(m) if mt::is_manifest(m) => false,
@@ -96,11 +102,12 @@ pub fn effective_media_type(parsed: &Parsed, declared: Option<&str>) -> String {
         Parsed::Manifest(m) => m.media_type.clone(),
         Parsed::Index(i) => i.media_type.clone(),
     };
-    own.or_else(|| declared.map(String::from)).unwrap_or_else(|| {
-        match parsed {
-            Parsed::Manifest(_) => mt::OCI_MANIFEST,
-            Parsed::Index(_) => mt::OCI_INDEX,
-        }
-        .to_string()
-    })
+    own.or_else(|| declared.map(String::from))
+        .unwrap_or_else(|| {
+            match parsed {
+                Parsed::Manifest(_) => mt::OCI_MANIFEST,
+                Parsed::Index(_) => mt::OCI_INDEX,
+            }
+            .to_string()
+        })
 }

@@ -13,11 +13,14 @@ pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 pub const OCI_LAYER_NONDIST_TAR: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
-pub const OCI_LAYER_NONDIST_TAR_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
-pub const OCI_LAYER_NONDIST_TAR_ZSTD: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
+pub const OCI_LAYER_NONDIST_TAR_GZIP: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+pub const OCI_LAYER_NONDIST_TAR_ZSTD: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
 pub const DOCKER_LAYER_TAR_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
-pub const DOCKER_LAYER_FOREIGN_TAR_GZIP: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+pub const DOCKER_LAYER_FOREIGN_TAR_GZIP: &str =
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
 /// Solo.io Wasm Image specification, oci variant.
 pub const SOLO_WASM_CONFIG: &str = "application/vnd.module.wasm.config.v1+json";
@@ -36,10 +39,20 @@ pub const WASM_TO_OCI_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm"
 pub const WASMCLOUD_CONFIG: &str = "application/vnd.wasmcloud.actor.archive.config";
 
 /// Layer media types that hold a raw module (not a tar).
-pub const RAW_WASM_LAYERS: &[&str] = &[SOLO_WASM_LAYER, WASM_LAYER, COMPONENT_LAYER, WASM_TO_OCI_LAYER];
+pub const RAW_WASM_LAYERS: &[&str] = &[
+    SOLO_WASM_LAYER,
+    WASM_LAYER,
+    COMPONENT_LAYER,
+    WASM_TO_OCI_LAYER,
+];
 
 /// Accept header for manifest requests: every manifest shape we can read.
-pub const MANIFEST_ACCEPT: &[&str] = &[OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
+pub const MANIFEST_ACCEPT: &[&str] = &[
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
 
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
@@ -60,9 +73,10 @@ pub enum Compression {
 pub fn tar_layer_compression(media_type: &str) -> Option<Compression> {
     match media_type {
         OCI_LAYER_TAR | OCI_LAYER_NONDIST_TAR | DOCKER_LAYER_TAR => Some(Compression::None),
-        OCI_LAYER_TAR_GZIP | OCI_LAYER_NONDIST_TAR_GZIP | DOCKER_LAYER_TAR_GZIP | DOCKER_LAYER_FOREIGN_TAR_GZIP => {
-            Some(Compression::Gzip)
-        }
+        OCI_LAYER_TAR_GZIP
+        | OCI_LAYER_NONDIST_TAR_GZIP
+        | DOCKER_LAYER_TAR_GZIP
+        | DOCKER_LAYER_FOREIGN_TAR_GZIP => Some(Compression::Gzip),
         OCI_LAYER_TAR_ZSTD | OCI_LAYER_NONDIST_TAR_ZSTD => Some(Compression::Zstd),
         _ => None,
     }

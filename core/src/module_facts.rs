@@ -37,7 +37,11 @@ const PROXY_ABI_PREFIX: &str = "proxy_abi_version_";
 fn abi_version(export: &str) -> Option<String> {
     let rest = export.strip_prefix(PROXY_ABI_PREFIX)?;
     let parts: Vec<&str> = rest.split('_').collect();
-    if parts.is_empty() || !parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.is_empty()
+        || !parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
     Some(format!("v{}", parts.join(".")))
@@ -46,7 +50,9 @@ fn abi_version(export: &str) -> Option<String> {
 /// Parses the module's structure (not a full validation: that is the engine's job).
 pub fn inspect(bytes: &[u8]) -> Result<ModuleFacts> {
     crate::extract::check_wasm_header(bytes, "the module")?;
-    let bad = |e: wasmparser::BinaryReaderError| Error::invalid_format(format!("the module is malformed Wasm: {e}"));
+    let bad = |e: wasmparser::BinaryReaderError| {
+        Error::invalid_format(format!("the module is malformed Wasm: {e}"))
+    };
     let mut facts = ModuleFacts {
         kind: ModuleKind::CoreModule,
         size: bytes.len() as u64,
@@ -68,7 +74,9 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleFacts> {
             Payload::ImportSection(reader) if depth == 1 => {
                 for import in reader.into_imports() {
                     let import = import.map_err(bad)?;
-                    facts.imports.push(format!("{}.{}", import.module, import.name));
+                    facts
+                        .imports
+                        .push(format!("{}.{}", import.module, import.name));
                 }
             }
             Payload::ExportSection(reader) if depth == 1 => {
@@ -82,12 +90,16 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleFacts> {
             }
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader {
-                    facts.imports.push(import.map_err(bad)?.name.name.to_string());
+                    facts
+                        .imports
+                        .push(import.map_err(bad)?.name.name.to_string());
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 1 => {
                 for export in reader {
-                    facts.exports.push(export.map_err(bad)?.name.name.to_string());
+                    facts
+                        .exports
+                        .push(export.map_err(bad)?.name.name.to_string());
                 }
             }
             _ => {}
@@ -102,8 +114,14 @@ mod tests {
 
     #[test]
     fn abi_versions_from_export_names() {
-        assert_eq!(abi_version("proxy_abi_version_0_2_1").as_deref(), Some("v0.2.1"));
-        assert_eq!(abi_version("proxy_abi_version_0_1_0").as_deref(), Some("v0.1.0"));
+        assert_eq!(
+            abi_version("proxy_abi_version_0_2_1").as_deref(),
+            Some("v0.2.1")
+        );
+        assert_eq!(
+            abi_version("proxy_abi_version_0_1_0").as_deref(),
+            Some("v0.1.0")
+        );
         assert_eq!(abi_version("proxy_abi_version_x"), None);
         assert_eq!(abi_version("proxy_on_tick"), None);
     }

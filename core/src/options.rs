@@ -14,7 +14,10 @@ use crate::store::registry::RegistryClient;
 /// Credentials for one registry.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// A registry bearer token used as is (no token exchange).
     Bearer(String),
 }

@@ -48,7 +48,11 @@ impl<R> ProgressReader<R> {
 
     fn report(&mut self, force: bool) {
         let now = Instant::now();
-        if force || self.last.is_none_or(|t| now.duration_since(t) >= REPORT_EVERY) {
+        if force
+            || self
+                .last
+                .is_none_or(|t| now.duration_since(t) >= REPORT_EVERY)
+        {
             self.last = Some(now);
             (self.sink)(&self.event);
         }
@@ -56,7 +60,11 @@ impl<R> ProgressReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for ProgressReader<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.last.is_none() {
             this.report(true);

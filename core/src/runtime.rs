@@ -126,7 +126,9 @@ pub async fn run_blocking<T: Send + 'static>(
     drop(guard);
     match result {
         Ok(r) => r,
-        Err(e) if e.is_panic() => Err(Error::internal("a worker thread panicked while reading an image")),
+        Err(e) if e.is_panic() => Err(Error::internal(
+            "a worker thread panicked while reading an image",
+        )),
         Err(_) => Err(Error::cancelled()),
     }
 }

@@ -19,7 +19,12 @@ pub struct Selected {
     pub index_digest: Option<Digest>,
 }
 
-pub async fn select(store: &dyn Store, selector: &Selector, limits: &Limits, platform: Option<&Platform>) -> Result<Selected> {
+pub async fn select(
+    store: &dyn Store,
+    selector: &Selector,
+    limits: &Limits,
+    platform: Option<&Platform>,
+) -> Result<Selected> {
     let mut fetched = fetch_manifest(store, selector, limits.max_metadata_bytes).await?;
     let mut index_digest = None;
     let mut depth = 0;
@@ -59,7 +64,12 @@ pub async fn select(store: &dyn Store, selector: &Selector, limits: &Limits, pla
                 };
                 fetched = fetch_manifest(store, &next, limits.max_metadata_bytes).await?;
                 if fetched.raw.bytes.len() as u64 != chosen.size {
-                    return Err(crate::digest::size_mismatch("manifest", &chosen.digest, chosen.size, fetched.raw.bytes.len() as u64));
+                    return Err(crate::digest::size_mismatch(
+                        "manifest",
+                        &chosen.digest,
+                        chosen.size,
+                        fetched.raw.bytes.len() as u64,
+                    ));
                 }
                 if fetched.raw.media_type.is_none() {
                     fetched.raw.media_type = Some(chosen.media_type.clone());
@@ -71,7 +81,9 @@ pub async fn select(store: &dyn Store, selector: &Selector, limits: &Limits, pla
 
 fn is_attestation(d: &Descriptor) -> bool {
     d.annotation(annotations::DOCKER_REFERENCE_TYPE) == Some(annotations::ATTESTATION_MANIFEST)
-        || d.platform.as_ref().is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
+        || d.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
 }
 
 fn is_wasm_platform(p: &Platform) -> bool {
@@ -79,7 +91,9 @@ fn is_wasm_platform(p: &Platform) -> bool {
 }
 
 fn matches(p: &Platform, wanted: &Platform) -> bool {
-    p.os == wanted.os && p.architecture == wanted.architecture && (wanted.variant.is_none() || p.variant == wanted.variant)
+    p.os == wanted.os
+        && p.architecture == wanted.architecture
+        && (wanted.variant.is_none() || p.variant == wanted.variant)
 }
 
 /// Picks one entry: skip attestations; the requested platform when present; a single
@@ -89,25 +103,42 @@ pub fn choose<'a>(index: &'a ImageIndex, wanted: Option<&Platform>) -> Result<&'
         .manifests
         .iter()
         .filter(|d| !is_attestation(d))
-        .filter(|d| mt::is_manifest(&d.media_type) || mt::is_index(&d.media_type) || d.media_type.is_empty())
+        .filter(|d| {
+            mt::is_manifest(&d.media_type) || mt::is_index(&d.media_type) || d.media_type.is_empty()
+        })
         .collect();
     if let Some(wanted) = wanted {
-        if let Some(d) = candidates.iter().find(|d| d.platform.as_ref().is_some_and(|p| matches(p, wanted))) {
+        if let Some(d) = candidates
+            .iter()
+            .find(|d| d.platform.as_ref().is_some_and(|p| matches(p, wanted)))
+        {
             return Ok(d);
         }
     }
     match candidates.as_slice() {
-        [] => Err(Error::invalid_format("the index lists no image manifests (only attestations or other artifacts)")),
+        [] => Err(Error::invalid_format(
+            "the index lists no image manifests (only attestations or other artifacts)",
+        )),
         [only] => Ok(only),
         several => {
-            if let Some(d) = several.iter().find(|d| d.platform.as_ref().is_some_and(is_wasm_platform)) {
+            if let Some(d) = several
+                .iter()
+                .find(|d| d.platform.as_ref().is_some_and(is_wasm_platform))
+            {
                 return Ok(d);
             }
             let platforms: Vec<String> = several
                 .iter()
-                .map(|d| d.platform.as_ref().map_or_else(|| format!("(no platform) {}", d.digest), |p| p.to_string()))
+                .map(|d| {
+                    d.platform
+                        .as_ref()
+                        .map_or_else(|| format!("(no platform) {}", d.digest), |p| p.to_string())
+                })
                 .collect();
-            let asked = wanted.map_or_else(|| "no platform was requested".to_string(), |w| format!("{w} was requested"));
+            let asked = wanted.map_or_else(
+                || "no platform was requested".to_string(),
+                |w| format!("{w} was requested"),
+            );
             Err(Error::new(
                 crate::ErrorKind::NotFound,
                 format!(
@@ -145,7 +176,13 @@ mod tests {
     #[test]
     fn buildx_attestations_are_skipped_and_the_single_image_taken() {
         let mut att = entry("unknown", "unknown", 2);
-        att.annotations = Some([(annotations::DOCKER_REFERENCE_TYPE.to_string(), "attestation-manifest".to_string())].into());
+        att.annotations = Some(
+            [(
+                annotations::DOCKER_REFERENCE_TYPE.to_string(),
+                "attestation-manifest".to_string(),
+            )]
+            .into(),
+        );
         let idx = index(vec![entry("wasip1", "wasm", 1), att]);
         assert_eq!(choose(&idx, None).unwrap().digest, Digest::sha256_of(&[1]));
         let idx = index(vec![entry("linux", "arm64", 3)]);
@@ -157,13 +194,19 @@ mod tests {
         let idx = index(vec![entry("linux", "amd64", 1), entry("wasip2", "wasm", 2)]);
         assert_eq!(choose(&idx, None).unwrap().digest, Digest::sha256_of(&[2]));
         let amd64: Platform = "linux/amd64".parse().unwrap();
-        assert_eq!(choose(&idx, Some(&amd64)).unwrap().digest, Digest::sha256_of(&[1]));
+        assert_eq!(
+            choose(&idx, Some(&amd64)).unwrap().digest,
+            Digest::sha256_of(&[1])
+        );
     }
 
     #[test]
     fn ambiguous_index_lists_platforms() {
         let idx = index(vec![entry("linux", "amd64", 1), entry("linux", "arm64", 2)]);
         let err = choose(&idx, None).unwrap_err();
-        assert!(err.message().contains("linux/amd64") && err.message().contains("linux/arm64"), "{err}");
+        assert!(
+            err.message().contains("linux/amd64") && err.message().contains("linux/arm64"),
+            "{err}"
+        );
     }
 }

@@ -22,7 +22,11 @@ pub struct FetchedManifest {
     pub digest: Digest,
 }
 
-pub async fn fetch_manifest(store: &dyn Store, selector: &Selector, max_bytes: u64) -> Result<FetchedManifest> {
+pub async fn fetch_manifest(
+    store: &dyn Store,
+    selector: &Selector,
+    max_bytes: u64,
+) -> Result<FetchedManifest> {
     let raw = store.manifest(selector).await?;
     if raw.bytes.len() as u64 > max_bytes {
         return Err(Error::limit_exceeded(format!(
@@ -33,7 +37,11 @@ pub async fn fetch_manifest(store: &dyn Store, selector: &Selector, max_bytes: u
     }
     let digest = match &selector.digest {
         Some(expected) => {
-            let d = Descriptor::new(raw.media_type.clone().unwrap_or_default(), expected.clone(), raw.bytes.len() as u64);
+            let d = Descriptor::new(
+                raw.media_type.clone().unwrap_or_default(),
+                expected.clone(),
+                raw.bytes.len() as u64,
+            );
             d.verify(&raw.bytes, &format!("{}: manifest", store.describe()))?;
             expected.clone()
         }
@@ -42,7 +50,12 @@ pub async fn fetch_manifest(store: &dyn Store, selector: &Selector, max_bytes: u
     Ok(FetchedManifest { raw, digest })
 }
 
-fn check_size(store: &dyn Store, descriptor: &Descriptor, max_bytes: u64, what: &str) -> Result<()> {
+fn check_size(
+    store: &dyn Store,
+    descriptor: &Descriptor,
+    max_bytes: u64,
+    what: &str,
+) -> Result<()> {
     if descriptor.size > max_bytes {
         return Err(Error::limit_exceeded(format!(
             "{}: {what} {} is {} bytes, more than the limit of {max_bytes}",
@@ -56,7 +69,11 @@ fn check_size(store: &dyn Store, descriptor: &Descriptor, max_bytes: u64, what: 
 
 /// Opens a blob whose bytes are checked against the descriptor as they stream: the reader
 /// fails instead of ending when size or digest differ.
-pub async fn open_verified(store: &dyn Store, descriptor: &Descriptor, progress: Option<&Progress>) -> Result<BlobStream> {
+pub async fn open_verified(
+    store: &dyn Store,
+    descriptor: &Descriptor,
+    progress: Option<&Progress>,
+) -> Result<BlobStream> {
     let raw = store.open_blob(descriptor).await?;
     let what = format!("{}: blob", store.describe());
     let verified = VerifyingReader::new(raw, descriptor, what);
@@ -73,7 +90,12 @@ pub async fn open_verified(store: &dyn Store, descriptor: &Descriptor, progress:
 }
 
 /// Reads a small blob (a config) into memory, bounded and verified.
-pub async fn read_small_blob(store: &dyn Store, descriptor: &Descriptor, max_bytes: u64, what: &str) -> Result<Bytes> {
+pub async fn read_small_blob(
+    store: &dyn Store,
+    descriptor: &Descriptor,
+    max_bytes: u64,
+    what: &str,
+) -> Result<Bytes> {
     check_size(store, descriptor, max_bytes, what)?;
     let mut reader = open_verified(store, descriptor, None).await?;
     let mut out = Vec::with_capacity(descriptor.size as usize);
@@ -82,7 +104,12 @@ pub async fn read_small_blob(store: &dyn Store, descriptor: &Descriptor, max_byt
 }
 
 /// Copies one blob unless the destination has it already.
-pub async fn copy_blob(source: &dyn Store, destination: &dyn Store, descriptor: &Descriptor, progress: Option<&Progress>) -> Result<()> {
+pub async fn copy_blob(
+    source: &dyn Store,
+    destination: &dyn Store,
+    descriptor: &Descriptor,
+    progress: Option<&Progress>,
+) -> Result<()> {
     if destination.has_blob(descriptor).await? {
         return Ok(());
     }
@@ -91,7 +118,12 @@ pub async fn copy_blob(source: &dyn Store, destination: &dyn Store, descriptor: 
 }
 
 /// Writes bytes held in memory as a blob, verified like any other stream.
-pub async fn put_bytes(destination: &dyn Store, descriptor: &Descriptor, data: Bytes, progress: Option<&Progress>) -> Result<()> {
+pub async fn put_bytes(
+    destination: &dyn Store,
+    descriptor: &Descriptor,
+    data: Bytes,
+    progress: Option<&Progress>,
+) -> Result<()> {
     if destination.has_blob(descriptor).await? {
         return Ok(());
     }
@@ -146,9 +178,11 @@ pub struct BlobOpener {
 
 impl BlobOpener {
     pub fn open(&self, descriptor: &Descriptor) -> Result<SyncBlob> {
-        let stream = self
-            .handle
-            .block_on(open_verified(self.store.as_ref(), descriptor, self.progress.as_ref()))?;
+        let stream = self.handle.block_on(open_verified(
+            self.store.as_ref(),
+            descriptor,
+            self.progress.as_ref(),
+        ))?;
         let _enter = self.handle.enter();
         Ok(SyncBlob::new(stream, self.cancel.clone()))
     }

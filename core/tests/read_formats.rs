@@ -21,7 +21,10 @@ fn client() -> Client {
 }
 
 async fn pull_ok(location: &str) -> wasm_image::WasmImage {
-    client().pull(location, &CallOptions::default()).await.unwrap_or_else(|e| panic!("{location}: {e}"))
+    client()
+        .pull(location, &CallOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{location}: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -33,14 +36,22 @@ async fn solo_oci_variant_any_layer_count_and_spec_config_spellings() {
     // One layer only (the spec's own example has just the module).
     let one = layout.image("one", (mt_cfg, config), &[(mt_mod, MODULE)], json!({}));
     // Three layers: config, an unrelated one, and the module.
-    let three = layout.image("three", (mt_cfg, config), &[(mt_cfg, config), ("text/plain", b"hi"), (mt_mod, MODULE)], json!({}));
+    let three = layout.image(
+        "three",
+        (mt_cfg, config),
+        &[(mt_cfg, config), ("text/plain", b"hi"), (mt_mod, MODULE)],
+        json!({}),
+    );
     for loc in [one, three] {
         let img = pull_ok(&loc).await;
         assert_eq!(img.variant(), Variant::Oci);
         assert_eq!(&img.module()[..], MODULE);
         let rc = img.runtime_config().unwrap();
         assert_eq!(rc.runtime_type.as_deref(), Some("envoy_proxy"));
-        assert_eq!(rc.abi_versions, vec!["v0-541b2c1155fffb15ccde92b8324f3e38f7339ba6"]);
+        assert_eq!(
+            rc.abi_versions,
+            vec!["v0-541b2c1155fffb15ccde92b8324f3e38f7339ba6"]
+        );
         assert_eq!(rc.root_ids, vec!["add_header_root_id"]);
         assert_eq!(rc.raw["extra"], 1);
         assert_eq!(img.module_digest().to_string(), sha256(MODULE));
@@ -52,14 +63,42 @@ async fn compat_variants_read_leniently() {
     let layout = Layout::new();
     let rc = br#"{"type":"envoy_proxy","abiVersions":["v0.2.1"]}"#;
     let cases: Vec<(&str, &str, Vec<u8>)> = vec![
-        ("gzip", TAR_GZIP, gzip(&tar(&[Entry::File("plugin.wasm", MODULE)]))),
-        ("dot-slash", TAR_GZIP, gzip(&tar(&[Entry::File("./plugin.wasm", MODULE), Entry::File("./runtime-config.json", rc)]))),
-        ("nested", "application/vnd.oci.image.layer.v1.tar", tar(&[Entry::Dir("a/"), Entry::File("a/b/plugin.wasm", MODULE)])),
-        ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd", zstd(&tar(&[Entry::File("plugin.wasm", MODULE)]))),
-        ("docker-gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip", gzip(&tar(&[Entry::File("plugin.wasm", MODULE)]))),
+        (
+            "gzip",
+            TAR_GZIP,
+            gzip(&tar(&[Entry::File("plugin.wasm", MODULE)])),
+        ),
+        (
+            "dot-slash",
+            TAR_GZIP,
+            gzip(&tar(&[
+                Entry::File("./plugin.wasm", MODULE),
+                Entry::File("./runtime-config.json", rc),
+            ])),
+        ),
+        (
+            "nested",
+            "application/vnd.oci.image.layer.v1.tar",
+            tar(&[Entry::Dir("a/"), Entry::File("a/b/plugin.wasm", MODULE)]),
+        ),
+        (
+            "zstd",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            zstd(&tar(&[Entry::File("plugin.wasm", MODULE)])),
+        ),
+        (
+            "docker-gzip",
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            gzip(&tar(&[Entry::File("plugin.wasm", MODULE)])),
+        ),
     ];
     for (tag, media_type, layer) in &cases {
-        let loc = layout.image(tag, (OCI_CONFIG, IMAGE_CONFIG), &[(media_type, layer)], json!({}));
+        let loc = layout.image(
+            tag,
+            (OCI_CONFIG, IMAGE_CONFIG),
+            &[(media_type, layer)],
+            json!({}),
+        );
         let img = pull_ok(&loc).await;
         assert_eq!(img.variant(), Variant::Compat, "{tag}");
         assert_eq!(&img.module()[..], MODULE, "{tag}");
@@ -70,12 +109,22 @@ async fn compat_variants_read_leniently() {
     // Several layers: the module is in the first, a later layer holds something else.
     let first = gzip(&tar(&[Entry::File("plugin.wasm", MODULE)]));
     let second = gzip(&tar(&[Entry::File("LICENSE", b"Apache-2.0")]));
-    let loc = layout.image("multi", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &first), (TAR_GZIP, &second)], json!({}));
+    let loc = layout.image(
+        "multi",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(TAR_GZIP, &first), (TAR_GZIP, &second)],
+        json!({}),
+    );
     assert_eq!(&pull_ok(&loc).await.module()[..], MODULE);
     // A later layer's module wins over an earlier one.
     let other = b"\0asm\x01\0\0\0\x00\x03abc";
     let newer = gzip(&tar(&[Entry::File("plugin.wasm", other)]));
-    let loc = layout.image("override", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &first), (TAR_GZIP, &newer)], json!({}));
+    let loc = layout.image(
+        "override",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(TAR_GZIP, &first), (TAR_GZIP, &newer)],
+        json!({}),
+    );
     assert_eq!(&pull_ok(&loc).await.module()[..], other);
 }
 
@@ -83,7 +132,8 @@ async fn compat_variants_read_leniently() {
 async fn docker_schema2_compat() {
     let layout = Layout::new();
     let layer = gzip(&tar(&[Entry::File("plugin.wasm", MODULE)]));
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let loc = layout.image(
         "docker",
         ("application/vnd.docker.container.image.v1+json", config),
@@ -92,7 +142,10 @@ async fn docker_schema2_compat() {
     );
     let img = pull_ok(&loc).await;
     assert_eq!(img.variant(), Variant::Compat);
-    assert_eq!(img.manifest_media_type(), "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(
+        img.manifest_media_type(),
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,11 +211,18 @@ async fn index_with_attestation_reports_both_digests() {
     let index_digest = layout.tag("idx", &index, "application/vnd.oci.image.index.v1+json");
     let img = pull_ok(&layout.location("idx")).await;
     assert_eq!(img.manifest_digest().to_string(), manifest_digest);
-    assert_eq!(img.index_digest().map(|d| d.to_string()), Some(index_digest.clone()));
+    assert_eq!(
+        img.index_digest().map(|d| d.to_string()),
+        Some(index_digest.clone())
+    );
     // A pin may name the index or the manifest.
     let by_index = pull_ok(&format!("oci:{}@{index_digest}", layout.path().display())).await;
     assert_eq!(by_index.manifest_digest().to_string(), manifest_digest);
-    let by_manifest = pull_ok(&format!("oci:{}@{manifest_digest}", layout.path().display())).await;
+    let by_manifest = pull_ok(&format!(
+        "oci:{}@{manifest_digest}",
+        layout.path().display()
+    ))
+    .await;
     assert_eq!(by_manifest.index_digest(), None);
 }
 
@@ -182,17 +242,32 @@ fn malformed_cases(layout: &Layout) -> Vec<Bad> {
     let d = Limits::default;
     let mut cases = Vec::new();
     let mut case = |name: &'static str, location: String, limits: Limits, expected: ErrorKind| {
-        cases.push(Bad { name, location, limits, expected })
+        cases.push(Bad {
+            name,
+            location,
+            limits,
+            expected,
+        })
     };
 
     // Truncated module blob: the descriptor promises more bytes than the file has.
     let truncated = b"\0asm\x01\0\0\0\x00\x06\x04name\x07";
-    let loc = layout.image("truncated", (mt_cfg, solo_cfg), &[(mt_mod, truncated)], json!({}));
+    let loc = layout.image(
+        "truncated",
+        (mt_cfg, solo_cfg),
+        &[(mt_mod, truncated)],
+        json!({}),
+    );
     layout.blob_as(&sha256(truncated), &truncated[..6]);
     case("truncated blob", loc, d(), ErrorKind::DigestMismatch);
 
     let tampered = b"\0asm\x01\0\0\0\x00\x06\x04name\x08";
-    let loc = layout.image("wrongdigest", (mt_cfg, solo_cfg), &[(mt_mod, tampered)], json!({}));
+    let loc = layout.image(
+        "wrongdigest",
+        (mt_cfg, solo_cfg),
+        &[(mt_mod, tampered)],
+        json!({}),
+    );
     layout.blob_as(&sha256(tampered), b"\0asm\x01\0\0\0\x00\x06\x04name\x02");
     let other = b"\0asm\x01\0\0\0\x00\x06\x04name\x01";
     case("wrong digest", loc, d(), ErrorKind::DigestMismatch);
@@ -203,78 +278,273 @@ fn malformed_cases(layout: &Layout) -> Vec<Bad> {
     let mut layer = descriptor(mt_mod, MODULE);
     layer["size"] = json!(MODULE.len() + 5);
     let m = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":descriptor(mt_cfg, solo_cfg),"layers":[layer]})).unwrap();
-    layout.tag("wrongsize", &m, "application/vnd.oci.image.manifest.v1+json");
-    case("wrong size", layout.location("wrongsize"), d(), ErrorKind::DigestMismatch);
+    layout.tag(
+        "wrongsize",
+        &m,
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    case(
+        "wrong size",
+        layout.location("wrongsize"),
+        d(),
+        ErrorKind::DigestMismatch,
+    );
 
     let missing = b"\0asm\x01\0\0\0\x00\x02zz";
     let m = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":descriptor(mt_cfg, solo_cfg),"layers":[descriptor(mt_mod, missing)]})).unwrap();
-    layout.tag("missinglayer", &m, "application/vnd.oci.image.manifest.v1+json");
-    case("missing layer blob", layout.location("missinglayer"), d(), ErrorKind::NotFound);
+    layout.tag(
+        "missinglayer",
+        &m,
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    case(
+        "missing layer blob",
+        layout.location("missinglayer"),
+        d(),
+        ErrorKind::NotFound,
+    );
 
     let loc = layout.image("nolayers", (mt_cfg, solo_cfg), &[], json!({}));
     case("no module layer", loc, d(), ErrorKind::InvalidFormat);
 
-    let loc = layout.image("twomodules", (mt_cfg, solo_cfg), &[(mt_mod, MODULE), (mt_mod, other)], json!({}));
+    let loc = layout.image(
+        "twomodules",
+        (mt_cfg, solo_cfg),
+        &[(mt_mod, MODULE), (mt_mod, other)],
+        json!({}),
+    );
     case("two module layers", loc, d(), ErrorKind::InvalidFormat);
 
     let plain_tar = tar(&[Entry::File("plugin.wasm", MODULE)]);
-    let loc = layout.image("gzip-lies", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &plain_tar)], json!({}));
-    case("gzip media type over a plain tar", loc, d(), ErrorKind::InvalidFormat);
+    let loc = layout.image(
+        "gzip-lies",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(TAR_GZIP, &plain_tar)],
+        json!({}),
+    );
+    case(
+        "gzip media type over a plain tar",
+        loc,
+        d(),
+        ErrorKind::InvalidFormat,
+    );
 
     let mut bad_crc = gzip(&plain_tar);
     let n = bad_crc.len();
     bad_crc[n - 8] ^= 0xff;
-    let loc = layout.image("gzip-crc", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &bad_crc)], json!({}));
-    case("gzip with a wrong checksum", loc, d(), ErrorKind::InvalidFormat);
+    let loc = layout.image(
+        "gzip-crc",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(TAR_GZIP, &bad_crc)],
+        json!({}),
+    );
+    case(
+        "gzip with a wrong checksum",
+        loc,
+        d(),
+        ErrorKind::InvalidFormat,
+    );
 
-    let loc = layout.image("escape", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &gzip(&tar(&[Entry::RawName(b"../plugin.wasm", MODULE)])))], json!({}));
+    let loc = layout.image(
+        "escape",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(
+            TAR_GZIP,
+            &gzip(&tar(&[Entry::RawName(b"../plugin.wasm", MODULE)])),
+        )],
+        json!({}),
+    );
     case("path escaping the root", loc, d(), ErrorKind::InvalidFormat);
 
-    let loc = layout.image("symlink", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &gzip(&tar(&[Entry::File("real.wasm", MODULE), Entry::Symlink("plugin.wasm", "real.wasm")])))], json!({}));
-    case("symlink named plugin.wasm", loc, d(), ErrorKind::InvalidFormat);
+    let loc = layout.image(
+        "symlink",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(
+            TAR_GZIP,
+            &gzip(&tar(&[
+                Entry::File("real.wasm", MODULE),
+                Entry::Symlink("plugin.wasm", "real.wasm"),
+            ])),
+        )],
+        json!({}),
+    );
+    case(
+        "symlink named plugin.wasm",
+        loc,
+        d(),
+        ErrorKind::InvalidFormat,
+    );
 
-    let loc = layout.image("hardlink", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &gzip(&tar(&[Entry::File("real.wasm", MODULE), Entry::Hardlink("plugin.wasm", "real.wasm")])))], json!({}));
-    case("hardlink named plugin.wasm", loc, d(), ErrorKind::InvalidFormat);
+    let loc = layout.image(
+        "hardlink",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(
+            TAR_GZIP,
+            &gzip(&tar(&[
+                Entry::File("real.wasm", MODULE),
+                Entry::Hardlink("plugin.wasm", "real.wasm"),
+            ])),
+        )],
+        json!({}),
+    );
+    case(
+        "hardlink named plugin.wasm",
+        loc,
+        d(),
+        ErrorKind::InvalidFormat,
+    );
 
-    let loc = layout.image("nomodule", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &gzip(&tar(&[Entry::File("README", b"x")])))], json!({}));
+    let loc = layout.image(
+        "nomodule",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(TAR_GZIP, &gzip(&tar(&[Entry::File("README", b"x")])))],
+        json!({}),
+    );
     case("no plugin.wasm", loc, d(), ErrorKind::InvalidFormat);
 
     let zeros = vec![0u8; 4 << 20];
-    let bomb = gzip(&tar(&[Entry::File("padding", &zeros), Entry::File("plugin.wasm", MODULE)]));
-    let loc = layout.image("bomb", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &bomb)], json!({}));
-    case("decompression bomb", loc, Limits { max_decompressed_bytes: 1 << 20, ..d() }, ErrorKind::LimitExceeded);
+    let bomb = gzip(&tar(&[
+        Entry::File("padding", &zeros),
+        Entry::File("plugin.wasm", MODULE),
+    ]));
+    let loc = layout.image(
+        "bomb",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(TAR_GZIP, &bomb)],
+        json!({}),
+    );
+    case(
+        "decompression bomb",
+        loc,
+        Limits {
+            max_decompressed_bytes: 1 << 20,
+            ..d()
+        },
+        ErrorKind::LimitExceeded,
+    );
 
     let many: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
     let entries: Vec<Entry> = many.iter().map(|n| Entry::File(n, b"")).collect();
-    let loc = layout.image("entries", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &gzip(&tar(&entries)))], json!({}));
-    case("too many tar entries", loc, Limits { max_tar_entries: 10, ..d() }, ErrorKind::LimitExceeded);
+    let loc = layout.image(
+        "entries",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(TAR_GZIP, &gzip(&tar(&entries)))],
+        json!({}),
+    );
+    case(
+        "too many tar entries",
+        loc,
+        Limits {
+            max_tar_entries: 10,
+            ..d()
+        },
+        ErrorKind::LimitExceeded,
+    );
 
-    let loc = layout.image("elf", (mt_cfg, solo_cfg), &[(mt_mod, b"\x7fELF\x02\x01\x01\x00rest")], json!({}));
+    let loc = layout.image(
+        "elf",
+        (mt_cfg, solo_cfg),
+        &[(mt_mod, b"\x7fELF\x02\x01\x01\x00rest")],
+        json!({}),
+    );
     case("ELF in the module slot", loc, d(), ErrorKind::InvalidFormat);
 
-    let loc = layout.image("compat-text", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &gzip(&tar(&[Entry::File("plugin.wasm", b"#!/bin/sh\n")])))], json!({}));
+    let loc = layout.image(
+        "compat-text",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(
+            TAR_GZIP,
+            &gzip(&tar(&[Entry::File("plugin.wasm", b"#!/bin/sh\n")])),
+        )],
+        json!({}),
+    );
     case("text as plugin.wasm", loc, d(), ErrorKind::InvalidFormat);
 
     let loc = layout.image("big", (mt_cfg, solo_cfg), &[(mt_mod, MODULE)], json!({}));
-    case("module over the size limit", loc, Limits { max_module_bytes: 8, ..d() }, ErrorKind::LimitExceeded);
+    case(
+        "module over the size limit",
+        loc,
+        Limits {
+            max_module_bytes: 8,
+            ..d()
+        },
+        ErrorKind::LimitExceeded,
+    );
 
-    let loc = layout.image("big-compat", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &gzip(&tar(&[Entry::File("plugin.wasm", MODULE)])))], json!({}));
-    case("compat module over the size limit", loc, Limits { max_module_bytes: 8, ..d() }, ErrorKind::LimitExceeded);
+    let loc = layout.image(
+        "big-compat",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(TAR_GZIP, &gzip(&tar(&[Entry::File("plugin.wasm", MODULE)])))],
+        json!({}),
+    );
+    case(
+        "compat module over the size limit",
+        loc,
+        Limits {
+            max_module_bytes: 8,
+            ..d()
+        },
+        ErrorKind::LimitExceeded,
+    );
 
     let loc = layout.image("badrc", (mt_cfg, b"[1,2]"), &[(mt_mod, MODULE)], json!({}));
-    case("runtime config not an object", loc, d(), ErrorKind::InvalidFormat);
+    case(
+        "runtime config not an object",
+        loc,
+        d(),
+        ErrorKind::InvalidFormat,
+    );
 
-    let loc = layout.image("unknown", ("application/x-something", b"{}"), &[("application/octet-stream", b"abc"), ("application/octet-stream", b"def")], json!({}));
+    let loc = layout.image(
+        "unknown",
+        ("application/x-something", b"{}"),
+        &[
+            ("application/octet-stream", b"abc"),
+            ("application/octet-stream", b"def"),
+        ],
+        json!({}),
+    );
     case("not a Wasm image", loc, d(), ErrorKind::InvalidFormat);
 
-    layout.tag("notjson", b"{not json", "application/vnd.oci.image.manifest.v1+json");
-    case("manifest not JSON", layout.location("notjson"), d(), ErrorKind::InvalidFormat);
+    layout.tag(
+        "notjson",
+        b"{not json",
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    case(
+        "manifest not JSON",
+        layout.location("notjson"),
+        d(),
+        ErrorKind::InvalidFormat,
+    );
 
-    layout.tag("schema1", br#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#, "application/vnd.docker.distribution.manifest.v1+json");
-    case("docker schema 1", layout.location("schema1"), d(), ErrorKind::InvalidFormat);
+    layout.tag(
+        "schema1",
+        br#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#,
+        "application/vnd.docker.distribution.manifest.v1+json",
+    );
+    case(
+        "docker schema 1",
+        layout.location("schema1"),
+        d(),
+        ErrorKind::InvalidFormat,
+    );
 
-    let loc = layout.image("oversized", (mt_cfg, solo_cfg), &[(mt_mod, MODULE)], json!({"annotations": {"pad": "x".repeat(3000)}}));
-    case("oversized manifest", loc, Limits { max_metadata_bytes: 2048, ..d() }, ErrorKind::LimitExceeded);
+    let loc = layout.image(
+        "oversized",
+        (mt_cfg, solo_cfg),
+        &[(mt_mod, MODULE)],
+        json!({"annotations": {"pad": "x".repeat(3000)}}),
+    );
+    case(
+        "oversized manifest",
+        loc,
+        Limits {
+            max_metadata_bytes: 2048,
+            ..d()
+        },
+        ErrorKind::LimitExceeded,
+    );
 
     // Indexes nested past the limit: index → index → index → manifest.
     let inner = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":descriptor(mt_cfg, solo_cfg),"layers":[descriptor(mt_mod, MODULE)]})).unwrap();
@@ -286,11 +556,34 @@ fn malformed_cases(layout: &Layout) -> Vec<Bad> {
         child = (idx, "application/vnd.oci.image.index.v1+json");
     }
     layout.tag("deep", &child.0, child.1);
-    case("indexes nested too deep", layout.location("deep"), Limits { max_index_depth: 2, ..d() }, ErrorKind::LimitExceeded);
+    case(
+        "indexes nested too deep",
+        layout.location("deep"),
+        Limits {
+            max_index_depth: 2,
+            ..d()
+        },
+        ErrorKind::LimitExceeded,
+    );
 
-    case("missing tag", layout.location("nope"), d(), ErrorKind::NotFound);
-    case("missing layout", "oci:/nonexistent/wasm-image-layout:x".into(), d(), ErrorKind::NotFound);
-    case("bad location", "oci:".into(), d(), ErrorKind::InvalidReference);
+    case(
+        "missing tag",
+        layout.location("nope"),
+        d(),
+        ErrorKind::NotFound,
+    );
+    case(
+        "missing layout",
+        "oci:/nonexistent/wasm-image-layout:x".into(),
+        d(),
+        ErrorKind::NotFound,
+    );
+    case(
+        "bad location",
+        "oci:".into(),
+        d(),
+        ErrorKind::InvalidReference,
+    );
     cases
 }
 
@@ -303,13 +596,26 @@ async fn malformed_inputs_give_their_error_kind_and_leave_nothing() {
         let client = client_with(case.limits);
         let (out, file) = out_dir();
         let to_memory = client.pull(&case.location, &CallOptions::default()).await;
-        let to_file = client.pull_to_file(&case.location, &file, &CallOptions::default()).await;
+        let to_file = client
+            .pull_to_file(&case.location, &file, &CallOptions::default())
+            .await;
         for (how, kind, message) in [
-            ("memory", to_memory.as_ref().err().map(|e| e.kind()), to_memory.as_ref().err().map(|e| e.to_string())),
-            ("file", to_file.as_ref().err().map(|e| e.kind()), to_file.as_ref().err().map(|e| e.to_string())),
+            (
+                "memory",
+                to_memory.as_ref().err().map(|e| e.kind()),
+                to_memory.as_ref().err().map(|e| e.to_string()),
+            ),
+            (
+                "file",
+                to_file.as_ref().err().map(|e| e.kind()),
+                to_file.as_ref().err().map(|e| e.to_string()),
+            ),
         ] {
             if kind != Some(case.expected) {
-                failures.push(format!("{} ({how}): expected {:?}, got {kind:?} {message:?}", case.name, case.expected));
+                failures.push(format!(
+                    "{} ({how}): expected {:?}, got {kind:?} {message:?}",
+                    case.name, case.expected
+                ));
             }
         }
         let left = entries(out.path());
@@ -317,15 +623,29 @@ async fn malformed_inputs_give_their_error_kind_and_leave_nothing() {
             failures.push(format!("{}: left files behind: {left:?}", case.name));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pull_to_file_writes_exact_bytes() {
     let layout = Layout::new();
-    let loc = layout.image("f", (OCI_CONFIG, IMAGE_CONFIG), &[(TAR_GZIP, &gzip(&tar(&[Entry::File("plugin.wasm", MODULE)])))], json!({}));
+    let loc = layout.image(
+        "f",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(TAR_GZIP, &gzip(&tar(&[Entry::File("plugin.wasm", MODULE)])))],
+        json!({}),
+    );
     let (out, file) = out_dir();
-    let info = client().pull_to_file(&loc, &file, &CallOptions::default()).await.unwrap();
+    let info = client()
+        .pull_to_file(&loc, &file, &CallOptions::default())
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&file).unwrap(), MODULE);
     assert_eq!(info.module_digest.to_string(), sha256(MODULE));
     assert_eq!(entries(out.path()), vec!["plugin.wasm"]);

@@ -11,7 +11,10 @@ use crate::media_types as mt;
 pub struct OciArtifact;
 
 fn wasm_layers(manifest: &ImageManifest) -> impl Iterator<Item = &crate::digest::Descriptor> {
-    manifest.layers.iter().filter(|l| mt::RAW_WASM_LAYERS.contains(&l.media_type.as_str()))
+    manifest
+        .layers
+        .iter()
+        .filter(|l| mt::RAW_WASM_LAYERS.contains(&l.media_type.as_str()))
 }
 
 impl Format for OciArtifact {
@@ -20,7 +23,9 @@ impl Format for OciArtifact {
     }
 
     fn detect(&self, manifest: &ImageManifest, config: &ConfigView<'_>) -> bool {
-        manifest.artifact_type.is_some() || config.media_type() == mt::OCI_EMPTY || wasm_layers(manifest).next().is_some()
+        manifest.artifact_type.is_some()
+            || config.media_type() == mt::OCI_EMPTY
+            || wasm_layers(manifest).next().is_some()
     }
 
     fn plan(&self, manifest: &ImageManifest, _config: &ConfigView<'_>) -> Result<Plan> {

@@ -23,7 +23,12 @@ impl Format for CncfArtifact {
             .layers
             .iter()
             .find(|l| l.media_type == mt::WASM_LAYER || l.media_type == mt::COMPONENT_LAYER)
-            .ok_or_else(|| Error::invalid_format(format!("Wasm OCI artifact has no layer of media type {}", mt::WASM_LAYER)))?;
+            .ok_or_else(|| {
+                Error::invalid_format(format!(
+                    "Wasm OCI artifact has no layer of media type {}",
+                    mt::WASM_LAYER
+                ))
+            })?;
         Ok(Plan {
             variant: Variant::WasmArtifact,
             source: ModuleSource::Raw(layer.clone()),

@@ -7,7 +7,9 @@ use std::io::Write;
 use bytes::Bytes;
 use serde_json::json;
 
-use super::{is_image_config, ConfigView, Encoded, Format, ManifestFormat, ModuleSource, Plan, TarTarget};
+use super::{
+    is_image_config, ConfigView, Encoded, Format, ManifestFormat, ModuleSource, Plan, TarTarget,
+};
 use crate::digest::{Descriptor, Digest};
 use crate::error::{Error, Result};
 use crate::image::{RuntimeConfig, Variant};
@@ -27,7 +29,9 @@ impl Format for Compat {
 
     fn plan(&self, manifest: &ImageManifest, config: &ConfigView<'_>) -> Result<Plan> {
         if !config.json.as_ref().is_some_and(|v| v.is_object()) {
-            return Err(Error::invalid_format("compat image config is not a JSON object"));
+            return Err(Error::invalid_format(
+                "compat image config is not a JSON object",
+            ));
         }
         Ok(Plan {
             variant: Variant::Compat,
@@ -51,7 +55,11 @@ pub(crate) fn tar_layers_last_first(manifest: &ImageManifest) -> Result<Vec<Desc
         .cloned()
         .collect();
     if layers.is_empty() {
-        let types: Vec<&str> = manifest.layers.iter().map(|l| l.media_type.as_str()).collect();
+        let types: Vec<&str> = manifest
+            .layers
+            .iter()
+            .map(|l| l.media_type.as_str())
+            .collect();
         return Err(Error::invalid_format(format!(
             "image has no tar layers to search for the module (layer media types: [{}])",
             types.join(", ")
@@ -70,7 +78,12 @@ pub struct CompatOptions<'a> {
     pub created: Option<u64>,
 }
 
-fn tar_file(builder: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8], mtime: u64) -> std::io::Result<()> {
+fn tar_file(
+    builder: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    data: &[u8],
+    mtime: u64,
+) -> std::io::Result<()> {
     let mut header = tar::Header::new_ustar();
     header.set_entry_type(tar::EntryType::Regular);
     header.set_path(name)?;
@@ -89,31 +102,52 @@ fn layer_tar(module: &[u8], runtime_config: Option<&RuntimeConfig>, mtime: u64) 
     builder.mode(tar::HeaderMode::Deterministic);
     tar_file(&mut builder, mt::COMPAT_MODULE_FILE, module, mtime).expect("writing to memory");
     if let Some(rc) = runtime_config {
-        tar_file(&mut builder, mt::COMPAT_RUNTIME_CONFIG_FILE, &rc.to_json(), mtime).expect("writing to memory");
+        tar_file(
+            &mut builder,
+            mt::COMPAT_RUNTIME_CONFIG_FILE,
+            &rc.to_json(),
+            mtime,
+        )
+        .expect("writing to memory");
     }
     builder.into_inner().expect("writing to memory")
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     // Fixed header: no name, mtime 0, unknown OS, so output depends on the bytes only.
-    let mut encoder = flate2::GzBuilder::new().mtime(0).operating_system(255).write(
-        Vec::with_capacity(data.len() / 2 + 1024),
-        flate2::Compression::default(),
-    );
+    let mut encoder = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(
+            Vec::with_capacity(data.len() / 2 + 1024),
+            flate2::Compression::default(),
+        );
     encoder.write_all(data).expect("writing to memory");
     encoder.finish().expect("writing to memory")
 }
 
 pub fn encode(module: Bytes, options: &CompatOptions<'_>) -> Result<Encoded> {
-    let tar = layer_tar(&module, options.runtime_config, options.created.unwrap_or(0));
+    let tar = layer_tar(
+        &module,
+        options.runtime_config,
+        options.created.unwrap_or(0),
+    );
     let diff_id = Digest::sha256_of(&tar);
     let layer_bytes = Bytes::from(gzip(&tar));
     drop(tar);
     let docker = options.manifest_format == ManifestFormat::Docker;
     let (manifest_type, config_type, layer_type) = if docker {
-        (mt::DOCKER_MANIFEST, mt::DOCKER_IMAGE_CONFIG, mt::DOCKER_LAYER_TAR_GZIP)
+        (
+            mt::DOCKER_MANIFEST,
+            mt::DOCKER_IMAGE_CONFIG,
+            mt::DOCKER_LAYER_TAR_GZIP,
+        )
     } else {
-        (mt::OCI_MANIFEST, mt::OCI_IMAGE_CONFIG, mt::OCI_LAYER_TAR_GZIP)
+        (
+            mt::OCI_MANIFEST,
+            mt::OCI_IMAGE_CONFIG,
+            mt::OCI_LAYER_TAR_GZIP,
+        )
     };
     // Consumers that pull compat images as ordinary images (image volumes, docker) expect a
     // Linux platform in a single-manifest image, as buildah writes it.

@@ -100,18 +100,34 @@ pub fn classify(manifest: &ImageManifest, config: &ConfigView<'_>, what: &str) -
             return format.plan(manifest, config).map_err(|e| e.context(what));
         }
     }
-    let layers: Vec<&str> = manifest.layers.iter().map(|l| l.media_type.as_str()).collect();
+    let layers: Vec<&str> = manifest
+        .layers
+        .iter()
+        .map(|l| l.media_type.as_str())
+        .collect();
     Err(Error::invalid_format(format!(
         "{what}: not a Wasm image: config media type {:?}{}, layer media types [{}]",
         config.media_type(),
-        manifest.artifact_type.as_ref().map(|a| format!(", artifact type {a:?}")).unwrap_or_default(),
+        manifest
+            .artifact_type
+            .as_ref()
+            .map(|a| format!(", artifact type {a:?}"))
+            .unwrap_or_default(),
         layers.join(", ")
     )))
 }
 
 /// The one layer of a given media type; none or several is a format error.
-pub(crate) fn single_layer_of<'m>(manifest: &'m ImageManifest, media_types: &[&str], format: &str) -> Result<&'m Descriptor> {
-    let found: Vec<&Descriptor> = manifest.layers.iter().filter(|l| media_types.contains(&l.media_type.as_str())).collect();
+pub(crate) fn single_layer_of<'m>(
+    manifest: &'m ImageManifest,
+    media_types: &[&str],
+    format: &str,
+) -> Result<&'m Descriptor> {
+    let found: Vec<&Descriptor> = manifest
+        .layers
+        .iter()
+        .filter(|l| media_types.contains(&l.media_type.as_str()))
+        .collect();
     match found.as_slice() {
         [one] => Ok(one),
         [] => Err(Error::invalid_format(format!(

@@ -25,7 +25,8 @@ impl Format for SoloOci {
     }
 
     fn plan(&self, manifest: &ImageManifest, config: &ConfigView<'_>) -> Result<Plan> {
-        let runtime_config = RuntimeConfig::parse(config.bytes).map_err(|e| e.context("oci-variant config"))?;
+        let runtime_config =
+            RuntimeConfig::parse(config.bytes).map_err(|e| e.context("oci-variant config"))?;
         let layer = single_layer_of(manifest, &[mt::SOLO_WASM_LAYER], "oci-variant")?;
         Ok(Plan {
             variant: Variant::Oci,
@@ -36,14 +37,24 @@ impl Format for SoloOci {
 }
 
 fn titled(mut d: Descriptor, title: &str) -> Descriptor {
-    d.annotations = Some(BTreeMap::from([(annotations::TITLE.to_string(), title.to_string())]));
+    d.annotations = Some(BTreeMap::from([(
+        annotations::TITLE.to_string(),
+        title.to_string(),
+    )]));
     d
 }
 
-pub fn encode(module: Bytes, runtime_config: &RuntimeConfig, extra_annotations: &BTreeMap<String, String>) -> Encoded {
+pub fn encode(
+    module: Bytes,
+    runtime_config: &RuntimeConfig,
+    extra_annotations: &BTreeMap<String, String>,
+) -> Encoded {
     let config_bytes = Bytes::from(runtime_config.to_json());
     let config = Descriptor::for_bytes(mt::SOLO_WASM_CONFIG, &config_bytes);
-    let module_descriptor = titled(Descriptor::for_bytes(mt::SOLO_WASM_LAYER, &module), mt::SOLO_MODULE_TITLE);
+    let module_descriptor = titled(
+        Descriptor::for_bytes(mt::SOLO_WASM_LAYER, &module),
+        mt::SOLO_MODULE_TITLE,
+    );
     let config_layer = titled(config.clone(), mt::SOLO_CONFIG_TITLE);
 
     let mut manifest_annotations = extra_annotations.clone();
@@ -51,7 +62,10 @@ pub fn encode(module: Bytes, runtime_config: &RuntimeConfig, extra_annotations: 
         manifest_annotations.insert(annotations::RUNTIME_TYPE.into(), t.clone());
     }
     if !runtime_config.abi_versions.is_empty() {
-        manifest_annotations.insert(annotations::ABI_VERSION.into(), runtime_config.abi_versions.join(","));
+        manifest_annotations.insert(
+            annotations::ABI_VERSION.into(),
+            runtime_config.abi_versions.join(","),
+        );
     }
     let manifest = ImageManifest {
         schema_version: 2,

@@ -13,7 +13,10 @@ use crate::media_types as mt;
 pub struct WasiImage;
 
 fn has_raw_wasm_layer(manifest: &ImageManifest) -> bool {
-    manifest.layers.iter().any(|l| l.media_type == mt::WASM_LAYER || l.media_type == mt::COMPONENT_LAYER)
+    manifest
+        .layers
+        .iter()
+        .any(|l| l.media_type == mt::WASM_LAYER || l.media_type == mt::COMPONENT_LAYER)
 }
 
 fn entrypoint(config: &ConfigView<'_>) -> Option<String> {
@@ -37,7 +40,14 @@ impl Format for WasiImage {
 
     fn plan(&self, manifest: &ImageManifest, config: &ConfigView<'_>) -> Result<Plan> {
         let source = if has_raw_wasm_layer(manifest) {
-            ModuleSource::Raw(single_layer_of(manifest, &[mt::WASM_LAYER, mt::COMPONENT_LAYER], "wasi/wasm image")?.clone())
+            ModuleSource::Raw(
+                single_layer_of(
+                    manifest,
+                    &[mt::WASM_LAYER, mt::COMPONENT_LAYER],
+                    "wasi/wasm image",
+                )?
+                .clone(),
+            )
         } else {
             let target = match entrypoint(config) {
                 Some(path) => TarTarget::Path(path),

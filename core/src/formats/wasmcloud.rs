@@ -18,7 +18,11 @@ impl Format for Wasmcloud {
     }
 
     fn plan(&self, manifest: &ImageManifest, _config: &ConfigView<'_>) -> Result<Plan> {
-        let layer = single_layer_of(manifest, &[mt::SOLO_WASM_LAYER, mt::WASM_LAYER], "wasmCloud actor")?;
+        let layer = single_layer_of(
+            manifest,
+            &[mt::SOLO_WASM_LAYER, mt::WASM_LAYER],
+            "wasmCloud actor",
+        )?;
         Ok(Plan {
             variant: Variant::Wasmcloud,
             source: ModuleSource::Raw(layer.clone()),

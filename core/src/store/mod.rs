@@ -56,7 +56,12 @@ pub trait Store: Send + Sync {
     async fn put_blob(&self, descriptor: &Descriptor, data: BlobStream) -> Result<()>;
 
     /// Stores a manifest under its digest, and under `tag` when given.
-    async fn put_manifest(&self, manifest: &RawManifest, digest: &Digest, tag: Option<&str>) -> Result<()>;
+    async fn put_manifest(
+        &self,
+        manifest: &RawManifest,
+        digest: &Digest,
+        tag: Option<&str>,
+    ) -> Result<()>;
 
     /// Makes everything written so far visible at once (archives are written here).
     async fn commit(&self) -> Result<()> {
@@ -67,9 +72,14 @@ pub trait Store: Send + Sync {
 /// Opens the store a location names.
 pub async fn open(location: &Location, access: Access, ctx: &Context) -> Result<Arc<dyn Store>> {
     Ok(match location {
-        Location::Registry { repository, .. } => Arc::new(registry::RegistryStore::new(repository.clone(), ctx.clone())),
+        Location::Registry { repository, .. } => Arc::new(registry::RegistryStore::new(
+            repository.clone(),
+            ctx.clone(),
+        )),
         Location::Layout { dir, .. } => Arc::new(layout::LayoutStore::open(dir, access).await?),
-        Location::OciArchive { file, .. } => Arc::new(archive::OciArchiveStore::open(file, access).await?),
+        Location::OciArchive { file, .. } => {
+            Arc::new(archive::OciArchiveStore::open(file, access).await?)
+        }
         Location::DockerArchive { file, reference } => {
             if access == Access::Write {
                 return Err(crate::Error::invalid_argument(format!(

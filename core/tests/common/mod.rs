@@ -27,9 +27,17 @@ pub struct Layout {
 impl Layout {
     pub fn new() -> Layout {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
-        std::fs::write(dir.path().join("index.json"), br#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
+        std::fs::write(
+            dir.path().join("index.json"),
+            br#"{"schemaVersion":2,"manifests":[]}"#,
+        )
+        .unwrap();
         Layout { dir }
     }
 
@@ -54,7 +62,8 @@ impl Layout {
     pub fn tag(&self, tag: &str, manifest: &[u8], media_type: &str) -> String {
         let digest = self.blob(manifest);
         let index_path = self.path().join("index.json");
-        let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+        let mut index: Value =
+            serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
         index["manifests"].as_array_mut().unwrap().push(json!({
             "mediaType": media_type,
             "digest": digest,
@@ -70,7 +79,13 @@ impl Layout {
     }
 
     /// An image manifest over a config and layers, each given as (media type, bytes).
-    pub fn image(&self, tag: &str, config: (&str, &[u8]), layers: &[(&str, &[u8])], extra: Value) -> String {
+    pub fn image(
+        &self,
+        tag: &str,
+        config: (&str, &[u8]),
+        layers: &[(&str, &[u8])],
+        extra: Value,
+    ) -> String {
         let config_desc = descriptor(config.0, config.1);
         self.blob(config.1);
         let layer_descs: Vec<Value> = layers
@@ -90,7 +105,10 @@ impl Layout {
             m.extend(e);
         }
         let bytes = serde_json::to_vec(&manifest).unwrap();
-        let media_type = manifest["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
+        let media_type = manifest["mediaType"]
+            .as_str()
+            .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+            .to_string();
         self.tag(tag, &bytes, &media_type);
         self.location(tag)
     }
@@ -167,7 +185,10 @@ pub fn out_dir() -> (tempfile::TempDir, PathBuf) {
 
 /// Lists a directory's entries (to prove a failed pull left nothing behind).
 pub fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -177,7 +198,8 @@ pub fn entries(dir: &Path) -> Vec<String> {
 pub fn testbed(test: &str) -> Option<Value> {
     match std::env::var("WASM_IMAGE_TESTBED") {
         Ok(path) if !path.is_empty() => {
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+            let text =
+                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
             Some(serde_json::from_str(&text).expect("testbed.json is JSON"))
         }
         _ => {
@@ -188,21 +210,38 @@ pub fn testbed(test: &str) -> Option<Value> {
 }
 
 pub fn bed_str(bed: &Value, path: &[&str]) -> String {
-    path.iter().fold(bed, |v, p| &v[*p]).as_str().unwrap_or_else(|| panic!("testbed.json lacks {path:?}")).to_string()
+    path.iter()
+        .fold(bed, |v, p| &v[*p])
+        .as_str()
+        .unwrap_or_else(|| panic!("testbed.json lacks {path:?}"))
+        .to_string()
 }
 
 /// A repository name no other test uses, so tests can share servers and logs.
 pub fn unique(test: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Adds fault rules to the test bed's fault proxy (blocking HTTP, usable from any test).
 pub fn add_faults(bed: &Value, rules: Value) {
     let url = bed_str(bed, &["faulty", "control"]);
     let status = std::process::Command::new("curl")
-        .args(["-sf", "-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/json", "--data"])
+        .args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+        ])
         .arg(rules.to_string())
         .arg(&url)
         .status()
