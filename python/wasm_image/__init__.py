@@ -15,6 +15,8 @@ The work is done by the native core library; this package only gives it Python n
 
 from __future__ import annotations
 
+import logging as _logging
+
 from wasm_image._errors import (
     CancelledError,
     DigestMismatchError,
@@ -51,6 +53,10 @@ from wasm_image._native import (
     push,
     resolve,
 )
+
+# Log records from the core go to the logger "wasm_image"; like any library, show them
+# only when the application configures logging.
+_logging.getLogger("wasm_image").addHandler(_logging.NullHandler())
 
 __all__ = [
     "__version__",
