@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""One measured operation of a Python library, in its own process (so that its peak RSS
+is its own): run by bench/run.py, never by hand.
+
+    pyworker.py OP JSON_ARGS
+
+prints one JSON line: {"op_s": seconds of the operation itself, "import_s": seconds to
+import the library, ...}. The operation is timed with perf_counter around exactly the
+calls a user would make; interpreter start-up and the import are reported apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+
+def _client(wi, args):
+    return wi.Client(insecure=[args["host"]], use_config_files=False)
+
+
+def op_noop(args):
+    t0 = time.perf_counter()
+    import wasm_image  # noqa: F401
+
+    return {"import_s": time.perf_counter() - t0, "op_s": time.perf_counter() - t0}
+
+
+def op_noop_oras(args):
+    t0 = time.perf_counter()
+    import oras.client  # noqa: F401
+
+    return {"import_s": time.perf_counter() - t0, "op_s": time.perf_counter() - t0}
+
+
+def op_pull(args):
+    t0 = time.perf_counter()
+    import wasm_image as wi
+
+    t1 = time.perf_counter()
+    client = _client(wi, args)
+    t2 = time.perf_counter()
+    img = client.pull(args["location"])
+    module = img.module  # the bytes a caller gets
+    t3 = time.perf_counter()
+    if len(module) != args["size"]:
+        raise SystemExit(f"pulled {len(module)} bytes, expected {args['size']}")
+    return {"import_s": t1 - t0, "op_s": t3 - t2, "variant": img.variant, "manifest_digest": img.manifest_digest}
+
+
+def op_pull_to_file(args):
+    t0 = time.perf_counter()
+    import wasm_image as wi
+
+    t1 = time.perf_counter()
+    client = _client(wi, args)
+    t2 = time.perf_counter()
+    info = client.pull_to_file(args["location"], args["path"])
+    t3 = time.perf_counter()
+    size = os.path.getsize(args["path"])
+    if size != args["size"]:
+        raise SystemExit(f"wrote {size} bytes, expected {args['size']}")
+    return {"import_s": t1 - t0, "op_s": t3 - t2, "variant": info.variant}
+
+
+def op_build_push(args):
+    t0 = time.perf_counter()
+    import wasm_image as wi
+
+    t1 = time.perf_counter()
+    client = _client(wi, args)
+    t2 = time.perf_counter()
+    img = wi.build(args["module"], variant=args["variant"])
+    t3 = time.perf_counter()
+    digest = client.push(img, args["location"])
+    t4 = time.perf_counter()
+    return {"import_s": t1 - t0, "op_s": t4 - t2, "build_s": t3 - t2, "push_s": t4 - t3, "digest": digest}
+
+
+def op_resolve(args):
+    t0 = time.perf_counter()
+    import wasm_image as wi
+
+    t1 = time.perf_counter()
+    client = _client(wi, args)
+    t2 = time.perf_counter()
+    digest = client.resolve(args["location"])
+    t3 = time.perf_counter()
+    return {"import_s": t1 - t0, "op_s": t3 - t2, "digest": digest}
+
+
+def op_pull_many(args):
+    """n pulls of one image with one shared Client: all at once on n threads
+    (released together by a barrier), or one after another on this thread."""
+    t0 = time.perf_counter()
+    import wasm_image as wi
+
+    t1 = time.perf_counter()
+    client = _client(wi, args)
+    n, size, loc = args["n"], args["size"], args["location"]
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def one():
+        s = time.perf_counter()
+        try:
+            img = client.pull(loc)
+            ok = len(img.module) == size
+            err = None if ok else f"{len(img.module)} bytes"
+        except Exception as e:  # noqa: BLE001 - reported, not hidden
+            err = f"{type(e).__name__}: {e}"
+        with lock:
+            latencies.append(time.perf_counter() - s)
+            if err:
+                errors.append(err)
+
+    if args["parallel"]:
+        barrier = threading.Barrier(n + 1)
+
+        def worker():
+            barrier.wait()
+            one()
+
+        threads = [threading.Thread(target=worker) for _ in range(n)]
+        for t in threads:
+            t.start()
+        t2 = time.perf_counter()
+        barrier.wait()
+        for t in threads:
+            t.join()
+    else:
+        t2 = time.perf_counter()
+        for _ in range(n):
+            one()
+    t3 = time.perf_counter()
+    if errors:
+        raise SystemExit(f"{len(errors)} of {n} pulls failed: {errors[:3]}")
+    latencies.sort()
+    return {
+        "import_s": t1 - t0,
+        "op_s": t3 - t2,
+        "latency_median_s": latencies[len(latencies) // 2],
+        "latency_max_s": latencies[-1],
+    }
+
+
+# -- oras-py, the peer Python client ---------------------------------------------------
+
+
+def _oras(args):
+    import logging
+
+    import oras.client
+    import oras.logger
+
+    logging.disable(logging.CRITICAL)
+    try:
+        oras.logger.setup_logger(quiet=True)
+    except Exception:  # noqa: BLE001 - older/newer oras-py: logging is cosmetic
+        pass
+    return oras.client.OrasClient(hostname=args["host"], insecure=True)
+
+
+def op_oras_pull(args):
+    t0 = time.perf_counter()
+    import oras.client  # noqa: F401
+
+    t1 = time.perf_counter()
+    client = _oras(args)
+    t2 = time.perf_counter()
+    files = client.pull(target=args["target"], outdir=args["outdir"])
+    t3 = time.perf_counter()
+    sizes = sorted(os.path.getsize(f) for f in files)
+    if not sizes or sizes[-1] != args["size"]:
+        raise SystemExit(f"oras pulled {files} with sizes {sizes}, expected a {args['size']}-byte module")
+    return {"import_s": t1 - t0, "op_s": t3 - t2}
+
+
+def op_oras_push(args):
+    t0 = time.perf_counter()
+    import oras.client  # noqa: F401
+
+    t1 = time.perf_counter()
+    client = _oras(args)
+    t2 = time.perf_counter()
+    # oras-py names files relative to the working directory: run from the module's folder.
+    os.chdir(os.path.dirname(args["module"]))
+    resp = client.push(
+        target=args["target"],
+        files=[f"{os.path.basename(args['module'])}:application/vnd.module.wasm.content.layer.v1+wasm"],
+        manifest_config=f"{os.path.basename(args['config'])}:application/vnd.module.wasm.config.v1+json",
+        disable_path_validation=True,
+        quiet=True,
+    )
+    t3 = time.perf_counter()
+    if resp.status_code not in (200, 201):
+        raise SystemExit(f"oras push: HTTP {resp.status_code}")
+    return {"import_s": t1 - t0, "op_s": t3 - t2}
+
+
+OPS = {name[3:]: fn for name, fn in globals().items() if name.startswith("op_")}
+
+
+def main() -> int:
+    op, raw = sys.argv[1], sys.argv[2]
+    out = OPS[op](json.loads(raw))
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
