@@ -169,6 +169,7 @@ impl<'c> Ops<'c> {
         Fut: std::future::Future<Output = wasm_image::Result<T>>,
     {
         let platform = platform(py, call.platform)?;
+        crate::logs::refresh(py);
         let client = self.client;
         bridge::run(
             py,
@@ -192,6 +193,7 @@ impl<'c> Ops<'c> {
         Fut: std::future::Future<Output = wasm_image::Result<T>> + Send + 'static,
     {
         let platform = self::platform(py, platform)?;
+        crate::logs::refresh(py);
         let client = self.client.clone();
         bridge::async_call(py, self.progress(py, progress), move |p| {
             op(client, wasm_image::client::call_options(p, platform))

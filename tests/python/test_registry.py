@@ -395,3 +395,21 @@ def test_invalid_format_from_a_registry(tb: Testbed, registry_client: wasm_image
     with pytest.raises(wasm_image.InvalidFormatError) as info:
         registry_client.pull(f"{plain}/{repo}:v1")
     assert info.value.kind == "INVALID_FORMAT"
+
+
+def test_broken_download_is_resumed_and_logged(
+    tb: Testbed,
+    registry_client: wasm_image.Client,
+    big_module: bytes,
+    repo: str,
+    faults: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry_client.push(wasm_image.build(big_module), f"{tb.host('plain')}/{repo}:v1")
+    faults(match=f"{repo}/blobs/{sha256(big_module)}", method="GET", action="reset_after", bytes=100_000, times=1)
+    with caplog.at_level("WARNING", logger="wasm_image"):
+        img = _faulty_client(tb, retries=2).pull(f"{tb.host('faulty')}/{repo}:v1")
+    assert img.module == big_module
+    warnings = [r for r in caplog.records if r.name == "wasm_image" and r.levelname == "WARNING"]
+    assert warnings, "the resumed download was not logged"
+    assert any(getattr(r, "wasm_image_target", "").startswith("wasm_image") for r in warnings)
