@@ -252,3 +252,18 @@ def test_progress_bars_only_on_a_terminal(tb: Testbed, tmp_path: Path, big_modul
     assert child.returncode == 0
     assert "[" in text and "MiB" in text and "#" in text, text
     assert (tmp_path / "out.wasm").read_bytes() == big_module
+
+
+def test_exit_status_numbers_follow_the_c_enum() -> None:
+    """The CLI's kind numbers are the core's codes, as the committed C header spells them."""
+    import re
+
+    from conftest import ROOT
+    from wasm_image import cli as wcli
+
+    header = (ROOT / "include" / "wasm_image.h").read_text()
+    codes = {m.group(1): int(m.group(2)) for m in re.finditer(r"WASM_IMAGE_ERROR_KIND_([A-Z_]+) = (\d+)", header)}
+    codes.pop("NONE", None)  # success in C, no error kind
+    assert codes == wcli.KIND_NUMBERS
+    for kind, number in codes.items():
+        assert wcli.exit_status(kind) == 10 + number
