@@ -1,0 +1,1001 @@
+/* The C API tested from C, against OCI layouts always and against the real registries of
+ * the test bed when run.sh exported their addresses (WI_PLAIN, ...). These tests are
+ * also the examples of how each call is used: every error is checked and freed.
+ *
+ *   test_c                  run every test
+ *   test_c NAME...          run the tests whose names contain one of NAME
+ *   test_c --make-layout D  write the test module as oci:D/layout:plugin and D/expected.wasm
+ *                           (for the example program's test)
+ */
+#define _GNU_SOURCE 1
+#include <wasm_image.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "support.h"
+
+/* ---------------------------------------------------------------- a tiny harness -- */
+
+static int test_failed;
+static const char *test_skipped;
+
+#define FAIL_AT(...)                                                                              \
+    do {                                                                                          \
+        fprintf(stderr, "    %s:%d: ", __FILE__, __LINE__);                                       \
+        fprintf(stderr, __VA_ARGS__);                                                             \
+        fputc('\n', stderr);                                                                      \
+        test_failed = 1;                                                                          \
+    } while (0)
+
+#define CHECK(cond)                                                                               \
+    do {                                                                                          \
+        if (!(cond)) FAIL_AT("check failed: %s", #cond);                                          \
+    } while (0)
+
+#define REQUIRE(cond)                                                                             \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            FAIL_AT("requirement failed: %s", #cond);                                             \
+            goto out;                                                                             \
+        }                                                                                         \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                           \
+    do {                                                                                          \
+        const char *a_ = (a), *b_ = (b);                                                          \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                                    \
+            FAIL_AT("%s == %s: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
+    } while (0)
+
+/* A call that must succeed; on failure prints the error and leaves the test. */
+#define OK(call)                                                                                  \
+    do {                                                                                          \
+        wasm_image_error_t *e_ = (call);                                                          \
+        if (e_) {                                                                                 \
+            FAIL_AT("%s: %s: %s", #call, wasm_image_error_name(e_), wasm_image_error_message(e_)); \
+            wasm_image_error_free(e_);                                                            \
+            goto out;                                                                             \
+        }                                                                                         \
+    } while (0)
+
+/* A call that must fail with `kind`. */
+#define FAILS_WITH(kind, call)                                                                    \
+    do {                                                                                          \
+        wasm_image_error_t *e_ = (call);                                                          \
+        if (wasm_image_error_kind(e_) != (kind))                                                  \
+            FAIL_AT("%s: expected %s, got %s: %s", #call, wasm_image_error_kind_name(kind),       \
+                    wasm_image_error_name(e_), wasm_image_error_message(e_));                     \
+        wasm_image_error_free(e_);                                                                \
+    } while (0)
+
+#define SKIP_UNLESS_REGISTRY()                                                                    \
+    do {                                                                                          \
+        if (!wi_env("WI_PLAIN")) {                                                                \
+            test_skipped = "WI_PLAIN unset: no test bed";                                         \
+            return;                                                                               \
+        }                                                                                         \
+    } while (0)
+
+/* ------------------------------------------------------------------------ helpers -- */
+
+/* A client that speaks plain HTTP to the test bed's plain, basic and faulty registries. */
+static wasm_image_client_t *registry_client(wasm_image_client_options_t *options) {
+    wasm_image_client_t *client = NULL;
+    wasm_image_error_t *err = NULL;
+    int own = options == NULL;
+    const char *hosts[] = {"WI_PLAIN", "WI_BASIC", "WI_FAULTY"};
+    if (own) options = wasm_image_client_options_new();
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0] && !err; i++)
+        if (wi_env(hosts[i])) err = wasm_image_client_options_add_insecure_registry(options, wi_env(hosts[i]));
+    if (!err) err = wasm_image_client_options_set_use_config_files(options, false);
+    if (!err) err = wasm_image_client_new(options, &client);
+    if (err) {
+        fprintf(stderr, "    client: %s: %s\n", wasm_image_error_name(err), wasm_image_error_message(err));
+        wasm_image_error_free(err);
+    }
+    if (own) wasm_image_client_options_free(options);
+    return client;
+}
+
+static wasm_image_image_t *build_module(const char *variant) {
+    wasm_image_build_options_t *options = wasm_image_build_options_new();
+    wasm_image_image_t *image = NULL;
+    wasm_image_error_t *err = wasm_image_build_options_set_variant(options, variant);
+    if (!err) err = wasm_image_build_options_add_root_id(options, "add_header_root_id");
+    if (!err) err = wasm_image_build(WI_MODULE, WI_MODULE_LEN, options, &image);
+    if (err) {
+        fprintf(stderr, "    build: %s: %s\n", wasm_image_error_name(err), wasm_image_error_message(err));
+        wasm_image_error_free(err);
+    }
+    wasm_image_build_options_free(options);
+    return image;
+}
+
+static int module_is_ours(const wasm_image_image_t *image) {
+    size_t len = 0;
+    const uint8_t *data = wasm_image_image_module(image, &len);
+    return data && len == WI_MODULE_LEN && memcmp(data, WI_MODULE, len) == 0;
+}
+
+/* ------------------------------------------------------------------------- tests -- */
+
+static void test_version(void) {
+    char expected[64];
+    snprintf(expected, sizeof expected, "%d.%d.%d", WASM_IMAGE_VERSION_MAJOR, WASM_IMAGE_VERSION_MINOR,
+             WASM_IMAGE_VERSION_PATCH);
+    CHECK_STR(wasm_image_version(), WASM_IMAGE_VERSION_STRING);
+    CHECK_STR(wasm_image_version(), expected);
+}
+
+static void test_error_kinds_have_their_contract_numbers(void) {
+    CHECK(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT == 1);
+    CHECK(WASM_IMAGE_ERROR_KIND_NOT_FOUND == 3);
+    CHECK(WASM_IMAGE_ERROR_KIND_DIGEST_MISMATCH == 8);
+    CHECK(WASM_IMAGE_ERROR_KIND_INTERNAL == 15);
+    CHECK_STR(wasm_image_error_kind_name(WASM_IMAGE_ERROR_KIND_LIMIT_EXCEEDED), "LIMIT_EXCEEDED");
+    CHECK_STR(wasm_image_error_kind_name(WASM_IMAGE_ERROR_KIND_RATE_LIMITED), "RATE_LIMITED");
+    CHECK(wasm_image_error_kind_name(0) == NULL);
+    CHECK(wasm_image_error_kind_name(16) == NULL);
+    /* NULL is success: the accessors say so instead of crashing. */
+    CHECK(wasm_image_error_kind(NULL) == WASM_IMAGE_ERROR_KIND_NONE);
+    CHECK_STR(wasm_image_error_message(NULL), "");
+    CHECK(wasm_image_error_http_status(NULL) == 0);
+    CHECK(wasm_image_error_registry_code(NULL) == NULL);
+}
+
+static void test_invalid_arguments_never_crash(void) {
+    wasm_image_client_t *client = NULL;
+    wasm_image_image_t *image = NULL;
+    wasm_image_client_options_t *options = wasm_image_client_options_new();
+    char *digest = (char *)"untouched";
+    const char bad_utf8[] = {'o', 'c', 'i', ':', (char)0xff, (char)0xfe, 0};
+
+    OK(wasm_image_client_new(NULL, &client));
+    /* NULL where a handle, a string or an out-pointer is required. */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_pull(NULL, "oci:x:y", NULL, &image));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_pull(client, NULL, NULL, &image));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_pull(client, "oci:x:y", NULL, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_client_new(NULL, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_push(client, NULL, "oci:x:y", NULL, &digest));
+    CHECK(digest == NULL); /* out-pointers are cleared on failure */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_copy(client, "oci:a:b", NULL, NULL, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_resolve(client, "oci:a:b", NULL, NULL, NULL, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_build(NULL, 8, NULL, &image));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_module_facts(WI_MODULE, WI_MODULE_LEN, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_client_options_set_user_agent(NULL, "x"));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_client_options_set_basic_auth(options, "h", NULL, "p"));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_cancel_token_cancel(NULL));
+    /* Bad UTF-8 in a string. */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_pull(client, bad_utf8, NULL, &image));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_client_options_add_insecure_registry(options, bad_utf8));
+    /* Out-of-range enum values and malformed option values. */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_set_log_callback(0, NULL, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_set_log_callback(6, NULL, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_client_options_set_platform(options, "linux"));
+    /* A handle of another type passed by mistake. */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT,
+               wasm_image_pull((const wasm_image_client_t *)options, "oci:x:y", NULL, &image));
+    CHECK(image == NULL);
+    /* Accessors have no error to return: they give NULL / 0 for NULL. */
+    CHECK(wasm_image_image_module(NULL, NULL) == NULL);
+    CHECK(wasm_image_image_manifest_digest(NULL) == NULL);
+    CHECK(wasm_image_image_annotation_count(NULL) == 0);
+out:
+    wasm_image_client_options_free(options);
+    wasm_image_client_free(client);
+}
+
+static void test_freed_handles_are_detected(void) {
+    wasm_image_client_t *client = NULL;
+    wasm_image_image_t *image = NULL;
+    wasm_image_error_t *err;
+    OK(wasm_image_client_new(NULL, &client));
+    wasm_image_client_free(client);
+    /* Use after free and a second free are INVALID_ARGUMENT / ignored, not a crash. */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_pull(client, "oci:x:y", NULL, &image));
+    wasm_image_client_free(client);
+    client = NULL;
+
+    image = build_module("oci");
+    REQUIRE(image != NULL);
+    wasm_image_image_free(image);
+    CHECK(wasm_image_image_manifest_digest(image) == NULL);
+    wasm_image_image_free(image);
+    image = NULL;
+
+    err = wasm_image_set_log_callback(WASM_IMAGE_LOG_LEVEL_INFO, NULL, NULL); /* NULL callback: off */
+    CHECK(err == NULL);
+    err = wasm_image_cancel_token_cancel(NULL);
+    CHECK(wasm_image_error_kind(err) == WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT);
+    wasm_image_error_free(err);
+    wasm_image_error_free(err); /* a freed error freed again */
+    CHECK(wasm_image_error_kind(err) == WASM_IMAGE_ERROR_KIND_NONE);
+    wasm_image_string_free(NULL);
+out:;
+}
+
+static void test_build_and_read_every_field(void) {
+    wasm_image_build_options_t *options = wasm_image_build_options_new();
+    wasm_image_image_t *image = NULL;
+    wasm_image_module_facts_t *facts = NULL;
+    size_t len = 0;
+
+    OK(wasm_image_build_options_set_variant(options, "oci"));
+    OK(wasm_image_build_options_set_runtime_type(options, "envoy_proxy"));
+    OK(wasm_image_build_options_add_abi_version(options, "v0.2.1"));
+    OK(wasm_image_build_options_add_abi_version(options, "v0.2.0"));
+    OK(wasm_image_build_options_add_root_id(options, "add_header_root_id"));
+    OK(wasm_image_build_options_set_annotation(options, "org.example/owner", "team-edge"));
+    OK(wasm_image_build_options_set_source_date_epoch(options, 1700000000));
+    OK(wasm_image_build(WI_MODULE, WI_MODULE_LEN, options, &image));
+
+    CHECK(module_is_ours(image));
+    CHECK(wasm_image_image_module_size(image) == WI_MODULE_LEN);
+    CHECK_STR(wasm_image_image_variant(image), "oci");
+    CHECK(strncmp(wasm_image_image_module_digest(image), "sha256:", 7) == 0);
+    CHECK(strlen(wasm_image_image_manifest_digest(image)) == 71);
+    CHECK(wasm_image_image_index_digest(image) == NULL);
+    CHECK_STR(wasm_image_image_manifest_media_type(image), "application/vnd.oci.image.manifest.v1+json");
+    CHECK(wasm_image_image_manifest(image, &len) != NULL && len > 100);
+    CHECK(wasm_image_image_config(image, &len) != NULL && len > 10);
+    CHECK(wasm_image_image_has_runtime_config(image));
+    CHECK_STR(wasm_image_image_runtime_type(image), "envoy_proxy");
+    CHECK(wasm_image_image_abi_version_count(image) == 2);
+    CHECK_STR(wasm_image_image_abi_version(image, 0), "v0.2.1");
+    CHECK_STR(wasm_image_image_abi_version(image, 1), "v0.2.0");
+    CHECK(wasm_image_image_abi_version(image, 2) == NULL);
+    CHECK(wasm_image_image_root_id_count(image) == 1);
+    CHECK_STR(wasm_image_image_root_id(image, 0), "add_header_root_id");
+    CHECK(strstr(wasm_image_image_runtime_config_json(image), "\"rootIds\"") != NULL);
+    CHECK_STR(wasm_image_image_annotation(image, "org.example/owner"), "team-edge");
+    CHECK(wasm_image_image_annotation(image, "no.such/key") == NULL);
+    {
+        size_t n = wasm_image_image_annotation_count(image), i, found = 0;
+        CHECK(n >= 2); /* ours, the creation time, the runtime type... */
+        for (i = 0; i < n; i++)
+            if (strcmp(wasm_image_image_annotation_key(image, i), "org.opencontainers.image.created") == 0) {
+                CHECK_STR(wasm_image_image_annotation_value(image, i), "2023-11-14T22:13:20Z");
+                found = 1;
+            }
+        CHECK(found);
+        CHECK(wasm_image_image_annotation_key(image, n) == NULL);
+    }
+
+    /* The module is borrowed: the same pointer every time, facts read from it. */
+    {
+        const uint8_t *a = wasm_image_image_module(image, &len);
+        CHECK(a == wasm_image_image_module(image, NULL));
+        OK(wasm_image_module_facts(a, len, &facts));
+    }
+    CHECK(wasm_image_module_facts_kind(facts) == WASM_IMAGE_MODULE_KIND_CORE_MODULE);
+    CHECK_STR(wasm_image_module_facts_kind_name(facts), "core-module");
+    CHECK(wasm_image_module_facts_size(facts) == WI_MODULE_LEN);
+    CHECK(wasm_image_module_facts_import_count(facts) == 0);
+    CHECK(wasm_image_module_facts_export_count(facts) == 1);
+    CHECK_STR(wasm_image_module_facts_export(facts, 0), "proxy_abi_version_0_2_1");
+    CHECK(wasm_image_module_facts_proxy_abi_version_count(facts) == 1);
+    CHECK_STR(wasm_image_module_facts_proxy_abi_version(facts, 0), "v0.2.1");
+out:
+    wasm_image_module_facts_free(facts);
+    wasm_image_image_free(image);
+    wasm_image_build_options_free(options);
+}
+
+static void test_build_compat_docker_and_refusals(void) {
+    wasm_image_build_options_t *options = wasm_image_build_options_new();
+    wasm_image_image_t *image = NULL;
+    wasm_image_module_facts_t *facts = NULL;
+    static const unsigned char not_wasm[] = "#!/bin/sh\necho hello\n";
+
+    OK(wasm_image_build_options_set_variant(options, "compat"));
+    OK(wasm_image_build_options_set_manifest_format(options, "docker"));
+    OK(wasm_image_build(WI_MODULE, WI_MODULE_LEN, options, &image));
+    CHECK_STR(wasm_image_image_variant(image), "compat");
+    CHECK_STR(wasm_image_image_manifest_media_type(image), "application/vnd.docker.distribution.manifest.v2+json");
+    /* Without runtime options, compat carries the module's ABI versions only if asked. */
+    CHECK(module_is_ours(image));
+    wasm_image_image_free(image);
+    image = NULL;
+
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_FORMAT, wasm_image_build(not_wasm, sizeof not_wasm, NULL, &image));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_FORMAT, wasm_image_module_facts(not_wasm, sizeof not_wasm, &facts));
+    CHECK(image == NULL && facts == NULL);
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_build_options_set_variant(options, "tarball"));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_build_options_set_manifest_format(options, "v1"));
+    /* The oci variant has no Docker form. */
+    OK(wasm_image_build_options_set_variant(options, "oci"));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_build(WI_MODULE, WI_MODULE_LEN, options, &image));
+out:
+    wasm_image_image_free(image);
+    wasm_image_build_options_free(options);
+}
+
+/* Progress callback state: every call must come on the thread that made the call. */
+struct progress_seen {
+    pthread_t caller;
+    int calls;
+    int wrong_thread;
+    int finished_blobs;
+};
+
+static void on_progress(void *user_data, const wasm_image_progress_t *progress) {
+    struct progress_seen *seen = user_data;
+    seen->calls++;
+    if (!pthread_equal(seen->caller, pthread_self())) seen->wrong_thread++;
+    if (progress->digest && strncmp(progress->digest, "sha256:", 7) == 0 && progress->done == progress->total)
+        seen->finished_blobs++;
+}
+
+static void test_layout_round_trip(void) {
+    char *dir = wi_tempdir("layout");
+    char location[4200], copy_location[4200], file[4200];
+    wasm_image_client_t *client = NULL;
+    wasm_image_image_t *built = NULL, *pulled = NULL, *info = NULL;
+    wasm_image_call_options_t *call = wasm_image_call_options_new();
+    struct progress_seen seen = {pthread_self(), 0, 0, 0};
+    char *digest = NULL, *copied = NULL, *resolved = NULL, *media_type = NULL;
+    uint64_t size = 0;
+    size_t len = 0;
+
+    REQUIRE(dir != NULL);
+    snprintf(location, sizeof location, "oci:%s/store:plugin", dir);
+    snprintf(copy_location, sizeof copy_location, "oci:%s/copy:again", dir);
+    snprintf(file, sizeof file, "%s/plugin.wasm", dir);
+    OK(wasm_image_client_new(NULL, &client));
+    built = build_module("oci");
+    REQUIRE(built != NULL);
+    OK(wasm_image_call_options_set_progress(call, on_progress, &seen));
+
+    OK(wasm_image_push(client, built, location, call, &digest));
+    CHECK_STR(digest, wasm_image_image_manifest_digest(built));
+    CHECK(seen.calls > 0 && seen.wrong_thread == 0);
+
+    OK(wasm_image_pull(client, location, call, &pulled));
+    CHECK(module_is_ours(pulled));
+    CHECK_STR(wasm_image_image_manifest_digest(pulled), digest);
+    CHECK_STR(wasm_image_image_module_digest(pulled), wasm_image_image_module_digest(built));
+    CHECK_STR(wasm_image_image_variant(pulled), "oci");
+    CHECK_STR(wasm_image_image_root_id(pulled, 0), "add_header_root_id");
+    CHECK(seen.wrong_thread == 0);
+
+    OK(wasm_image_resolve(client, location, NULL, &resolved, &media_type, &size));
+    CHECK_STR(resolved, digest);
+    CHECK_STR(media_type, "application/vnd.oci.image.manifest.v1+json");
+    CHECK(size > 0);
+
+    OK(wasm_image_copy(client, location, copy_location, call, &copied));
+    CHECK_STR(copied, digest);
+
+    OK(wasm_image_pull_to_file(client, copy_location, file, NULL, &info));
+    CHECK(wasm_image_image_module(info, &len) == NULL && len == 0); /* the module is in the file */
+    CHECK(wasm_image_image_module_size(info) == WI_MODULE_LEN);
+    CHECK_STR(wasm_image_image_manifest_digest(info), digest);
+    {
+        unsigned char *data = wi_read_file(file, &len);
+        CHECK(data && len == WI_MODULE_LEN && memcmp(data, WI_MODULE, len) == 0);
+        free(data);
+    }
+    /* An image without its module cannot be pushed. */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_push(client, info, location, NULL, NULL));
+    /* The output may be omitted. */
+    OK(wasm_image_pull_to_file(client, location, file, NULL, NULL));
+out:
+    wasm_image_string_free(digest);
+    wasm_image_string_free(copied);
+    wasm_image_string_free(resolved);
+    wasm_image_string_free(media_type);
+    wasm_image_image_free(built);
+    wasm_image_image_free(pulled);
+    wasm_image_image_free(info);
+    wasm_image_call_options_free(call);
+    wasm_image_client_free(client);
+    if (dir) wi_remove_tree(dir);
+    free(dir);
+}
+
+static void test_layout_errors(void) {
+    char *dir = wi_tempdir("errors");
+    char location[4200], path[4200];
+    wasm_image_client_t *client = NULL, *small = NULL;
+    wasm_image_client_options_t *options = wasm_image_client_options_new();
+    wasm_image_image_t *built = NULL, *image = NULL;
+    wasm_image_cancel_token_t *token = wasm_image_cancel_token_new();
+    wasm_image_call_options_t *call = wasm_image_call_options_new();
+    char *digest = NULL;
+
+    REQUIRE(dir != NULL);
+    OK(wasm_image_client_new(NULL, &client));
+    built = build_module("oci");
+    REQUIRE(built != NULL);
+    snprintf(location, sizeof location, "oci:%s/store:plugin", dir);
+    OK(wasm_image_push(client, built, location, NULL, NULL));
+
+    /* INVALID_REFERENCE: a location that does not parse. */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_REFERENCE, wasm_image_pull(client, "Not A Reference!", NULL, &image));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_REFERENCE, wasm_image_pull(client, "localhost:5000/UPPER:tag", NULL, &image));
+    /* NOT_FOUND: a missing tag in a layout, a missing layout. */
+    snprintf(path, sizeof path, "oci:%s/store:missing", dir);
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_NOT_FOUND, wasm_image_pull(client, path, NULL, &image));
+    snprintf(path, sizeof path, "oci:%s/no-such-layout:plugin", dir);
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_NOT_FOUND, wasm_image_pull(client, path, NULL, &image));
+
+    /* LIMIT_EXCEEDED: a module larger than the client's limit. */
+    OK(wasm_image_client_options_set_max_module_bytes(options, 8));
+    OK(wasm_image_client_new(options, &small));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_LIMIT_EXCEEDED, wasm_image_pull(small, location, NULL, &image));
+
+    /* CANCELLED: a token cancelled before the call. */
+    OK(wasm_image_call_options_set_cancel_token(call, token));
+    OK(wasm_image_cancel_token_cancel(token));
+    CHECK(wasm_image_cancel_token_is_cancelled(token));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_CANCELLED, wasm_image_pull(client, location, call, &image));
+
+    /* IO: the output's parent is a file. */
+    snprintf(path, sizeof path, "%s/store/oci-layout/plugin.wasm", dir);
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_IO, wasm_image_pull_to_file(client, location, path, NULL, NULL));
+
+    /* DIGEST_MISMATCH: the module blob altered in place (same size, other bytes). */
+    {
+        char *blob;
+        size_t len = 0;
+        unsigned char *data;
+        snprintf(path, sizeof path, "%s/store", dir);
+        blob = wi_blob_path(path, wasm_image_image_module_digest(built));
+        data = wi_read_file(blob, &len);
+        REQUIRE(data != NULL && len == WI_MODULE_LEN);
+        data[len - 1] ^= 0x01;
+        CHECK(wi_write_file(blob, data, len) == 0);
+        free(data);
+        free(blob);
+        FAILS_WITH(WASM_IMAGE_ERROR_KIND_DIGEST_MISMATCH, wasm_image_pull(client, location, NULL, &image));
+    }
+
+    /* INVALID_FORMAT: a layout whose index is not JSON. */
+    snprintf(path, sizeof path, "%s/broken", dir);
+    CHECK(mkdir(path, 0755) == 0);
+    snprintf(path, sizeof path, "%s/broken/oci-layout", dir);
+    CHECK(wi_write_file(path, "{\"imageLayoutVersion\":\"1.0.0\"}", 30) == 0);
+    snprintf(path, sizeof path, "%s/broken/index.json", dir);
+    CHECK(wi_write_file(path, "this is not json", 16) == 0);
+    snprintf(path, sizeof path, "oci:%s/broken:plugin", dir);
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_FORMAT, wasm_image_pull(client, path, NULL, &image));
+
+    /* Pushing to a location that pins another digest. */
+    snprintf(path, sizeof path, "oci:%s/store@sha256:%064d", dir, 0);
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_push(client, built, path, NULL, &digest));
+    CHECK(image == NULL && digest == NULL);
+out:
+    wasm_image_image_free(built);
+    wasm_image_image_free(image);
+    wasm_image_call_options_free(call);
+    wasm_image_cancel_token_free(token);
+    wasm_image_client_options_free(options);
+    wasm_image_client_free(client);
+    wasm_image_client_free(small);
+    if (dir) wi_remove_tree(dir);
+    free(dir);
+}
+
+static void test_client_options_accept_every_setting(void) {
+    wasm_image_client_options_t *options = wasm_image_client_options_new();
+    wasm_image_client_t *client = NULL;
+    static const char docker_config[] = "{\"auths\":{\"registry.example\":{\"auth\":\"dXNlcjpwYXNz\"}}}";
+    const char *ca = wi_env("WI_TLS_CA");
+
+    OK(wasm_image_client_options_set_basic_auth(options, "registry.example", "user", "secret"));
+    OK(wasm_image_client_options_set_bearer_token(options, "other.example:5000", "token"));
+    OK(wasm_image_client_options_set_docker_config_json(options, (const uint8_t *)docker_config, strlen(docker_config)));
+    OK(wasm_image_client_options_set_use_config_files(options, false));
+    OK(wasm_image_client_options_add_insecure_registry(options, "127.0.0.1:5000"));
+    OK(wasm_image_client_options_set_connect_timeout_ms(options, 2000));
+    OK(wasm_image_client_options_set_read_timeout_ms(options, 5000));
+    OK(wasm_image_client_options_set_max_retries(options, 1));
+    OK(wasm_image_client_options_set_retry_base_delay_ms(options, 10));
+    OK(wasm_image_client_options_set_retry_max_delay_ms(options, 100));
+    OK(wasm_image_client_options_set_max_module_bytes(options, 1 << 20));
+    OK(wasm_image_client_options_set_max_metadata_bytes(options, 1 << 20));
+    OK(wasm_image_client_options_set_max_decompressed_bytes(options, 1 << 22));
+    OK(wasm_image_client_options_set_max_tar_entries(options, 100));
+    OK(wasm_image_client_options_set_max_index_depth(options, 2));
+    OK(wasm_image_client_options_set_max_index_entries(options, 10));
+    OK(wasm_image_client_options_add_mirror(options, "docker.io", "mirror.example"));
+    OK(wasm_image_client_options_set_platform(options, "wasip1/wasm"));
+    OK(wasm_image_client_options_set_platform(options, NULL));
+    OK(wasm_image_client_options_set_user_agent(options, "test_c/1.0"));
+    if (ca) OK(wasm_image_client_options_add_ca_certificates_file(options, ca));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_NOT_FOUND,
+               wasm_image_client_options_add_ca_certificates_file(options, "/no/such/ca.pem"));
+    OK(wasm_image_client_new(options, &client));
+out:
+    wasm_image_client_free(client);
+    wasm_image_client_options_free(options);
+}
+
+/* --------------------------------------------------------- against the registries -- */
+
+static void test_registry_push_pull_both_variants(void) {
+    const char *variants[] = {"oci", "compat"};
+    wasm_image_client_t *client;
+    SKIP_UNLESS_REGISTRY();
+    client = registry_client(NULL);
+    REQUIRE(client != NULL);
+    for (size_t i = 0; i < 2; i++) {
+        char repo[128], location[512];
+        wasm_image_image_t *built = build_module(variants[i]), *pulled = NULL;
+        char *digest = NULL, *resolved = NULL;
+        wi_unique_repo(repo, sizeof repo, variants[i]);
+        snprintf(location, sizeof location, "%s/%s:v1", wi_env("WI_PLAIN"), repo);
+        REQUIRE(built != NULL);
+        OK(wasm_image_push(client, built, location, NULL, &digest));
+        OK(wasm_image_pull(client, location, NULL, &pulled));
+        CHECK(module_is_ours(pulled));
+        CHECK_STR(wasm_image_image_variant(pulled), variants[i]);
+        CHECK_STR(wasm_image_image_manifest_digest(pulled), digest);
+        OK(wasm_image_resolve(client, location, NULL, &resolved, NULL, NULL));
+        CHECK_STR(resolved, digest);
+        wasm_image_string_free(digest);
+        wasm_image_string_free(resolved);
+        wasm_image_image_free(built);
+        wasm_image_image_free(pulled);
+    }
+out:
+    wasm_image_client_free(client);
+}
+
+static void test_registry_pull_buildah_fixtures_and_copy_to_layout(void) {
+    const char *fixtures[] = {"WI_FIXTURE_OCI", "WI_FIXTURE_DOCKER"};
+    char *dir = NULL;
+    wasm_image_client_t *client = NULL;
+    SKIP_UNLESS_REGISTRY();
+    client = registry_client(NULL);
+    dir = wi_tempdir("copy");
+    REQUIRE(client != NULL && dir != NULL && wi_env("WI_FIXTURE_OCI") && wi_env("WI_FIXTURE_MODULE_SHA256"));
+    for (size_t i = 0; i < 2; i++) {
+        wasm_image_image_t *image = NULL, *again = NULL;
+        char destination[4200], *copied = NULL;
+        OK(wasm_image_pull(client, wi_env(fixtures[i]), NULL, &image));
+        CHECK_STR(wasm_image_image_variant(image), "compat");
+        CHECK_STR(wasm_image_image_module_digest(image), wi_env("WI_FIXTURE_MODULE_SHA256"));
+        snprintf(destination, sizeof destination, "oci:%s/layout:fixture%zu", dir, i);
+        OK(wasm_image_copy(client, wi_env(fixtures[i]), destination, NULL, &copied));
+        CHECK_STR(copied, wasm_image_image_manifest_digest(image));
+        OK(wasm_image_pull(client, destination, NULL, &again));
+        CHECK_STR(wasm_image_image_module_digest(again), wi_env("WI_FIXTURE_MODULE_SHA256"));
+        wasm_image_string_free(copied);
+        wasm_image_image_free(image);
+        wasm_image_image_free(again);
+    }
+out:
+    wasm_image_client_free(client);
+    if (dir) wi_remove_tree(dir);
+    free(dir);
+}
+
+static void test_registry_error_kinds(void) {
+    wasm_image_client_t *client = NULL, *fast = NULL, *authed = NULL, *wrong = NULL;
+    wasm_image_client_options_t *options = NULL;
+    wasm_image_image_t *image = NULL;
+    char location[512];
+    wasm_image_error_t *err;
+    SKIP_UNLESS_REGISTRY();
+    client = registry_client(NULL);
+    REQUIRE(client != NULL);
+
+    /* NOT_FOUND with the registry's own code. */
+    snprintf(location, sizeof location, "%s/fixtures/buildah-oci:no-such-tag", wi_env("WI_PLAIN"));
+    err = wasm_image_pull(client, location, NULL, &image);
+    CHECK(wasm_image_error_kind(err) == WASM_IMAGE_ERROR_KIND_NOT_FOUND);
+    CHECK(wasm_image_error_http_status(err) == 404);
+    CHECK(wasm_image_error_registry_code(err) && strcmp(wasm_image_error_registry_code(err), "MANIFEST_UNKNOWN") == 0);
+    CHECK(strstr(wasm_image_error_message(err), "no-such-tag") != NULL);
+    wasm_image_error_free(err);
+
+    /* UNAUTHORIZED without credentials and with wrong ones; fine with the right ones. */
+    if (wi_env("WI_BASIC")) {
+        const char *password = wi_env("WI_BASIC_PASSWORD");
+        snprintf(location, sizeof location, "%s/fixtures/buildah-oci:latest", wi_env("WI_BASIC"));
+        FAILS_WITH(WASM_IMAGE_ERROR_KIND_UNAUTHORIZED, wasm_image_pull(client, location, NULL, &image));
+        options = wasm_image_client_options_new();
+        OK(wasm_image_client_options_set_basic_auth(options, wi_env("WI_BASIC"), wi_env("WI_BASIC_USER"), "wrong"));
+        wrong = registry_client(options);
+        err = wasm_image_pull(wrong, location, NULL, &image);
+        CHECK(wasm_image_error_kind(err) == WASM_IMAGE_ERROR_KIND_UNAUTHORIZED);
+        CHECK(strstr(wasm_image_error_message(err), "wrong") == NULL); /* no secret in messages */
+        wasm_image_error_free(err);
+        OK(wasm_image_client_options_set_basic_auth(options, wi_env("WI_BASIC"), wi_env("WI_BASIC_USER"), password));
+        authed = registry_client(options);
+        OK(wasm_image_pull(authed, location, NULL, &image));
+        CHECK(strstr(wasm_image_image_variant(image), "compat") != NULL);
+        wasm_image_image_free(image);
+        image = NULL;
+    }
+
+    /* NETWORK: nothing listens on the port. */
+    wasm_image_client_options_free(options);
+    options = wasm_image_client_options_new();
+    snprintf(location, sizeof location, "127.0.0.1:%d", wi_closed_port());
+    OK(wasm_image_client_options_add_insecure_registry(options, location));
+    OK(wasm_image_client_options_set_max_retries(options, 0));
+    OK(wasm_image_client_options_set_read_timeout_ms(options, 1500));
+    fast = registry_client(options);
+    REQUIRE(fast != NULL);
+    strcat(location, "/nothing/here:v1");
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_NETWORK, wasm_image_pull(fast, location, NULL, &image));
+
+    /* Statuses the fault proxy answers instead of the registry. */
+    if (wi_env("WI_FAULTY") && wi_env("WI_FAULTY_CONTROL")) {
+        struct {
+            int status;
+            wasm_image_error_kind_t kind;
+        } cases[] = {
+            {403, WASM_IMAGE_ERROR_KIND_FORBIDDEN},
+            {429, WASM_IMAGE_ERROR_KIND_RATE_LIMITED},
+            {400, WASM_IMAGE_ERROR_KIND_REGISTRY},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char repo[128], rule[512];
+            wi_unique_repo(repo, sizeof repo, "status");
+            snprintf(rule, sizeof rule, "[{\"match\":\"/v2/%s/\",\"action\":\"status\",\"status\":%d,\"times\":-1}]",
+                     repo, cases[i].status);
+            CHECK(wi_http("POST", wi_env("WI_FAULTY_CONTROL"), rule) == 200);
+            snprintf(location, sizeof location, "%s/%s:v1", wi_env("WI_FAULTY"), repo);
+            err = wasm_image_pull(fast, location, NULL, &image);
+            if (wasm_image_error_kind(err) != cases[i].kind)
+                FAIL_AT("status %d: expected %s, got %s: %s", cases[i].status, wasm_image_error_kind_name(cases[i].kind),
+                        wasm_image_error_name(err), wasm_image_error_message(err));
+            CHECK(wasm_image_error_http_status(err) == cases[i].status);
+            wasm_image_error_free(err);
+        }
+    }
+
+    /* TLS: trusted with the test bed's CA, refused without it. */
+    if (wi_env("WI_TLS") && wi_env("WI_TLS_CA")) {
+        wasm_image_client_t *tls = NULL;
+        snprintf(location, sizeof location, "%s/fixtures/buildah-oci:latest", wi_env("WI_TLS"));
+        err = wasm_image_pull(client, location, NULL, &image);
+        CHECK(wasm_image_error_kind(err) == WASM_IMAGE_ERROR_KIND_NETWORK);
+        wasm_image_error_free(err);
+        wasm_image_client_options_free(options);
+        options = wasm_image_client_options_new();
+        OK(wasm_image_client_options_add_ca_certificates_file(options, wi_env("WI_TLS_CA")));
+        OK(wasm_image_client_new(options, &tls));
+        err = wasm_image_pull(tls, location, NULL, &image);
+        CHECK(err == NULL);
+        if (err) FAIL_AT("%s: %s", wasm_image_error_name(err), wasm_image_error_message(err));
+        wasm_image_error_free(err);
+        wasm_image_image_free(image);
+        image = NULL;
+        wasm_image_client_free(tls);
+    }
+out:
+    wasm_image_image_free(image);
+    wasm_image_client_options_free(options);
+    wasm_image_client_free(client);
+    wasm_image_client_free(fast);
+    wasm_image_client_free(authed);
+    wasm_image_client_free(wrong);
+}
+
+/* Pushes a module to a fresh repository; returns its location through the faulty
+ * proxy (same storage as plain). */
+static int push_for_faults(wasm_image_client_t *client, const char *tag, char *location, size_t size, char *repo,
+                           size_t repo_size) {
+    wasm_image_image_t *built = build_module("oci");
+    wasm_image_error_t *err;
+    char plain[512];
+    if (!built) return -1;
+    wi_unique_repo(repo, repo_size, tag);
+    snprintf(plain, sizeof plain, "%s/%s:v1", wi_env("WI_PLAIN"), repo);
+    snprintf(location, size, "%s/%s:v1", wi_env("WI_FAULTY"), repo);
+    err = wasm_image_push(client, built, plain, NULL, NULL);
+    wasm_image_image_free(built);
+    if (err) {
+        fprintf(stderr, "    push: %s\n", wasm_image_error_message(err));
+        wasm_image_error_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+struct canceller {
+    wasm_image_cancel_token_t *token;
+    unsigned delay_ms;
+};
+
+static void *cancel_later(void *arg) {
+    struct canceller *c = arg;
+    wi_sleep_ms(c->delay_ms);
+    wasm_image_error_free(wasm_image_cancel_token_cancel(c->token));
+    return NULL;
+}
+
+static void test_registry_cancel_from_another_thread(void) {
+    wasm_image_client_t *client = NULL;
+    wasm_image_call_options_t *call = NULL;
+    wasm_image_cancel_token_t *token = NULL;
+    wasm_image_image_t *image = NULL;
+    char location[512], repo[128] = "", rule[512];
+    struct canceller canceller;
+    pthread_t thread;
+    double started, took;
+    SKIP_UNLESS_REGISTRY();
+    if (!wi_env("WI_FAULTY_CONTROL")) {
+        test_skipped = "no fault proxy";
+        return;
+    }
+    call = wasm_image_call_options_new();
+    token = wasm_image_cancel_token_new();
+    client = registry_client(NULL);
+    REQUIRE(client != NULL && push_for_faults(client, "cancel", location, sizeof location, repo, sizeof repo) == 0);
+    /* The module download stalls for 20 s after its first bytes. */
+    snprintf(rule, sizeof rule,
+             "[{\"match\":\"/v2/%s/blobs/\",\"method\":\"GET\",\"action\":\"stall\",\"seconds\":20,\"times\":-1}]", repo);
+    REQUIRE(wi_http("POST", wi_env("WI_FAULTY_CONTROL"), rule) == 200);
+    OK(wasm_image_call_options_set_cancel_token(call, token));
+    canceller.token = token;
+    canceller.delay_ms = 500;
+    started = wi_now();
+    REQUIRE(pthread_create(&thread, NULL, cancel_later, &canceller) == 0);
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_CANCELLED, wasm_image_pull(client, location, call, &image));
+    took = wi_now() - started;
+    pthread_join(thread, NULL);
+    if (took > 5.0) FAIL_AT("cancellation took %.1f s", took);
+    CHECK(image == NULL);
+out:
+    if (repo[0]) {
+        char clear[600];
+        snprintf(clear, sizeof clear, "%s?match=/v2/%s/blobs/", wi_env("WI_FAULTY_CONTROL"), repo);
+        wi_http("DELETE", clear, NULL);
+    }
+    wasm_image_call_options_free(call);
+    wasm_image_cancel_token_free(token);
+    wasm_image_client_free(client);
+}
+
+static void test_registry_read_timeout(void) {
+    wasm_image_client_options_t *options = NULL;
+    wasm_image_client_t *client = NULL, *pusher = NULL;
+    wasm_image_image_t *image = NULL;
+    char location[512], repo[128], rule[512];
+    SKIP_UNLESS_REGISTRY();
+    if (!wi_env("WI_FAULTY_CONTROL")) {
+        test_skipped = "no fault proxy";
+        return;
+    }
+    options = wasm_image_client_options_new();
+    pusher = registry_client(NULL);
+    REQUIRE(pusher != NULL && push_for_faults(pusher, "timeout", location, sizeof location, repo, sizeof repo) == 0);
+    snprintf(rule, sizeof rule,
+             "[{\"match\":\"/v2/%s/blobs/\",\"method\":\"GET\",\"action\":\"stall\",\"seconds\":10,\"times\":-1}]", repo);
+    REQUIRE(wi_http("POST", wi_env("WI_FAULTY_CONTROL"), rule) == 200);
+    OK(wasm_image_client_options_set_read_timeout_ms(options, 700));
+    OK(wasm_image_client_options_set_max_retries(options, 0));
+    client = registry_client(options);
+    REQUIRE(client != NULL);
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_TIMEOUT, wasm_image_pull(client, location, NULL, &image));
+out:
+    wasm_image_client_options_free(options);
+    wasm_image_client_free(client);
+    wasm_image_client_free(pusher);
+}
+
+static void test_registry_progress_on_calling_thread(void) {
+    wasm_image_client_t *client = NULL;
+    wasm_image_call_options_t *call = NULL;
+    wasm_image_image_t *built = NULL, *pulled = NULL;
+    struct progress_seen seen;
+    char location[512], repo[128];
+    SKIP_UNLESS_REGISTRY();
+    call = wasm_image_call_options_new();
+    client = registry_client(NULL);
+    built = build_module("compat");
+    REQUIRE(client != NULL && built != NULL);
+    wi_unique_repo(repo, sizeof repo, "progress");
+    snprintf(location, sizeof location, "%s/%s:v1", wi_env("WI_PLAIN"), repo);
+    memset(&seen, 0, sizeof seen);
+    seen.caller = pthread_self();
+    OK(wasm_image_call_options_set_progress(call, on_progress, &seen));
+    OK(wasm_image_push(client, built, location, call, NULL));
+    CHECK(seen.calls > 0);
+    CHECK(seen.finished_blobs >= 2); /* config and layer */
+    memset(&seen, 0, sizeof seen);
+    seen.caller = pthread_self();
+    OK(wasm_image_pull(client, location, call, &pulled));
+    CHECK(seen.calls > 0);
+    CHECK(seen.finished_blobs >= 1);
+    CHECK(seen.wrong_thread == 0);
+out:
+    wasm_image_image_free(built);
+    wasm_image_image_free(pulled);
+    wasm_image_call_options_free(call);
+    wasm_image_client_free(client);
+}
+
+struct log_seen {
+    pthread_t caller;
+    atomic_int records;
+    atomic_int on_caller;
+    atomic_int pulled_record;
+};
+
+static void on_log(void *user_data, const wasm_image_log_record_t *record) {
+    struct log_seen *seen = user_data;
+    atomic_fetch_add(&seen->records, 1);
+    if (pthread_equal(seen->caller, pthread_self())) atomic_fetch_add(&seen->on_caller, 1);
+    if (record->level <= WASM_IMAGE_LOG_LEVEL_INFO && strstr(record->message, "pulled")) atomic_fetch_add(&seen->pulled_record, 1);
+}
+
+static void test_log_callback(void) {
+    char *dir = wi_tempdir("log");
+    char location[4200];
+    wasm_image_client_t *client = NULL;
+    wasm_image_image_t *built = build_module("oci"), *pulled = NULL;
+    struct log_seen seen;
+    memset(&seen, 0, sizeof seen);
+    seen.caller = pthread_self();
+    REQUIRE(dir != NULL && built != NULL);
+    snprintf(location, sizeof location, "oci:%s/store:plugin", dir);
+    OK(wasm_image_client_new(NULL, &client));
+    OK(wasm_image_push(client, built, location, NULL, NULL));
+    OK(wasm_image_set_log_callback(WASM_IMAGE_LOG_LEVEL_DEBUG, on_log, &seen));
+    OK(wasm_image_pull(client, location, NULL, &pulled));
+    OK(wasm_image_set_log_callback(WASM_IMAGE_LOG_LEVEL_DEBUG, NULL, NULL));
+    CHECK(atomic_load(&seen.records) > 0);
+    CHECK(atomic_load(&seen.pulled_record) == 1);
+    CHECK(atomic_load(&seen.on_caller) == atomic_load(&seen.records));
+out:
+    wasm_image_set_log_callback(WASM_IMAGE_LOG_LEVEL_ERROR, NULL, NULL);
+    wasm_image_image_free(built);
+    wasm_image_image_free(pulled);
+    wasm_image_client_free(client);
+    if (dir) wi_remove_tree(dir);
+    free(dir);
+}
+
+/* Many threads share one client: each pulls from the registry (or a layout) a few times. */
+struct worker {
+    const wasm_image_client_t *client;
+    const char *location;
+    const char *expected_module_digest;
+    int rounds;
+    int failures;
+    char first_error[256];
+};
+
+static void *pull_worker(void *arg) {
+    struct worker *w = arg;
+    for (int i = 0; i < w->rounds; i++) {
+        wasm_image_image_t *image = NULL;
+        wasm_image_error_t *err = wasm_image_pull(w->client, w->location, NULL, &image);
+        if (err || strcmp(wasm_image_image_module_digest(image), w->expected_module_digest) != 0) {
+            if (!w->failures)
+                snprintf(w->first_error, sizeof w->first_error, "%s: %s", wasm_image_error_name(err),
+                         err ? wasm_image_error_message(err) : "wrong module digest");
+            w->failures++;
+        }
+        wasm_image_error_free(err);
+        wasm_image_image_free(image);
+    }
+    return NULL;
+}
+
+static void test_many_threads_share_a_client(void) {
+    enum { THREADS = 8 };
+    char *dir = wi_tempdir("threads");
+    char layout[4200];
+    const char *location;
+    wasm_image_client_t *client = NULL;
+    wasm_image_image_t *built = build_module("oci");
+    struct worker workers[THREADS];
+    pthread_t threads[THREADS];
+    int rounds = wi_env("WI_QUICK") ? 2 : 6;
+    REQUIRE(dir != NULL && built != NULL);
+    client = registry_client(NULL);
+    REQUIRE(client != NULL);
+    if (wi_env("WI_PLAIN")) {
+        char repo[128];
+        static char remote[512];
+        wi_unique_repo(repo, sizeof repo, "threads");
+        snprintf(remote, sizeof remote, "%s/%s:v1", wi_env("WI_PLAIN"), repo);
+        location = remote;
+    } else {
+        snprintf(layout, sizeof layout, "oci:%s/store:plugin", dir);
+        location = layout;
+    }
+    OK(wasm_image_push(client, built, location, NULL, NULL));
+    for (int i = 0; i < THREADS; i++) {
+        workers[i].client = client;
+        workers[i].location = location;
+        workers[i].expected_module_digest = wasm_image_image_module_digest(built);
+        workers[i].rounds = rounds;
+        workers[i].failures = 0;
+        workers[i].first_error[0] = 0;
+        REQUIRE(pthread_create(&threads[i], NULL, pull_worker, &workers[i]) == 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        if (workers[i].failures) FAIL_AT("thread %d: %d failures, first: %s", i, workers[i].failures, workers[i].first_error);
+    }
+out:
+    wasm_image_image_free(built);
+    wasm_image_client_free(client);
+    if (dir) wi_remove_tree(dir);
+    free(dir);
+}
+
+/* ---------------------------------------------------------------------- the runner -- */
+
+struct test {
+    const char *name;
+    void (*run)(void);
+};
+
+static const struct test TESTS[] = {
+    {"version", test_version},
+    {"error_kinds_have_their_contract_numbers", test_error_kinds_have_their_contract_numbers},
+    {"invalid_arguments_never_crash", test_invalid_arguments_never_crash},
+    {"freed_handles_are_detected", test_freed_handles_are_detected},
+    {"build_and_read_every_field", test_build_and_read_every_field},
+    {"build_compat_docker_and_refusals", test_build_compat_docker_and_refusals},
+    {"layout_round_trip", test_layout_round_trip},
+    {"layout_errors", test_layout_errors},
+    {"client_options_accept_every_setting", test_client_options_accept_every_setting},
+    {"log_callback", test_log_callback},
+    {"many_threads_share_a_client", test_many_threads_share_a_client},
+    {"registry_push_pull_both_variants", test_registry_push_pull_both_variants},
+    {"registry_pull_buildah_fixtures_and_copy_to_layout", test_registry_pull_buildah_fixtures_and_copy_to_layout},
+    {"registry_error_kinds", test_registry_error_kinds},
+    {"registry_cancel_from_another_thread", test_registry_cancel_from_another_thread},
+    {"registry_read_timeout", test_registry_read_timeout},
+    {"registry_progress_on_calling_thread", test_registry_progress_on_calling_thread},
+};
+
+static int make_layout(const char *dir) {
+    char location[4200], path[4200];
+    wasm_image_client_t *client = NULL;
+    wasm_image_image_t *image = build_module("oci");
+    wasm_image_error_t *err = image ? wasm_image_client_new(NULL, &client) : NULL;
+    if (!image) return 1;
+    snprintf(location, sizeof location, "oci:%s/layout:plugin", dir);
+    if (!err) err = wasm_image_push(client, image, location, NULL, NULL);
+    if (err) fprintf(stderr, "%s: %s\n", wasm_image_error_name(err), wasm_image_error_message(err));
+    snprintf(path, sizeof path, "%s/expected.wasm", dir);
+    if (!err && wi_write_file(path, WI_MODULE, WI_MODULE_LEN) != 0) return 1;
+    wasm_image_image_free(image);
+    wasm_image_client_free(client);
+    wasm_image_error_free(err);
+    return err != NULL;
+}
+
+int main(int argc, char **argv) {
+    int passed = 0, failed = 0, skipped = 0;
+    if (argc == 3 && strcmp(argv[1], "--make-layout") == 0) return make_layout(argv[2]);
+    for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++) {
+        int selected = argc < 2;
+        for (int a = 1; a < argc; a++)
+            if (strstr(TESTS[i].name, argv[a])) selected = 1;
+        if (!selected) continue;
+        test_failed = 0;
+        test_skipped = NULL;
+        double started = wi_now();
+        TESTS[i].run();
+        if (test_failed) {
+            failed++;
+            printf("FAIL %s (%.2f s)\n", TESTS[i].name, wi_now() - started);
+        } else if (test_skipped) {
+            skipped++;
+            printf("skip %s: %s\n", TESTS[i].name, test_skipped);
+        } else {
+            passed++;
+            printf("ok   %s (%.2f s)\n", TESTS[i].name, wi_now() - started);
+        }
+        fflush(stdout);
+    }
+    printf("test_c: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed ? 1 : 0;
+}
