@@ -84,6 +84,21 @@ def log(msg: str) -> None:
 
 _LIVE: set[subprocess.Popen] = set()
 _LIVE_LOCK = threading.Lock()
+_STOPPING = False  # set on Ctrl-C / SIGTERM: no new child is started after that
+_SPAWNING = False  # the main thread is between Popen and recording the child
+_PENDING: int | None = None
+
+
+def on_signal(signum, frame):
+    """Ctrl-C and SIGTERM: stop starting children, then unwind to the cleanup. A signal
+    that lands while the main thread is recording a new child waits until it is recorded,
+    so that cleanup sees every child."""
+    global _STOPPING, _PENDING
+    _STOPPING = True
+    if _SPAWNING:
+        _PENDING = signum
+        return
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def clean_env(extra: dict | None = None) -> dict:
@@ -109,41 +124,50 @@ class Proc:
 
 
 RUNSTAT: str | None = None  # bench/runstat.c, compiled into the work folder
+RUNSTAT_DIR: str | None = None  # its reports go there too
 
 
 def build_runstat(work: Path) -> None:
-    global RUNSTAT
+    global RUNSTAT, RUNSTAT_DIR
     exe = work / "runstat"
     subprocess.run(["gcc", "-O2", "-o", str(exe), str(HERE / "runstat.c")], check=True, capture_output=True)
-    RUNSTAT = str(exe)
+    (work / "reports").mkdir()
+    RUNSTAT, RUNSTAT_DIR = str(exe), str(work / "reports")
 
 
 def measure(argv: list[str], *, env: dict | None = None, cwd: str | None = None, timeout: float = 300.0) -> Proc:
     """Runs argv as a child (in its own process group, ended on timeout or cleanup) and
     returns its wall time and its own peak RSS, read by bench/runstat.c with wait4 (see
     there why not from here)."""
-    fd, name = tempfile.mkstemp(prefix="runstat-")
+    fd, name = tempfile.mkstemp(prefix="runstat-", dir=RUNSTAT_DIR)
     os.close(fd)
     report = Path(name)
+    try:
+        return _measure(argv, report, env=env, cwd=cwd, timeout=timeout)
+    finally:
+        report.unlink(missing_ok=True)
+
+
+def _measure(argv: list[str], report: Path, *, env: dict | None, cwd: str | None, timeout: float) -> Proc:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         full = [RUNSTAT, str(report), "--", *argv] if RUNSTAT else argv
+        p = _spawn(full, out, err, env, cwd)
         t0 = time.perf_counter()
-        p = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env or clean_env(), cwd=cwd,
-                             start_new_session=True)
-        with _LIVE_LOCK:
-            _LIVE.add(p)
         timer = threading.Timer(timeout, lambda: _kill(p))
         timer.start()
+        reaped = False
         try:
-            while True:
-                try:
-                    _, status, ru = os.wait4(p.pid, 0)
-                    break
-                except InterruptedError:
-                    continue
+            _, status, ru = os.wait4(p.pid, 0)
+            reaped = True
             wall = time.perf_counter() - t0
         finally:
             timer.cancel()
+            if not reaped:  # interrupted: end the child's whole group before letting go of it
+                _kill(p)
+                try:
+                    os.waitpid(p.pid, 0)
+                except ChildProcessError:
+                    pass
             with _LIVE_LOCK:
                 _LIVE.discard(p)
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -159,8 +183,28 @@ def measure(argv: list[str], *, env: dict | None = None, cwd: str | None = None,
         except (OSError, ValueError):
             proc.returncode = proc.returncode or 125
             proc.stderr += "\n(runstat wrote no report)"
-        report.unlink(missing_ok=True)
     return proc
+
+
+def _spawn(argv: list[str], out, err, env: dict | None, cwd: str | None) -> subprocess.Popen:
+    global _SPAWNING, _PENDING
+    main = threading.current_thread() is threading.main_thread()
+    with _LIVE_LOCK:
+        if _STOPPING:
+            raise KeyboardInterrupt("stopping")
+        if main:
+            _SPAWNING = True
+        try:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env or clean_env(), cwd=cwd,
+                                 start_new_session=True)
+            _LIVE.add(p)
+        finally:
+            if main:
+                _SPAWNING = False
+    if main and _PENDING is not None:
+        _PENDING = None
+        raise KeyboardInterrupt("signal")
+    return p
 
 
 def _kill(p: subprocess.Popen) -> None:
@@ -1570,11 +1614,10 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"), help="the markdown file to update ('-' for none)")
     args = ap.parse_args(argv)
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
+    # Ctrl-C must work even when started from a script that ignores SIGINT for its
+    # background jobs (Python keeps an inherited SIG_IGN otherwise).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
 
     wait_idle(args.wait_idle)
     work = Path(tempfile.mkdtemp(prefix="wasm-image-bench-"))
@@ -1632,9 +1675,11 @@ def main(argv=None) -> int:
 def cleanup(bench: Bench, work: Path) -> None:
     """Ends every child still running, stops the servers, removes buildah's containers and
     the whole work folder. Safe to call twice; a second Ctrl-C during it is ignored."""
+    global _STOPPING
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with _LIVE_LOCK:
+            _STOPPING = True
             live = list(_LIVE)
         for p in live:
             _kill(p)
