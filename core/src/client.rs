@@ -125,6 +125,7 @@ impl Client {
         )?;
         tracing::debug!(location = %what, variant = %plan.variant, "pulling");
 
+        let store_name = store.describe();
         let opener = BlobOpener {
             store: store.clone(),
             progress: call.progress.clone(),
@@ -140,7 +141,8 @@ impl Client {
             })
             .await
             .map_err(|e| {
-                if e.message().starts_with(&what) {
+                // Store messages already name the store; others get the location.
+                if e.message().starts_with(&store_name) {
                     e
                 } else {
                     e.context(&what)

@@ -50,6 +50,15 @@ pub fn runtime() -> Result<Arc<Runtime>> {
 
 /// How often a blocking call wakes to run the interrupt check.
 const INTERRUPT_POLL: Duration = Duration::from_millis(100);
+/// How long a cancelled call waits for its blocking work to stop and remove what it
+/// started writing, so nothing is left behind even if the process exits right after.
+const CLEANUP_GRACE: Duration = Duration::from_secs(2);
+
+tokio::task_local! {
+    /// Cancelled when the blocking call that runs this task gives up; blocking work
+    /// started within it watches this token.
+    static CALL_CANCEL: CancellationToken;
+}
 
 /// What a blocking call watches besides its own work.
 #[derive(Default)]
@@ -83,7 +92,8 @@ where
     let user_progress = blocking.progress.take();
     let never = CancellationToken::new();
     let cancel = blocking.cancel.unwrap_or(&never).clone();
-    let future = make(forward);
+    let call_cancel = CancellationToken::new();
+    let future = CALL_CANCEL.scope(call_cancel.clone(), make(forward));
     runtime.block_on(async move {
         tokio::pin!(future);
         let mut tick = tokio::time::interval(INTERRUPT_POLL);
@@ -96,16 +106,24 @@ where
         let outcome = loop {
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => break Err(Error::cancelled()),
-                result = &mut future => break result,
+                _ = cancel.cancelled() => break None,
+                result = &mut future => break Some(result),
                 Some(event) = receiver.recv() => deliver(&event),
                 _ = tick.tick() => {
                     if let Some(check) = blocking.interrupted.as_mut() {
                         if check() {
-                            break Err(Error::cancelled());
+                            break None;
                         }
                     }
                 }
+            }
+        };
+        let outcome = match outcome {
+            Some(result) => result,
+            None => {
+                call_cancel.cancel();
+                let _ = tokio::time::timeout(CLEANUP_GRACE, &mut future).await;
+                Err(Error::cancelled())
             }
         };
         while let Ok(event) = receiver.try_recv() {
@@ -120,7 +138,9 @@ where
 pub async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce(CancellationToken) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let token = CancellationToken::new();
+    let token = CALL_CANCEL
+        .try_with(CancellationToken::child_token)
+        .unwrap_or_default();
     let guard = token.clone().drop_guard();
     let result = tokio::task::spawn_blocking(move || work(token)).await;
     drop(guard);

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
-use tokio_util::io::SyncIoBridge;
 
 use crate::digest::{Descriptor, Digest, VerifyingReader};
 use crate::error::{Error, Result};
@@ -142,28 +141,28 @@ pub async fn put_bytes(
 }
 
 /// A blocking reader over a verified blob stream, for tar and decompression code running
-/// on a blocking thread. It stops with `CANCELLED` once the token is triggered.
+/// on a blocking thread. Every read also watches the cancellation token, so a stalled
+/// download stops at once when the caller gives up.
 pub struct SyncBlob {
-    inner: SyncIoBridge<BlobStream>,
+    stream: BlobStream,
+    handle: tokio::runtime::Handle,
     cancel: CancellationToken,
-}
-
-impl SyncBlob {
-    /// Must be called from within the runtime (it captures the current handle).
-    pub fn new(stream: BlobStream, cancel: CancellationToken) -> SyncBlob {
-        SyncBlob {
-            inner: SyncIoBridge::new(stream),
-            cancel,
-        }
-    }
 }
 
 impl Read for SyncBlob {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.cancel.is_cancelled() {
-            return Err(Error::cancelled().into_io());
-        }
-        self.inner.read(buf)
+        let SyncBlob {
+            stream,
+            handle,
+            cancel,
+        } = self;
+        handle.block_on(async {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(Error::cancelled().into_io()),
+                read = stream.read(buf) => read,
+            }
+        })
     }
 }
 
@@ -178,13 +177,19 @@ pub struct BlobOpener {
 
 impl BlobOpener {
     pub fn open(&self, descriptor: &Descriptor) -> Result<SyncBlob> {
-        let stream = self.handle.block_on(open_verified(
-            self.store.as_ref(),
-            descriptor,
-            self.progress.as_ref(),
-        ))?;
-        let _enter = self.handle.enter();
-        Ok(SyncBlob::new(stream, self.cancel.clone()))
+        let cancel = self.cancel.clone();
+        let stream = self.handle.block_on(async {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(Error::cancelled()),
+                opened = open_verified(self.store.as_ref(), descriptor, self.progress.as_ref()) => opened,
+            }
+        })?;
+        Ok(SyncBlob {
+            stream,
+            handle: self.handle.clone(),
+            cancel,
+        })
     }
 
     pub fn describe(&self) -> String {

@@ -132,12 +132,6 @@ def test_ctrl_c_interrupts_a_stalled_pull(
     _interrupt_a_stalled_pull(tb, slow, repo, big_module, tmp_path, faults, operation)
 
 
-@pytest.mark.xfail(
-    reason="core: after cancellation the blocking extract thread stays in the stalled read "
-    "(transfer::SyncBlob::read does not watch the cancel token), so its .partial file "
-    "outlives a process that exits on KeyboardInterrupt",
-    strict=False,
-)
 def test_ctrl_c_leaves_no_partial_file(
     tb: Testbed, slow: str, repo: str, big_module: bytes, tmp_path: Path, faults: Callable[..., None]
 ) -> None:
@@ -262,9 +256,7 @@ async def test_cancelling_an_async_pull(
         await task
     assert time.monotonic() - started < 1
     await asyncio.sleep(0.3)
-    assert not target.exists()
-    # The .partial file beside it goes only once the stalled read ends: see the xfail
-    # test_ctrl_c_leaves_no_partial_file.
+    assert os.listdir(tmp_path) == [], "neither the target nor its .partial file may remain"
 
 
 def test_async_call_needs_a_running_loop(module_bytes: bytes) -> None:
