@@ -4,6 +4,7 @@ use std::ffi::{c_char, c_void, CString};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use wasm_image::logging::deliver_on_caller;
 use wasm_image::runtime::{block_on, Blocking};
 use wasm_image::{CallOptions, CancellationToken, Platform, Progress, ProgressEvent, Result};
 
@@ -224,8 +225,8 @@ fn progress_to_c(
     })
 }
 
-/// Runs one operation to completion on the calling thread's behalf: progress reports
-/// arrive on this thread, the token cancels it.
+/// Runs one operation to completion on the calling thread's behalf: progress reports and
+/// log events arrive on this thread, the token cancels it.
 pub(crate) fn blocking<T, F, Fut>(
     options: Option<&wasm_image_call_options_t>,
     operation: F,
@@ -248,11 +249,13 @@ where
         move |progress| {
             // CallOptions may gain fields; the binding sets only these.
             #[allow(clippy::needless_update)]
-            operation(CallOptions {
+            let call = CallOptions {
                 platform,
                 progress,
                 ..Default::default()
-            })
+            };
+            // Log events of this call reach the callback on this thread.
+            deliver_on_caller(operation(call))
         },
     )
 }
