@@ -142,7 +142,10 @@ pub async fn run_blocking<T: Send + 'static>(
         .try_with(CancellationToken::child_token)
         .unwrap_or_default();
     let guard = token.clone().drop_guard();
-    let result = tokio::task::spawn_blocking(move || work(token)).await;
+    // The work stays inside the caller's span, so its log events keep their call
+    // (`logging::deliver_on_caller` delivers them on the calling thread).
+    let span = tracing::Span::current();
+    let result = tokio::task::spawn_blocking(move || span.in_scope(|| work(token))).await;
     drop(guard);
     match result {
         Ok(r) => r,
