@@ -815,11 +815,14 @@ const char *wasm_image_image_annotation(const wasm_image_image_t *image,
  * Sends the library's log events at `max_level` and more severe to `callback`, replacing
  * any callback set before; a NULL `callback` stops logging. Process-wide.
  *
- * Events of a blocking call (pull, push, copy, resolve) are delivered on the thread that
- * made the call, while it runs. The rare events not tied to a call (a connection closing
- * in the background) may arrive on a library thread, so `callback` and `user_data` must
- * be usable from any thread. When the host process already installed a global Rust
- * `tracing` subscriber, the events go to that subscriber instead.
+ * The callback runs only on threads that are inside a wasm-image call, the threads that
+ * made them: the events of a blocking call (pull, push, copy, resolve), including those
+ * of the library threads working for it, are delivered on the calling thread while the
+ * call runs. Events on library threads outside any call (a dependency's background
+ * connection housekeeping) are not reported. Calls on several threads deliver their
+ * events concurrently, each on its own thread, so a callback shared by threads that call
+ * wasm-image at the same time must be thread-safe. When the host process already
+ * installed a global Rust `tracing` subscriber, the events go to that subscriber instead.
  *
  * Errors: `INVALID_ARGUMENT` when `max_level` is not a `wasm_image_log_level_t`.
  * Thread safety: any thread; calls in flight switch to the new callback.

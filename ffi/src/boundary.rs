@@ -5,6 +5,7 @@
 //! object otherwise, an `INTERNAL` error for a panic); a body returning a plain value
 //! (an accessor) gives its value, or the type's neutral value (NULL, 0, false) on a panic.
 
+use std::cell::Cell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -83,8 +84,22 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+thread_local! {
+    /// Whether this thread is inside an entry point (a C caller's thread during a call).
+    static IN_ENTRY_POINT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True on a thread that is running one of the library's entry points for C: the thread
+/// that made the call. Log events are handed to C only there.
+pub(crate) fn in_entry_point() -> bool {
+    IN_ENTRY_POINT.with(Cell::get)
+}
+
 pub(crate) fn run<R: FfiReturn>(body: impl FnOnce() -> R) -> R::Output {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    let outer = IN_ENTRY_POINT.with(|flag| flag.replace(true));
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    IN_ENTRY_POINT.with(|flag| flag.set(outer));
+    match outcome {
         Ok(value) => value.into_ffi(),
         Err(payload) => R::on_panic(panic_message(payload)),
     }

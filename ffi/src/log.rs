@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wasm_image::logging::{clear_sink, set_sink, LogLevel, LogRecord};
 use wasm_image::Error;
 
-use crate::boundary::ffi_boundary;
+use crate::boundary::{ffi_boundary, in_entry_point};
 use crate::call::UserData;
 use crate::wasm_image_error_t;
 
@@ -67,11 +67,14 @@ pub type wasm_image_log_callback_t =
 /// Sends the library's log events at `max_level` and more severe to `callback`, replacing
 /// any callback set before; a NULL `callback` stops logging. Process-wide.
 ///
-/// Events of a blocking call (pull, push, copy, resolve) are delivered on the thread that
-/// made the call, while it runs. The rare events not tied to a call (a connection closing
-/// in the background) may arrive on a library thread, so `callback` and `user_data` must
-/// be usable from any thread. When the host process already installed a global Rust
-/// `tracing` subscriber, the events go to that subscriber instead.
+/// The callback runs only on threads that are inside a wasm-image call, the threads that
+/// made them: the events of a blocking call (pull, push, copy, resolve), including those
+/// of the library threads working for it, are delivered on the calling thread while the
+/// call runs. Events on library threads outside any call (a dependency's background
+/// connection housekeeping) are not reported. Calls on several threads deliver their
+/// events concurrently, each on its own thread, so a callback shared by threads that call
+/// wasm-image at the same time must be thread-safe. When the host process already
+/// installed a global Rust `tracing` subscriber, the events go to that subscriber instead.
 ///
 /// Errors: `INVALID_ARGUMENT` when `max_level` is not a `wasm_image_log_level_t`.
 /// Thread safety: any thread; calls in flight switch to the new callback.
@@ -92,6 +95,11 @@ pub unsafe extern "C" fn wasm_image_set_log_callback(
         let user_data = UserData(user_data);
         set_sink(
             Arc::new(move |record: &LogRecord| {
+                if !in_entry_point() {
+                    // A library thread outside any call (a dependency's background
+                    // connection housekeeping): C only hears from its own threads.
+                    return;
+                }
                 let target = CString::new(record.target.as_str()).unwrap_or_default();
                 let message = CString::new(record.message.replace('\0', " ")).unwrap_or_default();
                 let c_record = wasm_image_log_record_t {
