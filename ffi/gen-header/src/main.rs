@@ -10,15 +10,25 @@ use std::process::{Command, ExitCode};
 fn ffi_version(ffi_dir: &Path) -> Result<(u64, u64, u64, String), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args(["metadata", "--no-deps", "--offline", "--format-version", "1", "--manifest-path"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
         .arg(ffi_dir.join("Cargo.toml"))
         .output()
         .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
     if !output.status.success() {
-        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr)));
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
     }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata printed bad JSON: {e}"))?;
+    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("cargo metadata printed bad JSON: {e}"))?;
     let version = meta["packages"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == "wasm-image-ffi"))
@@ -26,16 +36,25 @@ fn ffi_version(ffi_dir: &Path) -> Result<(u64, u64, u64, String), String> {
         .ok_or("cargo metadata does not list wasm-image-ffi")?
         .to_string();
     let core = version.split(['-', '+']).next().unwrap_or_default();
-    let parts: Vec<u64> = core.split('.').map(|n| n.parse().unwrap_or(u64::MAX)).collect();
+    let parts: Vec<u64> = core
+        .split('.')
+        .map(|n| n.parse().unwrap_or(u64::MAX))
+        .collect();
     match parts[..] {
-        [major, minor, patch] if parts.iter().all(|&n| n != u64::MAX) => Ok((major, minor, patch, version)),
-        _ => Err(format!("cannot read a MAJOR.MINOR.PATCH version from {version:?}")),
+        [major, minor, patch] if parts.iter().all(|&n| n != u64::MAX) => {
+            Ok((major, minor, patch, version))
+        }
+        _ => Err(format!(
+            "cannot read a MAJOR.MINOR.PATCH version from {version:?}"
+        )),
     }
 }
 
 fn run() -> Result<(), String> {
     let ffi_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let ffi_dir = ffi_dir.canonicalize().map_err(|e| format!("{}: {e}", ffi_dir.display()))?;
+    let ffi_dir = ffi_dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", ffi_dir.display()))?;
     let out = match std::env::args_os().nth(1) {
         Some(path) => PathBuf::from(path),
         None => ffi_dir.join("../include/wasm_image.h"),
