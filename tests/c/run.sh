@@ -103,10 +103,15 @@ values = {
     "WI_BASIC_PASSWORD": d["basic"]["password"],
     "WI_TLS": d["tls"]["host"],
     "WI_TLS_CA": d["tls"]["ca_cert"],
+    "WI_TOKEN": d["token"]["host"],
+    "WI_TOKEN_USER": d["token"]["username"],
+    "WI_TOKEN_PASSWORD": d["token"]["password"],
+    "WI_MIRROR": d["mirror"]["host"],
     "WI_FAULTY": d["faulty"]["host"],
     "WI_FAULTY_CONTROL": d["faulty"]["control"],
     "WI_FIXTURE_OCI": f.get("buildah-oci", ""),
     "WI_FIXTURE_DOCKER": f.get("buildah-docker", ""),
+    "WI_FIXTURE_TOKEN_PRIVATE": f.get("token-private", ""),
     "WI_FIXTURE_MODULE_SHA256": f.get("module_sha256", ""),
 }
 for key, value in values.items():

@@ -176,3 +176,27 @@ void wi_sleep_ms(unsigned ms) {
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
+
+void wi_base64(const void *data, size_t len, char *out) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *in = data;
+    size_t i;
+    for (i = 0; i + 2 < len; i += 3) {
+        *out++ = alphabet[in[i] >> 2];
+        *out++ = alphabet[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
+        *out++ = alphabet[((in[i + 1] & 15) << 2) | (in[i + 2] >> 6)];
+        *out++ = alphabet[in[i + 2] & 63];
+    }
+    if (i < len) {
+        *out++ = alphabet[in[i] >> 2];
+        if (i + 1 < len) {
+            *out++ = alphabet[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
+            *out++ = alphabet[(in[i + 1] & 15) << 2];
+        } else {
+            *out++ = alphabet[(in[i] & 3) << 4];
+            *out++ = '=';
+        }
+        *out++ = '=';
+    }
+    *out = '\0';
+}

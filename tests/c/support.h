@@ -40,6 +40,10 @@ int wi_closed_port(void);
 /* A repository name no other test (or concurrent test program) uses. */
 void wi_unique_repo(char *out, size_t size, const char *tag);
 
+/* Standard base64 of `len` bytes into `out` (NUL-terminated; 4 * ((len + 2) / 3) + 1
+ * bytes needed). */
+void wi_base64(const void *data, size_t len, char *out);
+
 /* Seconds on a monotonic clock. */
 double wi_now(void);
 void wi_sleep_ms(unsigned ms);

@@ -681,6 +681,82 @@ out:
     wasm_image_client_free(wrong);
 }
 
+static int pull_ok(const wasm_image_client_t *client, const char *location, const char *what) {
+    wasm_image_image_t *image = NULL;
+    wasm_image_error_t *err = wasm_image_pull(client, location, NULL, &image);
+    int ok = err == NULL && wi_env("WI_FIXTURE_MODULE_SHA256") &&
+             strcmp(wasm_image_image_module_digest(image), wi_env("WI_FIXTURE_MODULE_SHA256")) == 0;
+    if (err) FAIL_AT("%s: %s: %s", what, wasm_image_error_name(err), wasm_image_error_message(err));
+    wasm_image_error_free(err);
+    wasm_image_image_free(image);
+    return ok;
+}
+
+static wasm_image_client_t *client_with(wasm_image_client_options_t *options) {
+    wasm_image_client_t *client = registry_client(options);
+    wasm_image_client_options_free(options);
+    return client;
+}
+
+static void test_registry_auth_forms_and_mirrors(void) {
+    wasm_image_client_t *client = NULL;
+    wasm_image_client_options_t *options;
+    char location[512], userpass[256], encoded[400], config[1024];
+    SKIP_UNLESS_REGISTRY();
+
+    /* Credentials from a docker config JSON given as bytes (a Kubernetes pull secret). */
+    if (wi_env("WI_BASIC")) {
+        snprintf(userpass, sizeof userpass, "%s:%s", wi_env("WI_BASIC_USER"), wi_env("WI_BASIC_PASSWORD"));
+        wi_base64(userpass, strlen(userpass), encoded);
+        snprintf(config, sizeof config, "{\"auths\":{\"%s\":{\"auth\":\"%s\"}}}", wi_env("WI_BASIC"), encoded);
+        options = wasm_image_client_options_new();
+        OK(wasm_image_client_options_set_docker_config_json(options, (const uint8_t *)config, strlen(config)));
+        client = client_with(options);
+        REQUIRE(client != NULL);
+        snprintf(location, sizeof location, "%s/fixtures/buildah-oci:latest", wi_env("WI_BASIC"));
+        CHECK(pull_ok(client, location, "docker config JSON"));
+        wasm_image_client_free(client);
+        client = NULL;
+    }
+
+    /* The token registry: user and password exchanged for a bearer token. */
+    if (wi_env("WI_FIXTURE_TOKEN_PRIVATE")) {
+        wasm_image_image_t *image = NULL;
+        options = wasm_image_client_options_new();
+        OK(wasm_image_client_options_add_insecure_registry(options, wi_env("WI_TOKEN")));
+        client = client_with(options);
+        REQUIRE(client != NULL);
+        FAILS_WITH(WASM_IMAGE_ERROR_KIND_UNAUTHORIZED, wasm_image_pull(client, wi_env("WI_FIXTURE_TOKEN_PRIVATE"), NULL, &image));
+        wasm_image_client_free(client);
+        options = wasm_image_client_options_new();
+        OK(wasm_image_client_options_add_insecure_registry(options, wi_env("WI_TOKEN")));
+        OK(wasm_image_client_options_set_basic_auth(options, wi_env("WI_TOKEN"), wi_env("WI_TOKEN_USER"),
+                                                    wi_env("WI_TOKEN_PASSWORD")));
+        client = client_with(options);
+        REQUIRE(client != NULL);
+        CHECK(pull_ok(client, wi_env("WI_FIXTURE_TOKEN_PRIVATE"), "token registry"));
+        wasm_image_client_free(client);
+        client = NULL;
+    }
+
+    /* A mirror serves reads for a registry that does not answer at all. */
+    if (wi_env("WI_MIRROR")) {
+        char dead[64];
+        snprintf(dead, sizeof dead, "127.0.0.1:%d", wi_closed_port());
+        options = wasm_image_client_options_new();
+        OK(wasm_image_client_options_add_insecure_registry(options, dead));
+        OK(wasm_image_client_options_add_insecure_registry(options, wi_env("WI_MIRROR")));
+        OK(wasm_image_client_options_add_mirror(options, dead, wi_env("WI_MIRROR")));
+        OK(wasm_image_client_options_set_max_retries(options, 0));
+        client = client_with(options);
+        REQUIRE(client != NULL);
+        snprintf(location, sizeof location, "%s/fixtures/buildah-oci:latest", dead);
+        CHECK(pull_ok(client, location, "through a mirror"));
+    }
+out:
+    wasm_image_client_free(client);
+}
+
 /* Pushes a module to a fresh repository; returns its location through the faulty
  * proxy (same storage as plain). */
 static int push_for_faults(wasm_image_client_t *client, const char *tag, char *location, size_t size, char *repo,
@@ -1017,6 +1093,7 @@ static const struct test TESTS[] = {
     {"registry_push_pull_both_variants", test_registry_push_pull_both_variants},
     {"registry_pull_buildah_fixtures_and_copy_to_layout", test_registry_pull_buildah_fixtures_and_copy_to_layout},
     {"registry_error_kinds", test_registry_error_kinds},
+    {"registry_auth_forms_and_mirrors", test_registry_auth_forms_and_mirrors},
     {"registry_cancel_from_another_thread", test_registry_cancel_from_another_thread},
     {"registry_read_timeout", test_registry_read_timeout},
     {"registry_progress_on_calling_thread", test_registry_progress_on_calling_thread},
