@@ -215,3 +215,39 @@ pub(crate) unsafe fn bytes_arg<'a>(pointer: *const u8, len: usize, name: &str) -
     // SAFETY: non-NULL, `len` bytes readable by the caller's promise.
     Ok(unsafe { std::slice::from_raw_parts(pointer, len) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_or_the_neutral_value() {
+        let error = run(|| -> Result<()> { panic!("boom") });
+        assert!(!error.is_null());
+        unsafe {
+            assert_eq!(
+                crate::wasm_image_error_kind(error),
+                crate::wasm_image_error_kind_t::WASM_IMAGE_ERROR_KIND_INTERNAL
+            );
+            let message = CStr::from_ptr(crate::wasm_image_error_message(error))
+                .to_str()
+                .unwrap();
+            assert!(message.contains("boom"), "{message}");
+            crate::wasm_image_error_free(error);
+        }
+        assert!(run(|| -> *const u8 { panic!("boom") }).is_null());
+        assert_eq!(run(|| -> usize { panic!("boom") }), 0);
+        assert!(!in_entry_point());
+    }
+
+    #[test]
+    fn strings_and_bytes_are_checked() {
+        let bad = [b'o', b'c', b'i', 0xff, 0];
+        let err = unsafe { str_arg(bad.as_ptr().cast(), "location") }.unwrap_err();
+        assert_eq!(err.kind(), wasm_image::ErrorKind::InvalidArgument);
+        assert!(err.message().contains("location is not valid UTF-8"));
+        assert!(unsafe { str_arg(std::ptr::null(), "x") }.is_err());
+        assert_eq!(unsafe { bytes_arg(std::ptr::null(), 0, "m") }.unwrap(), b"");
+        assert!(unsafe { bytes_arg(std::ptr::null(), 3, "m") }.is_err());
+    }
+}

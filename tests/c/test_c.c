@@ -11,6 +11,7 @@
 #include <wasm_image.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1070,6 +1071,22 @@ out:
     free(dir);
 }
 
+/* Runs last, after every other test has started the library's threads and connections:
+ * no signal disposition may have changed (Go, for one, needs its own handlers alone). */
+static void test_no_signal_handler_was_installed(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    test_skipped = "AddressSanitizer installs handlers of its own";
+#else
+    for (int sig = 1; sig < 32; sig++) {
+        struct sigaction current;
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        if (sigaction(sig, NULL, &current) != 0) continue;
+        if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL)
+            FAIL_AT("signal %d (%s) has a handler", sig, strsignal(sig));
+    }
+#endif
+}
+
 /* ---------------------------------------------------------------------- the runner -- */
 
 struct test {
@@ -1097,6 +1114,7 @@ static const struct test TESTS[] = {
     {"registry_cancel_from_another_thread", test_registry_cancel_from_another_thread},
     {"registry_read_timeout", test_registry_read_timeout},
     {"registry_progress_on_calling_thread", test_registry_progress_on_calling_thread},
+    {"no_signal_handler_was_installed", test_no_signal_handler_was_installed},
 };
 
 static int make_layout(const char *dir) {
