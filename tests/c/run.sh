@@ -43,6 +43,29 @@ trap cleanup EXIT
 export WI_TMP="$work/tmp"
 mkdir -p "$WI_TMP"
 
+# What the C suite needs besides Rust (.ci/install normally provides it; a fresh machine
+# run as root gets it here too).
+missing=()
+for tool in cc c++ cmake pkg-config valgrind readelf nm python3; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+gtest=""
+for config in /usr/lib/*/cmake/GTest/GTestConfig.cmake /usr/lib/cmake/GTest/GTestConfig.cmake \
+    /usr/local/lib/cmake/GTest/GTestConfig.cmake; do
+    [ -f "$config" ] && gtest="$config"
+done
+[ -n "$gtest" ] || missing+=(libgtest-dev)
+if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "c: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq -o Dpkg::Use-Pty=0 build-essential cmake pkg-config valgrind binutils libgtest-dev >/dev/null
+    else
+        fail "missing: ${missing[*]} (Debian: build-essential cmake pkg-config valgrind libgtest-dev)"
+    fi
+fi
+
 target_dir="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}"
 jobs="$(nproc 2>/dev/null || echo 2)"
