@@ -505,6 +505,7 @@ class Results:
         self.skipped: dict[str, str] = {}  # tool/case -> why
         self.requests: dict[str, dict] = {}
         self.notes: list[str] = []
+        self.disturbed = 0  # samples thrown away and measured again
 
     def add(self, s: Sample) -> None:
         self.samples.append(s)
@@ -558,6 +559,7 @@ class Bench:
         self.digests: dict[str, dict] = {}  # repo -> {"manifest":…, "module":…, "blob":…}
         self.runtime_config = b""
         self.buildah_ids = 0
+        self.paused_s = 0.0
 
     # -- scratch files ---------------------------------------------------------------
     def scratch(self, name: str) -> Path:
@@ -1085,7 +1087,40 @@ http:
             # Rotate the order each round: no tool is always first after a pause.
             k = i % len(runners)
             for _, _, run in runners[k:] + runners[:k]:
-                run(i)
+                self.run_undisturbed(run, i)
+
+    def run_undisturbed(self, run, i: int) -> None:
+        """Runs one measurement while no compiler of someone else runs: waits for them to
+        finish first, and measures again (twice at most) when one started meanwhile. A
+        sample still disturbed is kept, flagged `foreign_busy`."""
+        for attempt in range(3):
+            self.wait_quiet()
+            before = len(self.res.samples)
+            run(i)
+            busy = busy_processes()
+            if not busy:
+                return
+            if attempt < 2:
+                log(f"  compilers started during that measurement ({', '.join(busy[:3])}): measuring it again")
+                self.res.disturbed += len(self.res.samples) - before
+                del self.res.samples[before:]
+            else:
+                for smp in self.res.samples[before:]:
+                    smp.extra["foreign_busy"] = busy[:5]
+
+    def wait_quiet(self) -> None:
+        if self.args.no_pause:
+            return
+        waited = 0.0
+        while busy_processes() and self.paused_s < self.args.max_pause:
+            if waited == 0:
+                log(f"  paused: someone else's compilers run ({', '.join(busy_processes()[:4])})")
+            time.sleep(2)
+            waited += 2
+            self.paused_s += 2
+        if waited:
+            time.sleep(3)  # let their last process and the page cache settle
+            log(f"  resumed after {waited:.0f} s")
 
     def case_pull(self) -> None:
         for variant in ("oci", "compat"):
@@ -1444,9 +1479,13 @@ def markdown(bench: Bench, meta: dict) -> str:
     L.append("")
     L.append(f"**Machine:** {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}, temporary files on "
              f"{m['tmp_filesystem']}. **Load:** 1-minute load average {m['load_at_start'][0]} at the start; during the run "
-             f"median {load.get('load1_median', 0):.2f}, max {load.get('load1_max', 0):.2f}; compilers (cargo/rustc/…) running in "
+             f"(the benchmark's own processes included) median {load.get('load1_median', 0):.2f}, max "
+             f"{load.get('load1_max', 0):.2f}; other engineers' compilers (cargo/rustc/…) running in "
              f"{load.get('samples_with_compilers', 0)} of {load.get('samples', 0)} samples"
-             + (f" ({', '.join(load['compilers_seen'])})" if load.get("compilers_seen") else "") + ".")
+             + (f" ({', '.join(load['compilers_seen'])})" if load.get("compilers_seen") else "") + "; "
+             f"measurements wait for them to end (paused {meta['paused_for_compilers_s']:.0f} s in all), "
+             f"{meta['samples_measured_again']} samples overlapped by one were measured again, "
+             f"{meta['samples_still_disturbed']} kept although disturbed.")
     L.append("")
     L.append("**Versions:** " + "; ".join(f"{k} {v}" for k, v in bench.versions.items()) + ".")
     L.append("")
@@ -1610,6 +1649,10 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", help="module sizes in MiB, comma-separated (default 1,50,200; 1 and 50 are always made)")
     ap.add_argument("--only", action="append", help="run only cases whose name contains this (repeatable)")
     ap.add_argument("--wait-idle", type=float, default=0, help="wait up to this many seconds for an idle machine")
+    ap.add_argument("--no-pause", action="store_true",
+                    help="measure even while other compilers (cargo, rustc, cc1, ld…) run; default: wait for them")
+    ap.add_argument("--max-pause", type=float, default=900,
+                    help="longest total wait for other compilers during the run (seconds, default 900)")
     ap.add_argument("--out-dir", default=str(HERE), help="where results.json and pull_time.png go (default: bench/)")
     ap.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"), help="the markdown file to update ('-' for none)")
     args = ap.parse_args(argv)
@@ -1655,6 +1698,9 @@ def main(argv=None) -> int:
         "fixtures": bench.digests,
         "requests": bench.res.requests,
         "notes": bench.res.notes,
+        "paused_for_compilers_s": bench.paused_s,
+        "samples_measured_again": bench.res.disturbed,
+        "samples_still_disturbed": sum(1 for x in bench.res.samples if "foreign_busy" in x.extra),
     }
     meta["targets"] = targets(bench.res)
     doc = {**meta, "samples": [asdict(s) for s in bench.res.samples]}
