@@ -8,7 +8,7 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)] // the rules are in the header's preamble and each function's doc
 
-// The order of these modules is the order of the header's sections.
+// The header lists each file's functions together (files in name order).
 mod boundary;
 mod build_image;
 mod call;
