@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The C ABI's whole check, as CI runs it (from the repository root or anywhere):
 #
+#   0. the ffi crate's unit tests pass;
 #   1. include/wasm_image.h is what cbindgen generates now (ffi/gen-header), and it
 #      compiles as C99, C11 and C++17 with -Wall -Wextra -Werror -pedantic;
 #   2. ffi/install.sh builds the release library and installs it into a temporary prefix
@@ -69,6 +70,10 @@ fi
 target_dir="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}"
 jobs="$(nproc 2>/dev/null || echo 2)"
+
+# ------------------------------------------------------------------- the binding's own --
+step "unit tests of the ffi crate (handle table, panic boundary, argument checks, kinds)"
+cargo test -q --locked -p wasm-image-ffi 2>&1 | grep -v "^thread '.*' panicked at\|^boom\|^note: run with"
 
 # ---------------------------------------------------------------------------- header --
 step "the committed header is cbindgen's output"
