@@ -9,6 +9,7 @@ pub mod client;
 pub mod digest;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod formats;
 pub mod image;
 pub mod limits;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 pub use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressEvent};
@@ -54,10 +55,17 @@ const INTERRUPT_POLL: Duration = Duration::from_millis(100);
 /// started writing, so nothing is left behind even if the process exits right after.
 const CLEANUP_GRACE: Duration = Duration::from_secs(2);
 
+/// What blocking work started within one blocking call shares with that call.
+#[derive(Clone)]
+struct CallScope {
+    /// Cancelled when the call gives up; the work watches it at every read.
+    cancel: CancellationToken,
+    /// The work still running, which a cancelled call waits for (and only for that).
+    work: TaskTracker,
+}
+
 tokio::task_local! {
-    /// Cancelled when the blocking call that runs this task gives up; blocking work
-    /// started within it watches this token.
-    static CALL_CANCEL: CancellationToken;
+    static CALL: CallScope;
 }
 
 /// What a blocking call watches besides its own work.
@@ -92,8 +100,11 @@ where
     let user_progress = blocking.progress.take();
     let never = CancellationToken::new();
     let cancel = blocking.cancel.unwrap_or(&never).clone();
-    let call_cancel = CancellationToken::new();
-    let future = CALL_CANCEL.scope(call_cancel.clone(), make(forward));
+    let call = CallScope {
+        cancel: CancellationToken::new(),
+        work: TaskTracker::new(),
+    };
+    let future = CALL.scope(call.clone(), make(forward));
     runtime.block_on(async move {
         tokio::pin!(future);
         let mut tick = tokio::time::interval(INTERRUPT_POLL);
@@ -121,8 +132,9 @@ where
         let outcome = match outcome {
             Some(result) => result,
             None => {
-                call_cancel.cancel();
-                let _ = tokio::time::timeout(CLEANUP_GRACE, &mut future).await;
+                call.cancel.cancel();
+                call.work.close();
+                let _ = tokio::time::timeout(CLEANUP_GRACE, call.work.wait()).await;
                 Err(Error::cancelled())
             }
         };
@@ -138,14 +150,19 @@ where
 pub async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce(CancellationToken) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let token = CALL_CANCEL
-        .try_with(CancellationToken::child_token)
-        .unwrap_or_default();
+    let scope = CALL.try_with(CallScope::clone).ok();
+    let token = scope
+        .as_ref()
+        .map_or_else(CancellationToken::new, |s| s.cancel.child_token());
     let guard = token.clone().drop_guard();
     // The work stays inside the caller's span, so its log events keep their call
     // (`logging::deliver_on_caller` delivers them on the calling thread).
     let span = tracing::Span::current();
-    let result = tokio::task::spawn_blocking(move || span.in_scope(|| work(token))).await;
+    let job = move || span.in_scope(|| work(token));
+    let result = match &scope {
+        Some(s) => s.work.spawn_blocking(job).await,
+        None => tokio::task::spawn_blocking(job).await,
+    };
     drop(guard);
     match result {
         Ok(r) => r,

@@ -215,7 +215,7 @@ fn cancellation_stops_a_stalled_pull_promptly_and_leaves_nothing() {
     let took = started.elapsed();
     canceller.join().unwrap();
     assert_eq!(result.unwrap_err().kind(), ErrorKind::Cancelled);
-    assert!(took < Duration::from_secs(3), "cancel took {took:?}");
+    assert!(took < Duration::from_millis(1500), "cancel took {took:?}");
     assert!(
         entries(out.path()).is_empty(),
         "left {:?}",

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use wasm_image::{ClientOptions, Credentials, Error, Platform};
+use wasm_image::{ClientOptions, Credentials, Platform};
 
 use crate::boundary::{arg_bytes, arg_handle, arg_str, ffi_boundary};
 use crate::handle::{self, Handle};
@@ -182,8 +182,8 @@ pub unsafe extern "C" fn wasm_image_client_options_add_ca_certificates_file(
     ffi_boundary!(fallible {
         let options = arg_handle!(options, "options");
         let path = arg_str!(path, "path");
-        let pem = std::fs::read(path).map_err(|e| Error::io(format!("CA certificates {path}"), e))?;
-        edit(options, |o| o.ca_certificates_pem.push(pem));
+        let pem = wasm_image::files::read_input(std::path::Path::new(path), "CA certificates")?;
+        edit(options, |o| o.ca_certificates_pem.push(pem.to_vec()));
         Ok(())
     })
 }

@@ -30,9 +30,7 @@ impl BytesOrPath {
     fn load(self, what: &str) -> wasm_image::Result<Bytes> {
         match self {
             BytesOrPath::Bytes(b) => Ok(Bytes::from_owner(b)),
-            BytesOrPath::Path(p) => std::fs::read(&p)
-                .map(Bytes::from)
-                .map_err(|e| wasm_image::Error::io(format!("{what} {}", p.display()), e)),
+            BytesOrPath::Path(p) => wasm_image::files::read_input(&p, what),
         }
     }
 }
