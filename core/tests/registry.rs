@@ -5,6 +5,8 @@
 //! Each test uses its own repository name, so tests can run in parallel against the
 //! shared servers and filter the fault proxy's log by that name.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,29 +23,7 @@ use wasm_image::store::registry::RegistryStore;
 use wasm_image::store::{BlobStream, RawManifest, Store};
 use wasm_image::ErrorKind;
 
-fn testbed(test: &str) -> Option<Value> {
-    match std::env::var("WASM_IMAGE_TESTBED") {
-        Ok(path) if !path.is_empty() => {
-            let text =
-                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-            Some(serde_json::from_str(&text).expect("testbed.json is JSON"))
-        }
-        _ => {
-            eprintln!("note: {test} skipped: WASM_IMAGE_TESTBED is not set (start tests/support/testbed.py)");
-            None
-        }
-    }
-}
-
-fn s(v: &Value, path: &[&str]) -> String {
-    let mut cur = v;
-    for p in path {
-        cur = &cur[*p];
-    }
-    cur.as_str()
-        .unwrap_or_else(|| panic!("testbed.json lacks {path:?}"))
-        .to_string()
-}
+use common::{bed_str, testbed};
 
 /// Options for loopback test servers: no config files (the developer's own docker
 /// config must not leak in), short retry delays.
@@ -59,11 +39,7 @@ fn options(insecure: &[&str]) -> ClientOptions {
 }
 
 fn unique(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("regtest/{test}-{}-{nanos}", std::process::id())
+    format!("regtest/{}", common::unique(test))
 }
 
 fn store(host: &str, name: &str, opts: ClientOptions) -> Arc<dyn Store> {
@@ -197,7 +173,7 @@ async fn check_image(store: &dyn Store, tag_name: &str, pushed: &Pushed) {
 }
 
 async fn control(bed: &Value, rules: Value) {
-    let url = s(bed, &["faulty", "control"]);
+    let url = bed_str(bed, &["faulty", "control"]);
     let r = reqwest::Client::new()
         .post(&url)
         .json_body(&rules)
@@ -213,7 +189,10 @@ async fn control(bed: &Value, rules: Value) {
 
 /// Removes the rules whose `match` is exactly `rule_match`.
 async fn clear_rules(bed: &Value, rule_match: &str) {
-    let url = format!("{}?match={rule_match}", s(bed, &["faulty", "control"]));
+    let url = format!(
+        "{}?match={rule_match}",
+        bed_str(bed, &["faulty", "control"])
+    );
     reqwest::Client::new()
         .delete(url)
         .send()
@@ -223,7 +202,7 @@ async fn clear_rules(bed: &Value, rule_match: &str) {
 
 /// Requests the fault proxy saw whose path contains `filter`.
 async fn log(bed: &Value, key: &str, filter: &str) -> Vec<Value> {
-    let url = s(bed, &["faulty", key]);
+    let url = bed_str(bed, &["faulty", key]);
     let r = reqwest::Client::new()
         .get(&url)
         .send()
@@ -259,7 +238,7 @@ async fn plain_round_trip_small_and_chunked() {
     let Some(bed) = testbed("plain_round_trip_small_and_chunked") else {
         return;
     };
-    let host = s(&bed, &["plain", "host"]);
+    let host = bed_str(&bed, &["plain", "host"]);
     let name = unique("plain");
     let store = store(&host, &name, options(&[&host]));
 
@@ -318,7 +297,7 @@ async fn wrong_bytes_are_not_committed() {
     let Some(bed) = testbed("wrong_bytes_are_not_committed") else {
         return;
     };
-    let host = s(&bed, &["plain", "host"]);
+    let host = bed_str(&bed, &["plain", "host"]);
     let store = store(&host, &unique("wrong"), options(&[&host]));
     let d = Descriptor::for_bytes(mt::SOLO_WASM_LAYER, b"expected bytes");
     // The registry itself refuses a body whose digest differs.
@@ -343,7 +322,7 @@ async fn manifest_size_limit() {
     let Some(bed) = testbed("manifest_size_limit") else {
         return;
     };
-    let host = s(&bed, &["plain", "host"]);
+    let host = bed_str(&bed, &["plain", "host"]);
     let name = unique("limit");
     let pushed = push_image(
         store(&host, &name, options(&[&host])).as_ref(),
@@ -366,10 +345,10 @@ async fn basic_auth_right_wrong_and_missing() {
     let Some(bed) = testbed("basic_auth_right_wrong_and_missing") else {
         return;
     };
-    let host = s(&bed, &["basic", "host"]);
+    let host = bed_str(&bed, &["basic", "host"]);
     let (user, password) = (
-        s(&bed, &["basic", "username"]),
-        s(&bed, &["basic", "password"]),
+        bed_str(&bed, &["basic", "username"]),
+        bed_str(&bed, &["basic", "password"]),
     );
     let name = unique("basic");
     let with = |user: &str, password: &str| {
@@ -431,8 +410,8 @@ async fn tls_with_and_without_the_ca() {
     let Some(bed) = testbed("tls_with_and_without_the_ca") else {
         return;
     };
-    let host = s(&bed, &["tls", "host"]);
-    let ca = std::fs::read(s(&bed, &["tls", "ca_cert"])).unwrap();
+    let host = bed_str(&bed, &["tls", "host"]);
+    let ca = std::fs::read(bed_str(&bed, &["tls", "ca_cert"])).unwrap();
     let name = unique("tls");
     let mut o = options(&[]);
     o.ca_certificates_pem = vec![ca];
@@ -457,11 +436,11 @@ async fn token_registry() {
     let Some(bed) = testbed("token_registry") else {
         return;
     };
-    let host = s(&bed, &["token", "host"]);
-    let token_log = format!("{}/__log__", s(&bed, &["token", "token_server"]));
+    let host = bed_str(&bed, &["token", "host"]);
+    let token_log = format!("{}/__log__", bed_str(&bed, &["token", "token_server"]));
     let (user, password) = (
-        s(&bed, &["token", "username"]),
-        s(&bed, &["token", "password"]),
+        bed_str(&bed, &["token", "username"]),
+        bed_str(&bed, &["token", "password"]),
     );
     let name = unique("token");
     let mut o = options(&[&host]);
@@ -491,7 +470,7 @@ async fn token_registry() {
     );
 
     // Anonymous: a public repository works, a private one says no credentials were found.
-    let public = s(&bed, &["fixtures", "token-public"]);
+    let public = bed_str(&bed, &["fixtures", "token-public"]);
     let public_name = public
         .trim_start_matches(&format!("{host}/"))
         .trim_end_matches(":latest")
@@ -541,8 +520,8 @@ async fn mirror_read_through() {
     let Some(bed) = testbed("mirror_read_through") else {
         return;
     };
-    let upstream = s(&bed, &["mirror", "upstream"]);
-    let mirror = s(&bed, &["mirror", "host"]);
+    let upstream = bed_str(&bed, &["mirror", "upstream"]);
+    let mirror = bed_str(&bed, &["mirror", "host"]);
     let name = unique("mirror");
     let pushed = push_image(
         store(&upstream, &name, options(&[&upstream])).as_ref(),
@@ -586,8 +565,8 @@ async fn mirror_errors_fall_through_to_the_registry() {
     let Some(bed) = testbed("mirror_errors_fall_through_to_the_registry") else {
         return;
     };
-    let plain = s(&bed, &["plain", "host"]);
-    let faulty = s(&bed, &["faulty", "host"]);
+    let plain = bed_str(&bed, &["plain", "host"]);
+    let faulty = bed_str(&bed, &["faulty", "host"]);
     let name = unique("mirrorfall");
     let pushed = push_image(
         store(&plain, &name, options(&[&plain])).as_ref(),
@@ -624,7 +603,7 @@ async fn mirror_errors_fall_through_to_the_registry() {
 }
 
 fn faulty_store(bed: &Value, name: &str, tweak: impl FnOnce(&mut ClientOptions)) -> Arc<dyn Store> {
-    let host = s(bed, &["faulty", "host"]);
+    let host = bed_str(bed, &["faulty", "host"]);
     let mut o = options(&[&host]);
     tweak(&mut o);
     store(&host, name, o)
@@ -814,7 +793,7 @@ async fn faulty_redirect_target_never_sees_authorization() {
         return;
     };
     let (name, pushed) = faulty_image(&bed, "redirect", b"\0asm\x01\0\0\0redirect".to_vec()).await;
-    let host = s(&bed, &["faulty", "host"]);
+    let host = bed_str(&bed, &["faulty", "host"]);
     let digest = pushed.layer.0.digest.to_string();
     // Make the proxy ask for Basic credentials once, so every later request carries them.
     control(
@@ -862,17 +841,20 @@ async fn client_pulls_fixtures_from_every_registry() {
     let Some(bed) = testbed("client_pulls_fixtures_from_every_registry") else {
         return;
     };
-    let module = std::fs::read(s(&bed, &["fixtures", "module"])).unwrap();
-    let plain = s(&bed, &["plain", "host"]);
-    let (basic, token) = (s(&bed, &["basic", "host"]), s(&bed, &["token", "host"]));
-    let mut o = options(&[&plain, &basic, &token, &s(&bed, &["faulty", "host"])]);
-    o.ca_certificates_pem = vec![std::fs::read(s(&bed, &["tls", "ca_cert"])).unwrap()];
+    let module = std::fs::read(bed_str(&bed, &["fixtures", "module"])).unwrap();
+    let plain = bed_str(&bed, &["plain", "host"]);
+    let (basic, token) = (
+        bed_str(&bed, &["basic", "host"]),
+        bed_str(&bed, &["token", "host"]),
+    );
+    let mut o = options(&[&plain, &basic, &token, &bed_str(&bed, &["faulty", "host"])]);
+    o.ca_certificates_pem = vec![std::fs::read(bed_str(&bed, &["tls", "ca_cert"])).unwrap()];
     for (host, who) in [(&basic, "basic"), (&token, "token")] {
         o.credentials.insert(
             host.clone(),
             Credentials::Basic {
-                username: s(&bed, &[who, "username"]),
-                password: s(&bed, &[who, "password"]),
+                username: bed_str(&bed, &[who, "username"]),
+                password: bed_str(&bed, &[who, "password"]),
             },
         );
     }
@@ -886,7 +868,7 @@ async fn client_pulls_fixtures_from_every_registry() {
         "token-private",
         "token-public",
     ] {
-        let location = s(&bed, &["fixtures", key]);
+        let location = bed_str(&bed, &["fixtures", key]);
         let image = client
             .pull(&location, &call)
             .await
@@ -895,12 +877,16 @@ async fn client_pulls_fixtures_from_every_registry() {
         let resolved = client.resolve(&location, &call).await.unwrap();
         assert_eq!(&resolved.digest, image.manifest_digest(), "{location}");
     }
-    let source = s(&bed, &["fixtures", "buildah-oci"]);
-    let destination = format!("{}/{}:copied", s(&bed, &["faulty", "host"]), unique("copy"));
+    let source = bed_str(&bed, &["fixtures", "buildah-oci"]);
+    let destination = format!(
+        "{}/{}:copied",
+        bed_str(&bed, &["faulty", "host"]),
+        unique("copy")
+    );
     let digest = client.copy(&source, &destination, &call).await.unwrap();
     assert_eq!(
         digest.to_string(),
-        s(&bed, &["fixtures", "digests", "buildah-oci"])
+        bed_str(&bed, &["fixtures", "digests", "buildah-oci"])
     );
     assert_eq!(
         client.resolve(&destination, &call).await.unwrap().digest,
