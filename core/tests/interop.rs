@@ -306,7 +306,7 @@ async fn builds_are_byte_identical_across_runs_and_hosts() {
     assert_eq!(oci.variant(), Variant::Oci);
     assert_eq!(
         a.manifest_digest().to_string(),
-        "sha256:b785b80c4d5bdcd1b0579229bfbc0cca8b4877d1670bc336b2f1a96d47a01cda"
+        "sha256:b6586f45c330c5f60426952a8b161ea1bdc501252cd9c819bd8c07f1037d7e82"
     );
     assert_eq!(
         oci.manifest_digest().to_string(),
