@@ -63,7 +63,11 @@ impl Client {
 
     /// Fetches, verifies and extracts the module into memory.
     pub async fn pull(&self, location: &str, call: &CallOptions) -> Result<WasmImage> {
-        let pulled = self.pull_into(location, Destination::Memory, call).await?;
+        let destination = match &call.module_allocator {
+            Some(allocate) => Destination::Buffer(allocate.clone()),
+            None => Destination::Memory,
+        };
+        let pulled = self.pull_into(location, destination, call).await?;
         let module = pulled
             .module
             .ok_or_else(|| Error::internal("module missing after an in-memory pull"))?;
@@ -346,7 +350,11 @@ pub fn call_options(
     progress: Option<crate::Progress>,
     platform: Option<crate::Platform>,
 ) -> CallOptions {
-    CallOptions { platform, progress }
+    CallOptions {
+        platform,
+        progress,
+        module_allocator: None,
+    }
 }
 
 #[allow(dead_code)]

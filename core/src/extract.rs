@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::buffer::{ModuleAllocator, ModuleBuffer};
 use crate::digest::{Algorithm, Descriptor, Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::formats::{ModuleSource, Plan, TarTarget};
@@ -30,9 +31,11 @@ pub fn check_wasm_header(head: &[u8], what: &str) -> Result<()> {
 }
 
 /// Where the module goes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Destination {
     Memory,
+    /// Memory the caller provides, of the module's exact size.
+    Buffer(ModuleAllocator),
     /// Written to a temporary file beside the path and renamed into place only when
     /// everything checked out.
     File(PathBuf),
@@ -40,6 +43,10 @@ pub enum Destination {
 
 enum SinkOut {
     Memory(Vec<u8>),
+    Buffer {
+        buffer: Box<dyn ModuleBuffer>,
+        filled: usize,
+    },
     File(tempfile::NamedTempFile),
 }
 
@@ -63,6 +70,10 @@ impl ModuleSink {
             Destination::Memory => {
                 SinkOut::Memory(Vec::with_capacity(size_hint.min(limit) as usize))
             }
+            Destination::Buffer(allocate) => SinkOut::Buffer {
+                buffer: allocate(size_hint.min(limit) as usize)?,
+                filled: 0,
+            },
             Destination::File(path) => {
                 let dir = match path.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -103,6 +114,15 @@ impl ModuleSink {
         };
         let module = match (self.out, destination) {
             (SinkOut::Memory(v), _) => Some(Bytes::from(v)),
+            (SinkOut::Buffer { mut buffer, filled }, _) => {
+                if filled != buffer.as_mut_slice().len() {
+                    return Err(Error::internal(format!(
+                        "{what}: {filled} bytes arrived for a module of {} bytes",
+                        buffer.as_mut_slice().len()
+                    )));
+                }
+                Some(buffer.freeze())
+            }
             (SinkOut::File(mut f), Destination::File(path)) => {
                 f.flush()
                     .and_then(|_| f.as_file().sync_all())
@@ -111,9 +131,7 @@ impl ModuleSink {
                     .map_err(|e| Error::io(format!("cannot write {}", path.display()), e.error))?;
                 None
             }
-            (SinkOut::File(_), Destination::Memory) => {
-                unreachable!("sink built from the destination")
-            }
+            (SinkOut::File(_), _) => unreachable!("a file sink is built for a file destination"),
         };
         Ok(Extracted {
             module,
@@ -139,6 +157,21 @@ impl Write for ModuleSink {
         }
         match &mut self.out {
             SinkOut::Memory(v) => v.extend_from_slice(buf),
+            SinkOut::Buffer { buffer, filled } => {
+                let slot = buffer.as_mut_slice();
+                if *filled + buf.len() > slot.len() {
+                    return Err(Error::new(
+                        crate::ErrorKind::DigestMismatch,
+                        format!(
+                            "the module has more bytes than the {} announced",
+                            slot.len()
+                        ),
+                    )
+                    .into_io());
+                }
+                slot[*filled..*filled + buf.len()].copy_from_slice(buf);
+                *filled += buf.len();
+            }
             SinkOut::File(f) => f.write_all(buf)?,
         }
         if let Some(h) = &mut self.hasher {

@@ -4,6 +4,7 @@
 //! extract + verify → [`WasmImage`], and back for writing.
 
 pub mod auth;
+pub mod buffer;
 pub mod build;
 pub mod client;
 pub mod digest;

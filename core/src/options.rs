@@ -110,4 +110,6 @@ pub struct CallOptions {
     /// Overrides the client's platform preference for this call.
     pub platform: Option<Platform>,
     pub progress: Option<Progress>,
+    /// Where `pull` puts the module: memory the binding owns, instead of a fresh `Vec`.
+    pub module_allocator: Option<crate::buffer::ModuleAllocator>,
 }

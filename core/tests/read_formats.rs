@@ -650,3 +650,53 @@ async fn pull_to_file_writes_exact_bytes() {
     assert_eq!(info.module_digest.to_string(), sha256(MODULE));
     assert_eq!(entries(out.path()), vec!["plugin.wasm"]);
 }
+
+/// A caller-provided buffer that records the sizes asked for.
+struct Recorded {
+    data: Vec<u8>,
+}
+
+impl wasm_image::buffer::ModuleBuffer for Recorded {
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+    fn freeze(self: Box<Self>) -> bytes::Bytes {
+        bytes::Bytes::from(self.data)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pulls_fill_a_caller_buffer_of_the_exact_size() {
+    let layout = Layout::new();
+    let solo = layout.image(
+        "solo",
+        (
+            "application/vnd.module.wasm.config.v1+json",
+            br#"{"type":"envoy_proxy"}"#,
+        ),
+        &[("application/vnd.module.wasm.content.layer.v1+wasm", MODULE)],
+        json!({}),
+    );
+    let compat = layout.image(
+        "compat",
+        (OCI_CONFIG, IMAGE_CONFIG),
+        &[(TAR_GZIP, &gzip(&tar(&[Entry::File("plugin.wasm", MODULE)])))],
+        json!({}),
+    );
+    for location in [solo, compat] {
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let allocate: wasm_image::buffer::ModuleAllocator = std::sync::Arc::new(move |len| {
+            log.lock().unwrap().push(len);
+            Ok(Box::new(Recorded { data: vec![0; len] })
+                as Box<dyn wasm_image::buffer::ModuleBuffer>)
+        });
+        let call = CallOptions {
+            module_allocator: Some(allocate),
+            ..Default::default()
+        };
+        let img = client().pull(&location, &call).await.unwrap();
+        assert_eq!(&img.module()[..], MODULE, "{location}");
+        assert_eq!(*asked.lock().unwrap(), vec![MODULE.len()], "{location}");
+    }
+}

@@ -199,8 +199,14 @@ impl<'c> Ops<'c> {
     }
 
     fn pull(&self, py: Python<'_>, location: &str, call: Call<'_>) -> PyResult<WasmImage> {
-        let image = self.run(py, call, |c, o| async move { c.pull(location, &o).await })?;
-        Ok(WasmImage::new(py, image, None))
+        let made = crate::module_buffer::Made::default();
+        let allocate = crate::module_buffer::allocator(&made);
+        let image = self.run(py, call, |c, mut o| async move {
+            o.module_allocator = Some(allocate);
+            c.pull(location, &o).await
+        })?;
+        let module = made.holding(py, image.module());
+        Ok(WasmImage::new(py, image, module))
     }
 
     fn pull_to_file(

@@ -9,6 +9,7 @@ mod client;
 mod errors;
 mod image;
 mod logs;
+mod module_buffer;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {

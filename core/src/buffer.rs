@@ -1,0 +1,20 @@
+//! Memory a binding provides for a pulled module, so the module is written once, straight
+//! into the object the caller receives (a Python `bytes`, say), and never copied after.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// A buffer of exactly the module's size, filled by the library, then frozen.
+pub trait ModuleBuffer: Send {
+    /// The whole buffer; its length is the size asked for.
+    fn as_mut_slice(&mut self) -> &mut [u8];
+    /// The filled buffer as `Bytes` that still own the binding's memory.
+    fn freeze(self: Box<Self>) -> Bytes;
+}
+
+/// Gives a buffer of the requested size. Called on a worker thread, once the module's
+/// exact size is known (and within the size limit).
+pub type ModuleAllocator = Arc<dyn Fn(usize) -> Result<Box<dyn ModuleBuffer>> + Send + Sync>;
