@@ -306,6 +306,58 @@ def busy_processes() -> list[str]:
     return found
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, user+system ticks) of every user-space process."""
+    snap = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                raw = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2:].split()
+        ppid = int(fields[1])
+        if ppid == 2 or int(d) == 2:  # kernel threads (they also carry our loopback traffic)
+            continue
+        snap[int(d)] = (ppid, int(fields[11]) + int(fields[12]))
+    return snap
+
+
+def foreign_cpu_s(before: dict, after: dict) -> float:
+    """CPU seconds used between two snapshots by processes that are not this benchmark
+    or its descendants (processes born and gone in between are not seen)."""
+    me = os.getpid()
+    parents = {pid: pp for pid, (pp, _) in {**before, **after}.items()}
+    memo: dict[int, bool] = {}
+
+    def ours(pid: int) -> bool:
+        chain = []
+        while pid not in memo:
+            if pid == me:
+                memo[pid] = True
+                break
+            if pid not in parents or pid <= 1:
+                memo[pid] = False
+                break
+            chain.append(pid)
+            pid = parents[pid]
+        for c in chain:
+            memo[c] = memo[pid]
+        return memo[pid]
+
+    ticks = 0
+    for pid, (_, t) in after.items():
+        if ours(pid):
+            continue
+        ticks += t - before[pid][1] if pid in before else t
+    return ticks / CLK_TCK
+
+
 class LoadMonitor(threading.Thread):
     """Samples the load average and foreign compiler processes every 2 s."""
 
@@ -572,6 +624,7 @@ class Bench:
         self.runtime_config = b""
         self.buildah_ids = 0
         self.paused_s = 0.0
+        self.quiet_needed = False
 
     # -- scratch files ---------------------------------------------------------------
     def scratch(self, name: str) -> Path:
@@ -1111,36 +1164,57 @@ http:
                 self.run_undisturbed(run, i)
 
     def run_undisturbed(self, run, i: int) -> None:
-        """Runs one measurement while no compiler of someone else runs: waits for them to
-        finish first, and measures again (twice at most) when one started meanwhile. A
-        sample still disturbed is kept, flagged `foreign_busy`."""
+        """Runs one measurement while nobody else uses the CPU: waits for other engineers'
+        compilers to end first, and measures again (twice at most) when a compiler started
+        meanwhile or other processes took more than 30 ms + 10% of the run's wall time of
+        CPU. A sample still disturbed is kept, flagged `foreign_busy`."""
         for attempt in range(3):
             self.wait_quiet()
-            before = len(self.res.samples)
+            before_n = len(self.res.samples)
+            snap = cpu_snapshot()
+            t0 = time.monotonic()
             run(i)
+            wall = time.monotonic() - t0
+            foreign = foreign_cpu_s(snap, cpu_snapshot())
             busy = busy_processes()
-            if not busy:
+            for smp in self.res.samples[before_n:]:
+                smp.extra["foreign_cpu_s"] = round(foreign, 3)
+            if self.args.no_pause or (not busy and foreign <= 0.03 + 0.1 * wall):
                 return
+            why = f"compilers ({', '.join(busy[:3])})" if busy else f"other processes used {foreign:.2f} s of CPU"
             if attempt < 2:
-                log(f"  compilers started during that measurement ({', '.join(busy[:3])}): measuring it again")
-                self.res.disturbed += len(self.res.samples) - before
-                del self.res.samples[before:]
+                log(f"  disturbed: {why} during that measurement: measuring it again")
+                self.res.disturbed += len(self.res.samples) - before_n
+                del self.res.samples[before_n:]
+                self.quiet_needed = True
             else:
-                for smp in self.res.samples[before:]:
-                    smp.extra["foreign_busy"] = busy[:5]
+                for smp in self.res.samples[before_n:]:
+                    smp.extra["foreign_busy"] = why
 
     def wait_quiet(self) -> None:
+        """Before a measurement: no foreign compiler, and after a disturbed one also a full
+        second in which other processes used under 50 ms of CPU."""
         if self.args.no_pause:
             return
         waited = 0.0
-        while busy_processes() and self.paused_s < self.args.max_pause:
+        while self.paused_s < self.args.max_pause:
+            busy = busy_processes()
+            if not busy and self.quiet_needed:
+                snap = cpu_snapshot()
+                time.sleep(1)
+                waited += 1
+                self.paused_s += 1
+                if foreign_cpu_s(snap, cpu_snapshot()) < 0.05:
+                    self.quiet_needed = False
+                continue
+            if not busy:
+                break
             if waited == 0:
-                log(f"  paused: someone else's compilers run ({', '.join(busy_processes()[:4])})")
+                log(f"  paused: someone else's compilers run ({', '.join(busy[:4])})")
             time.sleep(2)
             waited += 2
             self.paused_s += 2
-        if waited:
-            time.sleep(3)  # let their last process and the page cache settle
+        if waited >= 2:
             log(f"  resumed after {waited:.0f} s")
 
     def case_pull(self) -> None:
@@ -1515,7 +1589,7 @@ def markdown(bench: Bench, meta: dict) -> str:
              f"{load.get('samples_with_compilers', 0)} of {load.get('samples', 0)} samples"
              + (f" ({', '.join(load['compilers_seen'])})" if load.get("compilers_seen") else "") + "; "
              f"measurements wait for them to end (paused {meta['paused_for_compilers_s']:.0f} s in all), "
-             f"{meta['samples_measured_again']} samples overlapped by one were measured again, "
+             f"{meta['samples_measured_again']} samples overlapped by them or by other busy processes were measured again, "
              f"{meta['samples_still_disturbed']} kept although disturbed.")
     L.append("")
     L.append("**Versions:** " + "; ".join(f"{k} {v}" for k, v in bench.versions.items()) + ".")
