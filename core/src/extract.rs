@@ -15,6 +15,25 @@ use crate::limits::Limits;
 use crate::media_types::{self as mt, Compression};
 use crate::transfer::BlobOpener;
 
+/// Reads move this much at a time: each read of a registry stream crosses from this
+/// blocking thread to the runtime, so 8 KiB reads (`io::copy`'s) cost more than the bytes.
+const CHUNK: usize = 1 << 20;
+
+fn copy_in_chunks(reader: &mut impl Read, writer: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        writer.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
 const CORE_MODULE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
 
@@ -231,7 +250,7 @@ pub fn extract(
                 known.is_none(),
             )?;
             let mut blob = opener.open(layer)?;
-            io::copy(&mut blob, &mut sink).map_err(Error::from_io)?;
+            copy_in_chunks(&mut blob, &mut sink).map_err(Error::from_io)?;
             sink.finish(
                 known,
                 destination,
@@ -347,13 +366,15 @@ fn search_layer(
     let mut module: Option<(ModuleSink, String)> = None;
     let mut runtime_config: Option<Vec<u8>> = None;
     {
+        // Big reads from the stream whatever sizes tar and the decompressors ask for.
+        let mut buffered = io::BufReader::with_capacity(CHUNK, &mut blob);
         let decoder = match compression {
-            Compression::None => Decoder::Plain(&mut blob),
+            Compression::None => Decoder::Plain(&mut buffered),
             Compression::Gzip => {
-                Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(&mut blob)))
+                Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(&mut buffered)))
             }
             Compression::Zstd => Decoder::Zstd(Box::new(
-                zstd::stream::read::Decoder::new(&mut blob)
+                zstd::stream::read::Decoder::new(&mut buffered)
                     .map_err(|e| layer_error(e, layer, "cannot start zstd"))?,
             )),
         };
@@ -412,7 +433,7 @@ fn search_layer(
                     )));
                 }
                 let mut sink = ModuleSink::new(destination, size, limits.max_module_bytes, true)?;
-                io::copy(&mut entry, &mut sink)
+                copy_in_chunks(&mut entry, &mut sink)
                     .map_err(|e| layer_error(e, layer, "cannot read the module"))?;
                 module = Some((sink, format!("{shown:?} in layer {}", layer.digest)));
             } else if want_runtime_config
@@ -443,7 +464,7 @@ fn search_layer(
             .map_err(|e| layer_error(e, layer, "corrupt data after the tar"))?;
     }
     // The layer's digest is known only once its last byte has been read.
-    io::copy(&mut blob, &mut io::sink())
+    copy_in_chunks(&mut blob, &mut io::sink())
         .map_err(|e| layer_error(e, layer, "cannot read the layer"))?;
     match module {
         Some((sink, what)) => {
