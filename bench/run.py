@@ -1706,37 +1706,49 @@ def plot(res: Results, path: Path) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install matplotlib): no plot"
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
-    for ax, case, title in ((axes[0], "pull-mem oci", "pull by tag into memory\n(oci variant: solid, compat: dotted)"),
-                            (axes[1], "pull-file oci", "pull by tag to a file\n(oci variant: solid, compat: dotted)")):
-        tools = []
-        for s in res.samples:
-            if s.case in (case, case.replace("oci", "compat")) and s.tool not in tools:
-                tools.append(s.tool)
-        for c, style in ((case, "-o"), (case.replace("oci", "compat"), ":s")):
-            for k, tool in enumerate(tools):
+    cases = ("pull-mem oci", "pull-file oci", "pull-mem compat", "pull-file compat")
+    tools: list[str] = []
+    for s in res.samples:
+        if s.case in cases and s.tool not in tools:
+            tools.append(s.tool)
+    color = {t: f"C{k % 10}" for k, t in enumerate(tools)}  # one colour per tool in both panels
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6.5), sharey=True)
+    handles = {}
+    for ax, mode, title in ((axes[0], "pull-mem", "pull by tag into memory"), (axes[1], "pull-file", "pull by tag to a file")):
+        for variant, style in (("oci", "-o"), ("compat", ":s")):
+            c = f"{mode} {variant}"
+            for tool in tools:
                 pts = []
                 for size in sorted({s.size_mib for s in res.samples if s.case == c and s.tool == tool and s.ok}):
                     t = [s.time_s for s in res.samples if s.case == c and s.tool == tool and s.ok and s.size_mib == size]
                     pts.append((size, statistics.median(t), min(t), max(t)))
                 if not pts:
                     continue
-                xs = [p[0] for p in pts]
-                ys = [p[1] for p in pts]
                 err = [[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]]
-                ax.errorbar(xs, ys, yerr=err, fmt=style, color=f"C{k}", capsize=3,
-                            label=f"{tool}" + (" (compat)" if "compat" in c else ""))
+                h = ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=err, fmt=style, color=color[tool], capsize=3)
+                if variant == "oci":
+                    handles.setdefault(tool, h)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("module size (MiB)")
-        ax.set_title(title)
+        ax.set_title(f"{title}\n(oci variant: solid, compat: dotted)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("time (s), median with min–max")
-    fig.tight_layout()
+    axes[0].set_ylabel("time (s): median, bars min–max")
+    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=4, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
+
+
+def replot(out_dir: Path) -> int:
+    """Draws bench/pull_time.png again from bench/results.json (no measuring)."""
+    doc = json.loads((out_dir / "results.json").read_text())
+    res = Results()
+    res.samples = [Sample(**s) for s in doc["samples"]]
+    problem = plot(res, out_dir / "pull_time.png")
+    log(problem or f"drew {out_dir / 'pull_time.png'}")
+    return 1 if problem else 0
 
 
 # --------------------------------------------------------------------------------------
@@ -1760,7 +1772,10 @@ def main(argv=None) -> int:
                     help="longest total wait for other compilers during the run (seconds, default 900)")
     ap.add_argument("--out-dir", default=str(HERE), help="where results.json and pull_time.png go (default: bench/)")
     ap.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"), help="the markdown file to update ('-' for none)")
+    ap.add_argument("--replot", action="store_true", help="only draw pull_time.png again from results.json")
     args = ap.parse_args(argv)
+    if args.replot:
+        return replot(Path(args.out_dir))
 
     # Ctrl-C must work even when started from a script that ignores SIGINT for its
     # background jobs (Python keeps an inherited SIG_IGN otherwise).
