@@ -98,13 +98,15 @@ impl ModuleSink {
                     Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                     _ => PathBuf::from("."),
                 };
-                let file = tempfile::Builder::new()
-                    .prefix(".wasm-image-")
-                    .suffix(".partial")
-                    .tempfile_in(&dir)
-                    .map_err(|e| {
-                        Error::io(format!("cannot create a file in {}", dir.display()), e)
-                    })?;
+                let mut builder = tempfile::Builder::new();
+                builder.prefix(".wasm-image-").suffix(".partial");
+                // The module file gets the mode any new file would (0666 less the umask),
+                // not the 0600 of a private temporary file.
+                #[cfg(unix)]
+                builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+                let file = builder.tempfile_in(&dir).map_err(|e| {
+                    Error::io(format!("cannot create a file in {}", dir.display()), e)
+                })?;
                 SinkOut::File(file)
             }
         };

@@ -649,6 +649,12 @@ async fn pull_to_file_writes_exact_bytes() {
     assert_eq!(std::fs::read(&file).unwrap(), MODULE);
     assert_eq!(info.module_digest.to_string(), sha256(MODULE));
     assert_eq!(entries(out.path()), vec!["plugin.wasm"]);
+    // The same mode as any file made here, not a private temporary file's 0600.
+    use std::os::unix::fs::PermissionsExt;
+    let ordinary = out.path().join("ordinary");
+    std::fs::write(&ordinary, b"").unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), mode(&ordinary));
 }
 
 /// A caller-provided buffer that records the sizes asked for.
