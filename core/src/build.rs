@@ -45,6 +45,7 @@ fn source_date_epoch(options: &BuildOptions) -> Result<Option<u64>> {
 
 pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
     let facts = module_facts::inspect(&module)?;
+    let module_digest = Digest::sha256_of(&module);
     let variant = options.variant.unwrap_or(Variant::Oci);
     let created = source_date_epoch(options)?;
     let metadata_given = options.runtime_type.is_some()
@@ -77,7 +78,7 @@ pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
                 ));
             }
             (
-                solo_oci::encode(module.clone(), &runtime_config, &extra),
+                solo_oci::encode(module.clone(), &module_digest, &runtime_config, &extra),
                 Some(runtime_config),
             )
         }
@@ -114,7 +115,7 @@ pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
     );
     let info = ImageInfo {
         variant,
-        module_digest: Digest::sha256_of(&module),
+        module_digest,
         module_size: module.len() as u64,
         manifest_digest: Digest::sha256_of(&encoded.manifest),
         manifest: encoded.manifest,

@@ -116,7 +116,7 @@ pub async fn copy_blob(
     destination.put_blob(descriptor, stream).await
 }
 
-/// Writes bytes held in memory as a blob, verified like any other stream.
+/// Writes an image's bytes held in memory as a blob.
 pub async fn put_bytes(
     destination: &dyn Store,
     descriptor: &Descriptor,
@@ -126,7 +126,9 @@ pub async fn put_bytes(
     if destination.has_blob(descriptor).await? {
         return Ok(());
     }
-    let reader = VerifyingReader::new(io::Cursor::new(data), descriptor, "blob");
+    // Not hashed again: an image's bytes in memory were hashed when built, or verified
+    // when pulled, and images cannot be made any other way.
+    let reader = io::Cursor::new(data);
     let stream: BlobStream = match progress {
         Some(p) => Box::pin(ProgressReader::new(
             reader,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::{single_layer_of, ConfigView, Encoded, Format, ModuleSource, Plan};
-use crate::digest::Descriptor;
+use crate::digest::{Descriptor, Digest};
 use crate::error::Result;
 use crate::image::{RuntimeConfig, Variant};
 use crate::manifest::ImageManifest;
@@ -44,15 +44,21 @@ fn titled(mut d: Descriptor, title: &str) -> Descriptor {
     d
 }
 
+/// `module_digest` is the module's sha256, computed once by the caller.
 pub fn encode(
     module: Bytes,
+    module_digest: &Digest,
     runtime_config: &RuntimeConfig,
     extra_annotations: &BTreeMap<String, String>,
 ) -> Encoded {
     let config_bytes = Bytes::from(runtime_config.to_json());
     let config = Descriptor::for_bytes(mt::SOLO_WASM_CONFIG, &config_bytes);
     let module_descriptor = titled(
-        Descriptor::for_bytes(mt::SOLO_WASM_LAYER, &module),
+        Descriptor::new(
+            mt::SOLO_WASM_LAYER,
+            module_digest.clone(),
+            module.len() as u64,
+        ),
         mt::SOLO_MODULE_TITLE,
     );
     let config_layer = titled(config.clone(), mt::SOLO_CONFIG_TITLE);
