@@ -14,8 +14,22 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 state=$(mktemp -d /tmp/wasm-image-testbed.XXXXXX)
-stop_testbed() { python3 tests/support/testbed.py stop --state "$state" || true; }
-trap stop_testbed EXIT
+log=$(mktemp /tmp/wasm-image-tests.XXXXXX)
+finish() {
+  status=$?
+  python3 tests/support/testbed.py stop --state "$state" || true
+  # Back to the real output, and let tee write out everything before the last line.
+  exec 1>&3 2>&4
+  wait "$tee_pid" 2>/dev/null || true
+  # One closing line over every runner: cargo test, pytest, the C test program, CTest.
+  python3 tests/support/tally.py "$log" "$status"
+  rm -f "$log"
+  exit "$status"
+}
+trap finish EXIT
+exec 3>&1 4>&2
+exec > >(tee -a "$log") 2>&1
+tee_pid=$!
 python3 tests/support/testbed.py start --state "$state"
 export WASM_IMAGE_TESTBED="$state/testbed.json"
 
