@@ -357,10 +357,10 @@ pub fn call_options(
     }
 }
 
-#[allow(dead_code)]
-fn assert_send_sync() {
-    fn check<T: Send + Sync>() {}
+/// Clients and images are shared between threads by every binding.
+const _: () = {
+    const fn check<T: Send + Sync>() {}
     check::<Client>();
     check::<WasmImage>();
     check::<Arc<dyn Store>>();
-}
+};

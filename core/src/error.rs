@@ -181,12 +181,16 @@ impl Error {
         Error::from_io(err).context(what)
     }
 
-    /// Maps an I/O error, recovering our own `Error` when one travelled inside it
-    /// (verifying readers report digest and size failures through `io::Error`).
+    /// Maps an I/O error, recovering our own `Error` when one travelled inside it, directly
+    /// or wrapped by a reader above (verifying readers report digest and size failures
+    /// through `io::Error`).
     pub fn from_io(err: std::io::Error) -> Self {
         if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
             let inner = err.into_inner().expect("checked above");
             return *inner.downcast::<Error>().expect("checked above");
+        }
+        if let Some(ours) = Error::find_in_io(&err) {
+            return ours;
         }
         let kind = match err.kind() {
             std::io::ErrorKind::NotFound => ErrorKind::NotFound,

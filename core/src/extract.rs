@@ -346,11 +346,12 @@ fn normalize(path: &Path) -> std::result::Result<String, ()> {
 fn target_matches(target: &TarTarget, path: &Path) -> bool {
     match target {
         TarTarget::BaseName(name) => path.file_name().is_some_and(|n| n == *name),
-        TarTarget::Path(wanted) => {
-            let wanted = normalize(Path::new(wanted)).unwrap_or_default();
-            path.file_name().is_some() && normalize(path).is_ok_and(|p| p == wanted)
-                || normalize(path).is_err() && path.file_name() == Path::new(&wanted).file_name()
-        }
+        TarTarget::Path(wanted) => match normalize(path) {
+            Ok(p) => p == normalize(Path::new(wanted)).unwrap_or_default(),
+            // An escaping path named like the target matches, so it is reported as an
+            // error rather than skipped.
+            Err(()) => path.file_name() == Path::new(wanted).file_name(),
+        },
     }
 }
 

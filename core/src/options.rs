@@ -98,10 +98,6 @@ impl Context {
             registry,
         })
     }
-
-    pub fn limits(&self) -> &Limits {
-        &self.options.limits
-    }
 }
 
 /// Options of a single call.

@@ -69,7 +69,7 @@ impl<'a> ConfigView<'a> {
         &self.descriptor.media_type
     }
 
-    /// `config.<key>` of an ordinary image config, or its top level.
+    /// A top-level string field of the config JSON (`architecture`, `os`, …).
     pub fn str_field(&self, key: &str) -> Option<&str> {
         self.json.as_ref()?.get(key)?.as_str()
     }
