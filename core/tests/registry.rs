@@ -247,7 +247,7 @@ async fn plain_round_trip_small_and_chunked() {
     let pushed = push_image(store.as_ref(), "v1", big).await;
     check_image(store.as_ref(), "v1", &pushed).await;
 
-    // Idempotent: pushing the same blob again is a no-op.
+    // Pushing the same blob again succeeds.
     let (d, bytes) = &pushed.config;
     store.put_blob(d, stream(bytes)).await.unwrap();
 

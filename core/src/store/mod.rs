@@ -52,7 +52,8 @@ pub trait Store: Send + Sync {
     async fn has_blob(&self, descriptor: &Descriptor) -> Result<bool>;
 
     /// Stores a blob from a stream that fails (and must then not be committed) when the
-    /// bytes do not match the descriptor.
+    /// bytes do not match the descriptor. Callers skip blobs the store already has
+    /// (`transfer` asks `has_blob` first), so a store need not check again.
     async fn put_blob(&self, descriptor: &Descriptor, data: BlobStream) -> Result<()>;
 
     /// Stores a manifest under its digest, and under `tag` when given.

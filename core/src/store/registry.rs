@@ -1357,20 +1357,6 @@ impl RegistryStore {
         Ok(Box::pin(StreamReader::new(resume_stream(state))))
     }
 
-    async fn has_blob_at(
-        &self,
-        ep: &Endpoint,
-        descriptor: &Descriptor,
-        action: Action,
-    ) -> Result<bool> {
-        let req = blob_req(ep, Method::HEAD, &descriptor.digest, action);
-        match self.client().request(self.options(), ep, &req).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     async fn upload(
         &self,
         ep: &Endpoint,
@@ -1684,16 +1670,17 @@ impl Store for RegistryStore {
     /// Asks the registry itself, never a mirror: callers ask before writing, and a
     /// mirror having a blob does not mean the registry has it.
     async fn has_blob(&self, descriptor: &Descriptor) -> Result<bool> {
-        self.has_blob_at(self.upstream()?, descriptor, Action::Pull)
-            .await
+        let ep = self.upstream()?;
+        let req = blob_req(ep, Method::HEAD, &descriptor.digest, Action::Pull);
+        match self.client().request(self.options(), ep, &req).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn put_blob(&self, descriptor: &Descriptor, mut data: BlobStream) -> Result<()> {
         let ep = self.upstream()?;
-        if self.has_blob_at(ep, descriptor, Action::Push).await? {
-            debug!(location = %ep.describe(), digest = %descriptor.digest, "blob already present");
-            return Ok(());
-        }
         let mut session = None;
         let result = self.upload(ep, descriptor, &mut data, &mut session).await;
         if result.is_err() {
