@@ -618,6 +618,73 @@ def validate_module(path: Path) -> str:
     return f"validated by wasmtime {getattr(wasmtime, '__version__', '')}".strip()
 
 
+# --------------------------------------------------------------------------------------
+# The push floor: one blob uploaded over plain HTTP, nothing else
+# --------------------------------------------------------------------------------------
+
+FLOOR_PUT = "HTTP client floor: POST + one PUT"
+FLOOR_PATCH = "HTTP client floor: POST + 4 MiB PATCHes + PUT"
+UPLOAD_CHUNK = 4 * MiB  # core/src/store/registry.rs UPLOAD_CHUNK: GHCR rejects larger bodies
+
+
+def http_push_floor(args: dict) -> dict:
+    """Runs in a child process of its own (`python3 -c` with this function's source, so
+    that its RSS and CPU are its own): uploads one blob the way a registry client must,
+    over one keep-alive connection (Python's http.client; it sets TCP_NODELAY and hands a
+    memoryview body to one sendall), and reports the time from the first connect to the
+    registry's 201. The blob is read into memory and its digest is given before the clock
+    starts: no hashing, no build, no config blob, no manifest, no existence checks.
+    chunk 0: POST, then one PUT with the whole body (monolithic); else POST, PATCHes of
+    `chunk` bytes with Content-Range, then a PUT with no body, as wasm-image uploads."""
+    import http.client
+    import time
+    import urllib.parse
+
+    with open(args["blob"], "rb") as f:
+        data = f.read()
+    view = memoryview(data)
+    size, chunk, repo = len(data), args["chunk"], args["repo"]
+    octets = {"Content-Type": "application/octet-stream"}
+    requests = 0
+
+    def call(method, target, body=None, headers=None, want=202):
+        nonlocal requests
+        hdrs = dict(headers or {})
+        hdrs["Content-Length"] = str(0 if body is None else len(body))
+        conn.request(method, target, body=body, headers=hdrs)
+        r = conn.getresponse()
+        r.read()
+        requests += 1
+        if r.status != want:
+            raise SystemExit(f"{method} {target}: HTTP {r.status}, expected {want}")
+        loc = r.getheader("Location") or ""
+        u = urllib.parse.urlsplit(loc)
+        return u.path + ("?" + u.query if u.query else "")
+
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection(args["host"], timeout=300)
+    at = call("POST", f"/v2/{repo}/blobs/uploads/")
+    if chunk:
+        for off in range(0, size, chunk):
+            part = view[off:off + chunk]
+            at = call("PATCH", at, part, {**octets, "Content-Range": f"{off}-{off + len(part) - 1}"})
+        body = None
+    else:
+        body = view
+    sep = "&" if "?" in at else "?"
+    call("PUT", f"{at}{sep}digest={args['digest']}", body, octets, want=201)
+    t1 = time.perf_counter()
+    conn.close()
+    return {"op_s": t1 - t0, "requests": requests, "bytes": size}
+
+
+def http_push_floor_argv(args: dict) -> list[str]:
+    import inspect
+
+    code = inspect.getsource(http_push_floor) + "\nimport json, sys\nprint(json.dumps(http_push_floor(json.loads(sys.argv[1]))))\n"
+    return [sys.executable, "-c", code, json.dumps(args)]
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -707,6 +774,7 @@ class Bench:
         self.digests: dict[str, dict] = {}  # repo -> {"manifest":…, "module":…, "blob":…}
         self.runtime_config = b""
         self.buildah_ids = 0
+        self.floor_ids = 0
         self.paused_s = 0.0
         self.quiet_needed = False
 
@@ -1382,17 +1450,52 @@ http:
                         check=lambda: self.check_pushed("bench/push-oci-oras", f"r{i}"))
             self.wipe(m.parent)
 
+        def floors(variant) -> list:
+            """The upload alone of a blob as large as this variant's 50 MiB layer (the
+            compat fixture's gzip layer, the oci fixture's module), both ways. Only for
+            the random module: the compressible one's layer is smaller, and no fixture
+            of it is pushed to take the size from."""
+            if suffix:
+                return []
+            nbytes = self.digests[f"bench/{variant}-50m"]["blob_size"]
+            case = f"build+push {variant}"
+            blob = self.scratch(f"floor-{variant}.bin")
+
+            def run(tool, chunk, i):
+                if not blob.exists() or blob.stat().st_size != nbytes:
+                    with open(blob, "wb") as f:
+                        for left in range(nbytes, 0, -4 * MiB):
+                            f.write(os.urandom(min(left, 4 * MiB)))
+                with open(blob, "r+b") as f:  # fresh random first bytes: a digest the registry has never seen
+                    f.write(os.urandom(NONCE_LEN))
+                digest = sha256_file(blob)
+                self.floor_ids += 1
+                repo = f"bench/floor-{variant}-{'patch' if chunk else 'put'}-{self.floor_ids}"  # a fresh repository too
+                p = measure(http_push_floor_argv({"host": self.host, "repo": repo, "blob": str(blob), "digest": digest,
+                                                  "chunk": chunk}))
+
+                def check():
+                    st, h, _ = http("HEAD", f"http://{self.host}/v2/{repo}/blobs/{digest}")
+                    if st != 200 or int(h.get("Content-Length", -1)) != nbytes:
+                        raise RuntimeError(f"{repo}: blob not stored whole (HTTP {st}, {h.get('Content-Length')} bytes)")
+                self.sample(case, tool, size, i, [p], library=True, check=check)
+
+            return [("floor put", "http-floor", lambda i: run(FLOOR_PUT, 0, i)),
+                    ("floor patch", "http-floor", lambda i: run(FLOOR_PATCH, UPLOAD_CHUNK, i))]
+
         if "compat" in variants and self.want(f"build+push compat{suffix}"):
             self.run_rounds(f"build+push compat{suffix} 50 MiB", [
                 ("py", "py", lambda i: r_py("compat", i)),
                 ("cli", "cli", lambda i: r_cli("compat", i)),
                 ("buildah", "buildah", r_buildah),
+                *floors("compat"),
             ], self.repeats)
         if "oci" in variants and self.want("build+push oci"):
             self.run_rounds("build+push oci 50 MiB", [
                 ("py", "py", lambda i: r_py("oci", i)),
                 ("cli", "cli", lambda i: r_cli("oci", i)),
                 ("oras", "oras-py", r_oras),
+                *floors("oci"),
             ], self.repeats)
 
     def check_pushed(self, repo: str, tag: str) -> None:
@@ -1696,6 +1799,14 @@ def targets(res: Results, cores: int | None = None) -> list[dict]:
     for case, what in (("build+push compat", "random-bytes module"), ("build+push compat (compressible module)", "compressible module")):
         add(f"build+push 50 MiB compat ({what}), Python API: ≤ 0.5× buildah", ratio(med(case, py), med(case, bd)), 0.5)
         add(f"build+push 50 MiB compat ({what}), CLI: ≤ 0.5× buildah", ratio(med(case, cli), med(case, bd)), 0.5)
+    # Not targets: what the upload alone costs (HTTP client floor), against the peers, and
+    # where the Python API's whole build+push stands against the upload it must make.
+    for case, variant, peer in (("build+push compat", "compat", bd), ("build+push oci", "oci", "oras-py push")):
+        for floor in (FLOOR_PUT, FLOOR_PATCH):
+            out.append({"target": f"(context) build+push 50 MiB {variant}: {floor} (the upload alone) vs {peer}",
+                        "measured": ratio(med(case, floor), med(case, peer)), "limit": None, "met": None, "note": "informative"})
+        out.append({"target": f"(context) build+push 50 MiB {variant}: Python API vs {FLOOR_PATCH}",
+                    "measured": ratio(med(case, py), med(case, FLOOR_PATCH)), "limit": None, "met": None, "note": "informative"})
     # Not targets: the same pulls against a floor that also checks the digest.
     for mode, what in (("pull-mem oci", "into memory"), ("pull-file oci", "to a file")):
         for tool in (py, c):
@@ -1766,9 +1877,13 @@ def markdown(bench: Bench, meta: dict) -> str:
              "times from `/proc/PID/task/*/schedstat`; `results.json` also keeps utime + stime from `/proc/PID/stat`, "
              "in 10 ms steps); no timed case goes through the fault proxy, so none of its CPU is counted. Both share "
              "the machine's cores, so (client + registry CPU) / cores is the least wall time that work can take "
-             "(the *CPU floor* lines under Targets). *× floor* compares medians with the case's floor or peer (named "
-             "in the heading): a library's *time* with the floor's *time*, a command's *process* with the floor's "
-             "*process*.")
+             "(the *CPU floor* lines under Targets). The *HTTP client floor* rows of build+push upload one fresh "
+             "random blob as large as that variant's layer to a fresh repository, timed inside one Python process "
+             "(`http.client`, one keep-alive connection, blob in memory and digest known before the clock starts; "
+             "no build, hashing, config or manifest): once as POST + one monolithic PUT, once as POST + 4 MiB "
+             "PATCHes + an empty PUT, the way wasm-image must upload (GHCR rejects bodies over 4 MiB). *× floor* "
+             "compares medians with the case's floor or peer (named in the heading): a library's (or the HTTP client "
+             "floor's) *time* with the floor's *time*, a command's *process* with the floor's *process*.")
     L.append("")
     cases = [c for c in CASE_ORDER if any(s.case == c for s in res.samples)]
     for case in cases:
