@@ -284,3 +284,79 @@ mod tests {
         assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat);
     }
 }
+
+/// Timings of large compat builds, run by hand:
+/// `cargo test --release -p wasm-image --lib -- --ignored compat_build_timing --nocapture`.
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// A valid module of exactly `total` bytes: the empty module plus one custom section
+    /// whose payload is random bytes, or (compressible) a random sequence of 6-byte words
+    /// from a vocabulary of 2048, which gzip -6 shrinks about 2.6 times like real code.
+    pub(crate) fn big_module(total: usize, compressible: bool, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let name = b"bench.random";
+        let mut out = vec![0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0];
+        // A 5-byte LEB128 section size keeps the arithmetic simple.
+        let content = total - out.len() - 5;
+        let c = content as u32;
+        out.extend([
+            (c & 0x7f) as u8 | 0x80,
+            ((c >> 7) & 0x7f) as u8 | 0x80,
+            ((c >> 14) & 0x7f) as u8 | 0x80,
+            ((c >> 21) & 0x7f) as u8 | 0x80,
+            (c >> 28) as u8,
+        ]);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+        let vocab: Vec<[u8; 6]> = (0..2048)
+            .map(|_| next().to_le_bytes()[..6].try_into().unwrap())
+            .collect();
+        while out.len() < total {
+            let r = next();
+            if compressible {
+                out.extend_from_slice(&vocab[(r & 2047) as usize]);
+            } else {
+                out.extend_from_slice(&r.to_le_bytes());
+            }
+        }
+        out.truncate(total);
+        out
+    }
+
+    #[test]
+    #[ignore]
+    fn compat_build_timing() {
+        for compressible in [false, true] {
+            let module = Bytes::from(big_module(50 << 20, compressible, 42));
+            let opts = BuildOptions {
+                variant: Some(Variant::Compat),
+                ..Default::default()
+            };
+            let mut times = Vec::new();
+            let mut layer = 0;
+            for _ in 0..7 {
+                let start = std::time::Instant::now();
+                let img = build(module.clone(), &opts).unwrap();
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+                layer = img.blobs[1].0.size;
+            }
+            times.sort_by(f64::total_cmp);
+            eprintln!(
+                "compat build 50 MiB {}: median {:.1} ms, min {:.1} ms (layer {} bytes, ratio {:.2})",
+                if compressible { "compressible" } else { "random" },
+                times[times.len() / 2],
+                times[0],
+                layer,
+                module.len() as f64 / layer as f64
+            );
+        }
+    }
+}
