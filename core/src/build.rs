@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::formats::{compat, solo_oci, Encoded, ManifestFormat};
+use crate::formats::{compat, solo_oci, ManifestFormat};
 use crate::image::{BlobBody, ImageInfo, RuntimeConfig, Variant, WasmImage};
 use crate::media_types::annotations;
 use crate::module_facts;
@@ -43,9 +43,33 @@ fn source_date_epoch(options: &BuildOptions) -> Result<Option<u64>> {
     }
 }
 
+/// Modules above this size have their digest computed on a thread of its own.
+const ALONGSIDE_ABOVE: usize = 1 << 20;
+
+/// `main()` here and `side()` on another thread at the same time when `parallel`, so a
+/// second core hashes the module while the layer is being made; one after the other
+/// otherwise (a thread costs more than hashing a small module).
+fn alongside<A: Send, B>(
+    parallel: bool,
+    side: impl FnOnce() -> A + Send,
+    main: impl FnOnce() -> B,
+) -> (B, A) {
+    if !parallel {
+        let b = main();
+        return (b, side());
+    }
+    std::thread::scope(|s| {
+        let side = s.spawn(side);
+        let b = main();
+        (
+            b,
+            side.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        )
+    })
+}
+
 pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
     let facts = module_facts::inspect(&module)?;
-    let module_digest = Digest::sha256_of(&module);
     let variant = options.variant.unwrap_or(Variant::Oci);
     let created = source_date_epoch(options)?;
     let metadata_given = options.runtime_type.is_some()
@@ -70,30 +94,38 @@ pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
             .entry(annotations::CREATED.into())
             .or_insert_with(|| rfc3339(t));
     }
-    let (encoded, runtime_config): (Encoded, Option<RuntimeConfig>) = match variant {
+    let (encoded, runtime_config, module_digest) = match variant {
         Variant::Oci => {
             if options.manifest_format == ManifestFormat::Docker {
                 return Err(Error::invalid_argument(
                     "the oci variant is written with an OCI manifest only; use the compat variant for a Docker manifest",
                 ));
             }
+            let module_digest = Digest::sha256_of(&module);
             (
                 solo_oci::encode(module.clone(), &module_digest, &runtime_config, &extra),
                 Some(runtime_config),
+                module_digest,
             )
         }
         Variant::Compat => {
             let rc = metadata_given.then_some(runtime_config);
-            let encoded = compat::encode(
-                module.clone(),
-                &compat::CompatOptions {
-                    runtime_config: rc.as_ref(),
-                    annotations: &extra,
-                    manifest_format: options.manifest_format,
-                    created,
+            let (encoded, module_digest) = alongside(
+                module.len() > ALONGSIDE_ABOVE,
+                || Digest::sha256_of(&module),
+                || {
+                    compat::encode(
+                        module.clone(),
+                        &compat::CompatOptions {
+                            runtime_config: rc.as_ref(),
+                            annotations: &extra,
+                            manifest_format: options.manifest_format,
+                            created,
+                        },
+                    )
                 },
-            )?;
-            (encoded, rc)
+            );
+            (encoded?, rc, module_digest)
         }
         other => {
             return Err(Error::invalid_argument(format!(
