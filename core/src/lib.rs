@@ -21,6 +21,7 @@ pub mod media_types;
 pub mod module_facts;
 pub mod options;
 pub mod progress;
+pub mod read_ahead;
 pub mod runtime;
 pub mod select;
 pub mod store;

@@ -1,7 +1,7 @@
 //! What every store gets for free: verified reads, bounded metadata, progress, and
 //! blob copies that skip what the destination already has.
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,6 +11,7 @@ use crate::digest::{Descriptor, Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::location::Selector;
 use crate::progress::{Progress, ProgressReader};
+use crate::read_ahead::ReadAhead;
 use crate::runtime::CancellationToken;
 use crate::store::{BlobStream, RawManifest, Store};
 
@@ -75,17 +76,25 @@ pub async fn open_verified(
 ) -> Result<BlobStream> {
     let raw = store.open_blob(descriptor).await?;
     let what = format!("{}: blob", store.describe());
-    let verified = VerifyingReader::new(raw, descriptor, what);
-    Ok(match progress {
+    let verified = Box::pin(VerifyingReader::new(raw, descriptor, what));
+    Ok(with_progress(verified, descriptor, progress))
+}
+
+fn with_progress(
+    stream: BlobStream,
+    descriptor: &Descriptor,
+    progress: Option<&Progress>,
+) -> BlobStream {
+    match progress {
         Some(p) => Box::pin(ProgressReader::new(
-            verified,
+            stream,
             p.clone(),
             descriptor.digest.clone(),
             descriptor.media_type.clone(),
             descriptor.size,
         )),
-        None => Box::pin(verified),
-    })
+        None => stream,
+    }
 }
 
 /// Reads a small blob (a config) into memory, bounded and verified.
@@ -128,45 +137,14 @@ pub async fn put_bytes(
     }
     // Not hashed again: an image's bytes in memory were hashed when built, or verified
     // when pulled, and images cannot be made any other way.
-    let reader = io::Cursor::new(data);
-    let stream: BlobStream = match progress {
-        Some(p) => Box::pin(ProgressReader::new(
-            reader,
-            p.clone(),
-            descriptor.digest.clone(),
-            descriptor.media_type.clone(),
-            descriptor.size,
-        )),
-        None => Box::pin(reader),
-    };
+    let stream = with_progress(Box::pin(io::Cursor::new(data)), descriptor, progress);
     destination.put_blob(descriptor, stream).await
 }
 
-/// A blocking reader over a verified blob stream, for tar and decompression code running
-/// on a blocking thread. Every read also watches the cancellation token, so a stalled
-/// download stops at once when the caller gives up.
-pub struct SyncBlob {
-    stream: BlobStream,
-    handle: tokio::runtime::Handle,
-    cancel: CancellationToken,
-}
-
-impl Read for SyncBlob {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let SyncBlob {
-            stream,
-            handle,
-            cancel,
-        } = self;
-        handle.block_on(async {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => Err(Error::cancelled().into_io()),
-                read = stream.read(buf) => read,
-            }
-        })
-    }
-}
+/// A blocking reader over a blob, for tar and decompression code running on a blocking
+/// thread: downloaded ahead on the runtime (see [`ReadAhead`]) and verified here, so
+/// hashing runs on the consuming thread while the next bytes arrive.
+pub type SyncBlob = ReadAhead;
 
 /// Opens blobs for code on a blocking thread.
 #[derive(Clone)]
@@ -187,11 +165,7 @@ impl BlobOpener {
                 opened = open_verified(self.store.as_ref(), descriptor, self.progress.as_ref()) => opened,
             }
         })?;
-        Ok(SyncBlob {
-            stream,
-            handle: self.handle.clone(),
-            cancel,
-        })
+        Ok(ReadAhead::start(stream, self.handle.clone(), cancel))
     }
 
     pub fn describe(&self) -> String {

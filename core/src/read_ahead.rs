@@ -1,0 +1,340 @@
+//! Downloads a blob ahead of the blocking thread that consumes it.
+//!
+//! Receiving (socket reads on a runtime worker) and consuming (hashing, decompressing,
+//! copying into the module's memory or file on a blocking thread) then run on two cores
+//! at once instead of taking turns: with a single reader, the connection reads only when
+//! the consumer asks, and a pull costs the sum of both instead of the larger.
+
+use std::io::{self, Read};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc::{self, error::TryRecvError};
+use tokio::task::AbortHandle;
+
+use crate::error::Error;
+use crate::runtime::CancellationToken;
+use crate::store::BlobStream;
+
+/// The pieces handed across: big enough that passing one costs nothing next to its bytes.
+const PIECE: usize = 512 * 1024;
+/// How many pieces may wait for the consumer: bounds the memory a pull holds (4 MiB)
+/// while letting the download run ahead over a consumer's pauses.
+const PIECES_AHEAD: usize = 8;
+
+/// A blocking reader over a stream that a runtime task reads ahead of it. Every read that
+/// has to wait also watches the cancellation token, so a stalled download stops at once
+/// when the caller gives up; dropping the reader stops the download.
+pub struct ReadAhead {
+    pieces: mpsc::Receiver<io::Result<Bytes>>,
+    /// Read pieces go back to the download to be filled again: fresh allocations of this
+    /// size are fresh pages, and faulting them in cost as much as the copy.
+    spent: mpsc::UnboundedSender<BytesMut>,
+    current: Bytes,
+    /// How much of `current` was read.
+    taken: usize,
+    finished: bool,
+    handle: tokio::runtime::Handle,
+    cancel: CancellationToken,
+    download: AbortHandle,
+}
+
+impl ReadAhead {
+    /// Starts reading `stream` on the runtime behind `handle`.
+    pub fn start(
+        stream: BlobStream,
+        handle: tokio::runtime::Handle,
+        cancel: CancellationToken,
+    ) -> ReadAhead {
+        let (sender, pieces) = mpsc::channel(PIECES_AHEAD);
+        let (spent, reusable) = mpsc::unbounded_channel();
+        let download = handle
+            .spawn(download(stream, sender, reusable))
+            .abort_handle();
+        ReadAhead {
+            pieces,
+            spent,
+            current: Bytes::new(),
+            taken: 0,
+            finished: false,
+            handle,
+            cancel,
+            download,
+        }
+    }
+
+    /// The next piece, or `None` at the end of the stream.
+    fn next_piece(&mut self) -> io::Result<Option<Bytes>> {
+        if self.cancel.is_cancelled() {
+            return Err(Error::cancelled().into_io());
+        }
+        let next = match self.pieces.try_recv() {
+            Ok(piece) => Some(piece),
+            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty) => {
+                let ReadAhead {
+                    pieces,
+                    handle,
+                    cancel,
+                    ..
+                } = self;
+                handle.block_on(async {
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => Err(Error::cancelled().into_io()),
+                        piece = pieces.recv() => Ok(piece),
+                    }
+                })?
+            }
+        };
+        match next {
+            // The download sends an empty piece when, and only when, the stream ended.
+            Some(Ok(piece)) if piece.is_empty() => Ok(None),
+            Some(Ok(piece)) => Ok(Some(piece)),
+            Some(Err(e)) => Err(e),
+            None => {
+                Err(Error::internal("the download stopped before the end of the blob").into_io())
+            }
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.taken == self.current.len() {
+            if self.finished {
+                return Ok(0);
+            }
+            if let Ok(mut piece) = std::mem::take(&mut self.current).try_into_mut() {
+                piece.clear();
+                let _ = self.spent.send(piece);
+            }
+            self.taken = 0;
+            match self.next_piece()? {
+                Some(piece) => self.current = piece,
+                None => self.finished = true,
+            }
+        }
+        let rest = &self.current[self.taken..];
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.taken += n;
+        Ok(n)
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.download.abort();
+    }
+}
+
+/// Reads the stream into pieces until its end or its first error, each passed on in turn;
+/// stops when the reader is gone.
+async fn download(
+    mut stream: BlobStream,
+    sender: mpsc::Sender<io::Result<Bytes>>,
+    mut reusable: mpsc::UnboundedReceiver<BytesMut>,
+) {
+    loop {
+        let mut piece = reusable
+            .try_recv()
+            .unwrap_or_else(|_| BytesMut::with_capacity(PIECE));
+        let mut ended = false;
+        // Waits for the first bytes, then takes what else is there at once: a piece goes
+        // out when full or when the stream has nothing more for now, so a slow stream is
+        // passed on as it comes.
+        let mut waiting = true;
+        while piece.len() < PIECE {
+            let read = if waiting {
+                Some(stream.read_buf(&mut piece).await)
+            } else {
+                // `read_buf` is cancel-safe: a read not ready is dropped, nothing lost.
+                stream.read_buf(&mut piece).now_or_never()
+            };
+            waiting = false;
+            match read {
+                None => break,
+                Some(Ok(0)) => {
+                    ended = true;
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    if !piece.is_empty() && sender.send(Ok(piece.freeze())).await.is_err() {
+                        return;
+                    }
+                    let _ = sender.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+        if !piece.is_empty() && sender.send(Ok(piece.freeze())).await.is_err() {
+            return;
+        }
+        if ended {
+            let _ = sender.send(Ok(Bytes::new())).await;
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Gives `data` in reads of at most 100,000 bytes, then `tail`; flags its drop.
+    struct Source {
+        data: Vec<u8>,
+        at: usize,
+        tail: Option<io::Error>,
+        stall: bool,
+        dropped: Arc<AtomicBool>,
+    }
+
+    impl Source {
+        fn new(data: Vec<u8>) -> (Source, Arc<AtomicBool>) {
+            let dropped = Arc::new(AtomicBool::new(false));
+            let source = Source {
+                data,
+                at: 0,
+                tail: None,
+                stall: false,
+                dropped: dropped.clone(),
+            };
+            (source, dropped)
+        }
+    }
+
+    impl AsyncRead for Source {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = &mut *self;
+            if this.at == this.data.len() {
+                if this.stall {
+                    return Poll::Pending;
+                }
+                return Poll::Ready(this.tail.take().map_or(Ok(()), Err));
+            }
+            let n = buf.remaining().min(100_000).min(this.data.len() - this.at);
+            buf.put_slice(&this.data[this.at..this.at + n]);
+            this.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Drop for Source {
+        fn drop(&mut self) {
+            self.dropped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 4093) as u8).collect()
+    }
+
+    #[test]
+    fn delivers_every_byte_in_order_past_the_read_ahead_bound() {
+        let rt = runtime();
+        // Many more bytes than the pieces that may wait, so the download blocks and resumes.
+        let data = pattern(PIECE * PIECES_AHEAD * 3 + 12_345);
+        let (source, _) = Source::new(data.clone());
+        let mut reader = ReadAhead::start(
+            Box::pin(source),
+            rt.handle().clone(),
+            CancellationToken::new(),
+        );
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 300_001];
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            // A slow consumer: the download must wait for it, not grow without bound.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert_eq!(out.len(), data.len());
+        assert!(out == data);
+        assert_eq!(reader.read(&mut buf).unwrap(), 0, "the end stays the end");
+    }
+
+    #[test]
+    fn an_error_arrives_after_the_bytes_before_it() {
+        let rt = runtime();
+        let data = pattern(PIECE + 10);
+        let (mut source, _) = Source::new(data.clone());
+        source.tail = Some(Error::new(ErrorKind::DigestMismatch, "bad bytes").into_io());
+        let mut reader = ReadAhead::start(
+            Box::pin(source),
+            rt.handle().clone(),
+            CancellationToken::new(),
+        );
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).unwrap_err();
+        assert_eq!(out.len(), data.len());
+        assert!(out == data);
+        assert_eq!(
+            Error::find_in_io(&err).map(|e| e.kind()),
+            Some(ErrorKind::DigestMismatch)
+        );
+    }
+
+    #[test]
+    fn cancelling_stops_a_stalled_read_and_dropping_stops_the_download() {
+        let rt = runtime();
+        let (mut source, dropped) = Source::new(pattern(1000));
+        source.stall = true;
+        let cancel = CancellationToken::new();
+        let mut reader = ReadAhead::start(Box::pin(source), rt.handle().clone(), cancel.clone());
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(reader.read(&mut buf).unwrap(), 1000);
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            cancel.cancel();
+        });
+        let started = Instant::now();
+        let err = reader.read(&mut buf).unwrap_err();
+        assert_eq!(
+            Error::find_in_io(&err).map(|e| e.kind()),
+            Some(ErrorKind::Cancelled)
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        canceller.join().unwrap();
+        assert!(!dropped.load(Ordering::SeqCst));
+        drop(reader);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !dropped.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "the download outlived its reader"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
