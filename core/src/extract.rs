@@ -23,11 +23,9 @@ fn copy_in_chunks(reader: &mut impl Read, writer: &mut impl Write) -> io::Result
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0;
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        let n = match read_retrying(reader, &mut buf)? {
+            0 => return Ok(total),
+            n => n,
         };
         writer.write_all(&buf[..n])?;
         total += n as u64;
@@ -61,8 +59,8 @@ pub enum Destination {
 }
 
 enum SinkOut {
-    Memory(Vec<u8>),
-    Buffer {
+    /// Memory of the module's exact size (ours or the caller's), filled in place.
+    Memory {
         buffer: Box<dyn ModuleBuffer>,
         filled: usize,
     },
@@ -72,25 +70,71 @@ enum SinkOut {
 /// Receives module bytes: bounded, hashed unless the digest is already known, header kept.
 struct ModuleSink {
     out: SinkOut,
+    seen: Seen,
+}
+
+/// What the sink checks and remembers of the bytes going through it.
+struct Seen {
     hasher: Option<Hasher>,
     size: u64,
     limit: u64,
     head: Vec<u8>,
 }
 
+impl Seen {
+    fn take(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.size + data.len() as u64 > self.limit {
+            return Err(Error::limit_exceeded(format!(
+                "the module is larger than the limit of {} bytes",
+                self.limit
+            ))
+            .into_io());
+        }
+        if self.head.len() < 8 {
+            let take = (8 - self.head.len()).min(data.len());
+            self.head.extend_from_slice(&data[..take]);
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(data);
+        }
+        self.size += data.len() as u64;
+        Ok(())
+    }
+}
+
+/// Module memory of our own, for callers that bring none.
+struct OwnedBuffer(Vec<u8>);
+
+impl ModuleBuffer for OwnedBuffer {
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+    fn freeze(self: Box<Self>) -> Bytes {
+        Bytes::from(self.0)
+    }
+}
+
+fn more_bytes_than_announced(size: usize) -> io::Error {
+    Error::new(
+        crate::ErrorKind::DigestMismatch,
+        format!("the module has more bytes than the {size} announced"),
+    )
+    .into_io()
+}
+
 impl ModuleSink {
-    fn new(
-        destination: &Destination,
-        size_hint: u64,
-        limit: u64,
-        hash: bool,
-    ) -> Result<ModuleSink> {
+    /// `size` is the module's exact size, as its layer or tar header declares it; the
+    /// callers have checked it against the limit.
+    fn new(destination: &Destination, size: u64, limit: u64, hash: bool) -> Result<ModuleSink> {
+        let exact = size.min(limit) as usize;
         let out = match destination {
-            Destination::Memory => {
-                SinkOut::Memory(Vec::with_capacity(size_hint.min(limit) as usize))
-            }
-            Destination::Buffer(allocate) => SinkOut::Buffer {
-                buffer: allocate(size_hint.min(limit) as usize)?,
+            // Zeroed memory comes from the kernel already zero, so this writes nothing.
+            Destination::Memory => SinkOut::Memory {
+                buffer: Box::new(OwnedBuffer(vec![0u8; exact])),
+                filled: 0,
+            },
+            Destination::Buffer(allocate) => SinkOut::Memory {
+                buffer: allocate(exact)?,
                 filled: 0,
             },
             Destination::File(path) => {
@@ -112,11 +156,50 @@ impl ModuleSink {
         };
         Ok(ModuleSink {
             out,
-            hasher: hash.then(|| Hasher::new(Algorithm::Sha256)),
-            size: 0,
-            limit,
-            head: Vec::with_capacity(8),
+            seen: Seen {
+                hasher: hash.then(|| Hasher::new(Algorithm::Sha256)),
+                size: 0,
+                limit,
+                head: Vec::with_capacity(8),
+            },
         })
+    }
+
+    /// Reads the module to the reader's end. Into memory, bytes are read straight into
+    /// their place: no bounce buffer, so each byte is copied once.
+    fn fill_from(&mut self, reader: &mut impl Read) -> io::Result<()> {
+        let ModuleSink { out, seen } = self;
+        let (buffer, filled) = match out {
+            SinkOut::File(f) => {
+                let mut writer = SeenWriter {
+                    file: f,
+                    seen,
+                    written: 0,
+                    writeback_from: 0,
+                };
+                return copy_in_chunks(reader, &mut writer).map(drop);
+            }
+            SinkOut::Memory { buffer, filled } => (buffer.as_mut_slice(), filled),
+        };
+        loop {
+            if *filled == buffer.len() {
+                // One more read: it must find the end (and lets a verifying reader check
+                // the digest there).
+                let mut probe = [0u8; 1];
+                return match read_retrying(reader, &mut probe)? {
+                    0 => Ok(()),
+                    _ => Err(more_bytes_than_announced(buffer.len())),
+                };
+            }
+            let end = buffer.len().min(*filled + CHUNK);
+            let slot = &mut buffer[*filled..end];
+            let n = read_retrying(reader, slot)?;
+            if n == 0 {
+                return Ok(());
+            }
+            seen.take(&slot[..n])?;
+            *filled += n;
+        }
     }
 
     fn finish(
@@ -125,8 +208,8 @@ impl ModuleSink {
         destination: &Destination,
         what: &str,
     ) -> Result<Extracted> {
-        check_wasm_header(&self.head, what)?;
-        let digest = match (self.hasher, known_digest) {
+        check_wasm_header(&self.seen.head, what)?;
+        let digest = match (self.seen.hasher, known_digest) {
             (Some(h), _) => h.finish(),
             (None, Some(d)) => d.clone(),
             (None, None) => {
@@ -134,8 +217,7 @@ impl ModuleSink {
             }
         };
         let module = match (self.out, destination) {
-            (SinkOut::Memory(v), _) => Some(Bytes::from(v)),
-            (SinkOut::Buffer { mut buffer, filled }, _) => {
+            (SinkOut::Memory { mut buffer, filled }, _) => {
                 if filled != buffer.as_mut_slice().len() {
                     return Err(Error::internal(format!(
                         "{what}: {filled} bytes arrived for a module of {} bytes",
@@ -157,48 +239,63 @@ impl ModuleSink {
         Ok(Extracted {
             module,
             digest,
-            size: self.size,
+            size: self.seen.size,
             runtime_config: None,
         })
     }
 }
 
-impl Write for ModuleSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.size + buf.len() as u64 > self.limit {
-            return Err(Error::limit_exceeded(format!(
-                "the module is larger than the limit of {} bytes",
-                self.limit
-            ))
-            .into_io());
+fn read_retrying(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
         }
-        if self.head.len() < 8 {
-            let take = (8 - self.head.len()).min(buf.len());
-            self.head.extend_from_slice(&buf[..take]);
-        }
-        match &mut self.out {
-            SinkOut::Memory(v) => v.extend_from_slice(buf),
-            SinkOut::Buffer { buffer, filled } => {
-                let slot = buffer.as_mut_slice();
-                if *filled + buf.len() > slot.len() {
-                    return Err(Error::new(
-                        crate::ErrorKind::DigestMismatch,
-                        format!(
-                            "the module has more bytes than the {} announced",
-                            slot.len()
-                        ),
-                    )
-                    .into_io());
-                }
-                slot[*filled..*filled + buf.len()].copy_from_slice(buf);
-                *filled += buf.len();
+    }
+}
+
+/// The file side of a sink: bytes are checked, then written.
+struct SeenWriter<'a> {
+    file: &'a mut tempfile::NamedTempFile,
+    seen: &'a mut Seen,
+    written: u64,
+    writeback_from: u64,
+}
+
+/// How much written data may wait before the disk is asked to start on it.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+impl SeenWriter<'_> {
+    /// Starts writing to disk what was written so far, without waiting: the fsync that
+    /// makes the module durable then finds little left to do, instead of writing the
+    /// whole module after the download.
+    fn start_writeback(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid descriptor of our open file and a range inside what we
+            // wrote; SYNC_FILE_RANGE_WRITE only schedules writeback.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_file().as_raw_fd(),
+                    self.writeback_from as libc::off64_t,
+                    (self.written - self.writeback_from) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
             }
-            SinkOut::File(f) => f.write_all(buf)?,
         }
-        if let Some(h) = &mut self.hasher {
-            h.update(buf);
+        self.writeback_from = self.written;
+    }
+}
+
+impl Write for SeenWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.seen.take(buf)?;
+        self.file.write_all(buf)?;
+        self.written += buf.len() as u64;
+        if self.written - self.writeback_from >= WRITEBACK_EVERY {
+            self.start_writeback();
         }
-        self.size += buf.len() as u64;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -252,7 +349,7 @@ pub fn extract(
                 known.is_none(),
             )?;
             let mut blob = opener.open(layer)?;
-            copy_in_chunks(&mut blob, &mut sink).map_err(Error::from_io)?;
+            sink.fill_from(&mut blob).map_err(Error::from_io)?;
             sink.finish(
                 known,
                 destination,
@@ -436,7 +533,7 @@ fn search_layer(
                     )));
                 }
                 let mut sink = ModuleSink::new(destination, size, limits.max_module_bytes, true)?;
-                copy_in_chunks(&mut entry, &mut sink)
+                sink.fill_from(&mut entry)
                     .map_err(|e| layer_error(e, layer, "cannot read the module"))?;
                 module = Some((sink, format!("{shown:?} in layer {}", layer.digest)));
             } else if want_runtime_config
