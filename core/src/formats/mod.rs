@@ -14,6 +14,7 @@ use crate::media_types as mt;
 pub mod artifact;
 pub mod cncf;
 pub mod compat;
+pub mod parallel_gzip;
 pub mod solo_oci;
 pub mod wasi_image;
 pub mod wasm_to_oci;
