@@ -207,28 +207,30 @@ impl Client {
             }
         }
         let destination = store::open(&location, Access::Write, &self.ctx).await?;
-        for (descriptor, body) in &image.blobs {
+        let destination = destination.as_ref();
+        transfer::all_of(image.blobs.iter().map(|(descriptor, body)| async move {
             match body {
                 BlobBody::Bytes(data) => {
                     transfer::put_bytes(
-                        destination.as_ref(),
+                        destination,
                         descriptor,
                         data.clone(),
                         call.progress.as_ref(),
                     )
-                    .await?
+                    .await
                 }
                 BlobBody::InStore(source) => {
                     transfer::copy_blob(
                         source.as_ref(),
-                        destination.as_ref(),
+                        destination,
                         descriptor,
                         call.progress.as_ref(),
                     )
-                    .await?
+                    .await
                 }
             }
-        }
+        }))
+        .await?;
         let raw = RawManifest {
             bytes: image.info.manifest.clone(),
             media_type: Some(image.info.manifest_media_type.clone()),
@@ -311,10 +313,11 @@ fn copy_tree<'a>(
         let what = format!("{}{selector}", src.describe());
         match manifest::parse(&fetched.raw.bytes, fetched.raw.media_type.as_deref(), &what)? {
             Parsed::Manifest(m) => {
-                transfer::copy_blob(src, dst, &m.config, call.progress.as_ref()).await?;
-                for layer in &m.layers {
-                    transfer::copy_blob(src, dst, layer, call.progress.as_ref()).await?;
-                }
+                let blobs = std::iter::once(&m.config).chain(&m.layers);
+                transfer::all_of(
+                    blobs.map(|blob| transfer::copy_blob(src, dst, blob, call.progress.as_ref())),
+                )
+                .await?;
             }
             Parsed::Index(index) => {
                 if depth >= limits.max_index_depth {

@@ -125,6 +125,19 @@ pub async fn copy_blob(
     destination.put_blob(descriptor, stream).await
 }
 
+/// Runs blob transfers side by side, so a config's round trips hide behind a large
+/// layer's upload instead of adding to it. Every transfer runs to its end, so each one
+/// that fails cleans up after itself; the first error, in the order given, is returned.
+pub async fn all_of<F>(transfers: impl IntoIterator<Item = F>) -> Result<()>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    futures_util::future::join_all(transfers)
+        .await
+        .into_iter()
+        .collect()
+}
+
 /// Writes an image's bytes held in memory as a blob.
 pub async fn put_bytes(
     destination: &dyn Store,
@@ -170,5 +183,47 @@ impl BlobOpener {
 
     pub fn describe(&self) -> String {
         self.store.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[tokio::test]
+    async fn all_of_runs_every_transfer_to_its_end_and_returns_the_first_error() {
+        let finished = AtomicUsize::new(0);
+        let transfer = |delay_ms: u64, fail: Option<ErrorKind>| {
+            let finished = &finished;
+            async move {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                match fail {
+                    Some(kind) => Err(Error::new(kind, "failed")),
+                    None => Ok(()),
+                }
+            }
+        };
+        let started = std::time::Instant::now();
+        let result = all_of([
+            transfer(60, None),
+            transfer(10, Some(ErrorKind::Unauthorized)),
+            transfer(30, Some(ErrorKind::NotFound)),
+            transfer(60, None),
+        ])
+        .await;
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Unauthorized);
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            4,
+            "every transfer ran to its end"
+        );
+        // Side by side: about the longest one, not the sum.
+        assert!(started.elapsed() < Duration::from_millis(150));
+        assert!(all_of([transfer(1, None), transfer(1, None)]).await.is_ok());
     }
 }
