@@ -134,7 +134,6 @@ fn gzip_on(input: Pieces<'_>, level: Compression, workers: usize) -> Gzipped {
             (sha.finish(), crc.sum())
         });
         let mut out = Vec::with_capacity(stored_size(input.len()));
-        huge_pages(&mut out);
         out.extend_from_slice(&header(level));
         let mut sha = Hasher::new(Algorithm::Sha256);
         sha.update(&out);
@@ -159,33 +158,6 @@ fn gzip_on(input: Pieces<'_>, level: Compression, workers: usize) -> Gzipped {
         }
     })
 }
-
-/// Asks Linux to back the buffer's spare capacity with 2 MiB pages (honoured when
-/// transparent huge pages are set to `madvise` or `always`): filling 50 MiB then takes
-/// 25 page faults, not 12 800, each of which costs more than copying the page.
-#[cfg(target_os = "linux")]
-fn huge_pages(buffer: &mut Vec<u8>) {
-    const PAGE: usize = 4096;
-    let spare = buffer.spare_capacity_mut();
-    let start = spare.as_mut_ptr() as usize;
-    let aligned = start.next_multiple_of(PAGE);
-    let end = (start + spare.len()) / PAGE * PAGE;
-    if end > aligned {
-        // SAFETY: the range lies within memory this Vec owns and nothing has read or
-        // written yet; MADV_HUGEPAGE changes how it is backed, never its contents. Failure
-        // (an old kernel, THP disabled) leaves ordinary pages, which is fine.
-        unsafe {
-            libc::madvise(
-                aligned as *mut libc::c_void,
-                end - aligned,
-                libc::MADV_HUGEPAGE,
-            );
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn huge_pages(_buffer: &mut Vec<u8>) {}
 
 /// Stored blocks of up to 64 KiB, the last one final; output hashed as it is written.
 fn stored(input: Pieces<'_>, out: &mut Vec<u8>, sha: &mut Hasher) {
