@@ -441,6 +441,16 @@ def foreign_cpu_s(before: dict, after: dict) -> float:
     return ticks / CLK_TCK
 
 
+def steal_s() -> float:
+    """CPU time the hypervisor gave to other guests, all CPUs together (/proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class LoadMonitor(threading.Thread):
     """Samples the load average and foreign compiler processes every 2 s."""
 
@@ -1327,18 +1337,28 @@ http:
         CPU. A sample still disturbed is kept, flagged `foreign_busy`."""
         for attempt in range(3):
             self.wait_quiet()
+            # Files written by earlier measurements (pulled modules, buildah's storage) are
+            # flushed now, not by kernel writeback in the middle of this one.
+            os.sync()
             before_n = len(self.res.samples)
-            snap = cpu_snapshot()
+            snap, steal0 = cpu_snapshot(), steal_s()
             t0 = time.monotonic()
             run(i)
             wall = time.monotonic() - t0
             foreign = foreign_cpu_s(snap, cpu_snapshot())
+            stolen = steal_s() - steal0
             busy = busy_processes()
             for smp in self.res.samples[before_n:]:
                 smp.extra["foreign_cpu_s"] = round(foreign, 3)
-            if self.args.no_pause or (not busy and foreign <= 0.03 + 0.1 * wall):
+                smp.extra["steal_s"] = round(stolen, 3)
+            if self.args.no_pause or (not busy and foreign + stolen <= 0.03 + 0.1 * wall):
                 return
-            why = f"compilers ({', '.join(busy[:3])})" if busy else f"other processes used {foreign:.2f} s of CPU"
+            if busy:
+                why = f"compilers ({', '.join(busy[:3])})"
+            elif stolen > foreign:
+                why = f"the hypervisor took {stolen:.2f} s of CPU (steal)"
+            else:
+                why = f"other processes used {foreign:.2f} s of CPU"
             if attempt < 2:
                 log(f"  disturbed: {why} during that measurement: measuring it again")
                 self.res.disturbed += len(self.res.samples) - before_n
