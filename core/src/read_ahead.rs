@@ -1,9 +1,10 @@
 //! Downloads a blob ahead of the blocking thread that consumes it.
 //!
-//! Receiving (socket reads on a runtime worker) and consuming (hashing, decompressing,
-//! copying into the module's memory or file on a blocking thread) then run on two cores
-//! at once instead of taking turns: with a single reader, the connection reads only when
-//! the consumer asks, and a pull costs the sum of both instead of the larger.
+//! Receiving (socket reads and, in the stream it is given, the digest check, on runtime
+//! workers) and consuming (decompressing, hashing a module, copying it into memory or a
+//! file, on a blocking thread) then run on two cores at once instead of taking turns:
+//! with a single reader, the connection reads only when the consumer asks, and a pull
+//! costs the sum of both instead of the larger.
 
 use std::io::{self, Read};
 

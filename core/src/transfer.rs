@@ -155,8 +155,9 @@ pub async fn put_bytes(
 }
 
 /// A blocking reader over a blob, for tar and decompression code running on a blocking
-/// thread: downloaded ahead on the runtime (see [`ReadAhead`]) and verified here, so
-/// hashing runs on the consuming thread while the next bytes arrive.
+/// thread: downloaded and verified ahead on the runtime (see [`ReadAhead`]), so the
+/// layer's digest is computed on one core while the consumer works on another (and, for
+/// a module inside a tar layer, hashes the module there).
 pub type SyncBlob = ReadAhead;
 
 /// Opens blobs for code on a blocking thread.
