@@ -17,7 +17,7 @@ from __future__ import annotations
 # Start-up matters here: every command pays it, and an in-process pull of 50 MiB takes
 # only about twice as long as starting Python. So nothing is imported at module level that
 # a plain `pull -o FILE` does not use: json only for --json, typing only for type checkers
-# (annotations stay strings), and build_parser() gives options only to the verb used.
+# (annotations stay strings).
 import argparse
 import os
 import sys
@@ -330,23 +330,7 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         help="retries after a failed request (429, 5xx, broken connections)")
 
 
-VERB_NAMES = ("build", "pull", "copy", "inspect", "resolve")
-
-
-def _verbs_in(argv: Sequence[str]) -> Optional[set[str]]:
-    """The verbs that a word of argv could select (a word equal to a verb, or the start of
-    one), or None when no word could: then every verb is complete, as `--help` needs."""
-    words = [w for w in argv if w and not w.startswith("-")]
-    found = {v for v in VERB_NAMES for w in words if v.startswith(w)}
-    return found or None
-
-
-def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
-    """The command line's parser. Every verb is registered, so usage, help and errors name
-    them all; given the argv to parse, only the verbs its words can select get their
-    options (the other verbs' options are ~40% of building the parser, ~1 ms), which
-    changes no result: the verb argparse picks is always one of them."""
-    wanted = None if argv is None else _verbs_in(argv)
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="wasm-image",
         description="Build, pull, copy and inspect WebAssembly modules stored as OCI images.",
@@ -358,43 +342,13 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     _global_options(parser, suppress=False)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    def verb(name: str, help: str) -> Optional[argparse.ArgumentParser]:
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
         p = verbs.add_parser(name, help=help, description=help, epilog=EPILOGS[name] + "\n" + LOCATIONS,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-        if wanted is not None and name not in wanted:
-            return None
         _global_options(p, suppress=True)
         return p
 
     p = verb("build", "build an image from a Wasm module and store it at a location")
-    if p is not None:
-        _build_options(p)
-
-    p = verb("pull", "fetch and verify an image's module")
-    if p is not None:
-        p.add_argument("location", metavar="LOCATION")
-        p.add_argument("-o", "--output", metavar="FILE", help="write the module here (- for stdout)")
-        p.set_defaults(run=cmd_pull)
-
-    p = verb("copy", "copy an image (or index) between any two locations, digests unchanged")
-    if p is not None:
-        p.add_argument("source", metavar="SRC")
-        p.add_argument("destination", metavar="DST")
-        p.set_defaults(run=cmd_copy)
-
-    p = verb("inspect", "show variant, digests, runtime config and module facts")
-    if p is not None:
-        p.add_argument("location", metavar="LOCATION")
-        p.set_defaults(run=cmd_inspect)
-
-    p = verb("resolve", "print the manifest digest a location names, without fetching the module")
-    if p is not None:
-        p.add_argument("location", metavar="LOCATION")
-        p.set_defaults(run=cmd_resolve)
-    return parser
-
-
-def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("module", metavar="MODULE.wasm", help="the Wasm module file")
     p.add_argument("-t", "--tag", required=True, metavar="LOCATION", help="where to store the image")
     p.add_argument("--variant", default="oci", choices=["oci", "compat"],
@@ -407,6 +361,25 @@ def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root-id", action="append", metavar="R", help="root id; repeatable")
     p.add_argument("--annotation", action="append", metavar="K=V", help="manifest annotation; repeatable")
     p.set_defaults(run=cmd_build)
+
+    p = verb("pull", "fetch and verify an image's module")
+    p.add_argument("location", metavar="LOCATION")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the module here (- for stdout)")
+    p.set_defaults(run=cmd_pull)
+
+    p = verb("copy", "copy an image (or index) between any two locations, digests unchanged")
+    p.add_argument("source", metavar="SRC")
+    p.add_argument("destination", metavar="DST")
+    p.set_defaults(run=cmd_copy)
+
+    p = verb("inspect", "show variant, digests, runtime config and module facts")
+    p.add_argument("location", metavar="LOCATION")
+    p.set_defaults(run=cmd_inspect)
+
+    p = verb("resolve", "print the manifest digest a location names, without fetching the module")
+    p.add_argument("location", metavar="LOCATION")
+    p.set_defaults(run=cmd_resolve)
+    return parser
 
 
 def make_client(args: argparse.Namespace) -> Client:
@@ -430,9 +403,7 @@ def make_client(args: argparse.Namespace) -> Client:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    if argv is None:
-        argv = sys.argv[1:]
-    parser = build_parser(argv)
+    parser = build_parser()
     args = parser.parse_args(argv)
     out = Output(args.json, args.quiet, sys.stdout, sys.stderr)
     if not args.quiet and not args.json:
