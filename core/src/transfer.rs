@@ -125,17 +125,25 @@ pub async fn copy_blob(
     destination.put_blob(descriptor, stream).await
 }
 
-/// Runs blob transfers side by side, so a config's round trips hide behind a large
-/// layer's upload instead of adding to it. Every transfer runs to its end, so each one
-/// that fails cleans up after itself; the first error, in the order given, is returned.
+/// How many blob transfers of one image run at once: enough to hide a config behind a
+/// layer, few enough that an image of many layers does not open a connection per layer.
+const SIDE_BY_SIDE: usize = 4;
+
+/// Runs blob transfers side by side (up to [`SIDE_BY_SIDE`]), so a config's round trips
+/// hide behind a large layer's upload instead of adding to it. Every transfer runs to its
+/// end, so each one that fails cleans up after itself; the first error, in the order
+/// given, is returned.
 pub async fn all_of<F>(transfers: impl IntoIterator<Item = F>) -> Result<()>
 where
     F: std::future::Future<Output = Result<()>>,
 {
-    futures_util::future::join_all(transfers)
-        .await
-        .into_iter()
+    use futures_util::StreamExt;
+    let transfers: Vec<F> = transfers.into_iter().collect();
+    let results: Vec<Result<()>> = futures_util::stream::iter(transfers)
+        .buffered(SIDE_BY_SIDE)
         .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// Writes an image's bytes held in memory as a blob.
@@ -226,5 +234,22 @@ mod tests {
         // Side by side: about the longest one, not the sum.
         assert!(started.elapsed() < Duration::from_millis(150));
         assert!(all_of([transfer(1, None), transfer(1, None)]).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn all_of_runs_at_most_side_by_side_at_once() {
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let transfer = || async {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        };
+        all_of((0..3 * SIDE_BY_SIDE).map(|_| transfer()))
+            .await
+            .unwrap();
+        assert_eq!(most.load(Ordering::SeqCst), SIDE_BY_SIDE);
     }
 }
