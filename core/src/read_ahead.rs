@@ -306,6 +306,34 @@ mod tests {
         );
     }
 
+    /// Fails the way no stream should: by panicking in the middle.
+    struct Panics;
+
+    impl AsyncRead for Panics {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            panic!("a broken stream");
+        }
+    }
+
+    #[test]
+    fn a_download_that_dies_is_an_error_not_an_end() {
+        let rt = runtime();
+        let mut reader = ReadAhead::start(
+            Box::pin(Panics),
+            rt.handle().clone(),
+            CancellationToken::new(),
+        );
+        let err = reader.read(&mut [0u8; 16]).unwrap_err();
+        assert_eq!(
+            Error::find_in_io(&err).map(|e| e.kind()),
+            Some(ErrorKind::Internal)
+        );
+    }
+
     #[test]
     fn cancelling_stops_a_stalled_read_and_dropping_stops_the_download() {
         let rt = runtime();
