@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::formats::{compat, solo_oci, ManifestFormat};
+use crate::formats::{compat, oci, rfc3339, ManifestFormat};
 use crate::image::{BlobBody, ImageInfo, RuntimeConfig, Variant, WasmImage};
 use crate::media_types::annotations;
 use crate::module_facts;
@@ -103,7 +103,7 @@ pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
             }
             let module_digest = Digest::sha256_of(&module);
             (
-                solo_oci::encode(module.clone(), &module_digest, &runtime_config, &extra),
+                oci::encode(module.clone(), &module_digest, &runtime_config, &extra),
                 Some(runtime_config),
                 module_digest,
             )
@@ -165,41 +165,12 @@ pub fn build(module: Bytes, options: &BuildOptions) -> Result<WasmImage> {
     })
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian, UTC).
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::media_types as mt;
 
     const MODULE: &[u8] = &[0, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-    }
 
     #[test]
     fn oci_variant_has_the_two_layer_shape() {

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use crate::digest::{Descriptor, Digest};
+use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
 use crate::extract::{self, Destination};
 use crate::formats::{self, ConfigView, ModuleSource};
@@ -14,11 +15,11 @@ use crate::image::{BlobBody, ImageInfo, WasmImage};
 use crate::location::{Location, Selector};
 use crate::manifest::{self, Parsed};
 use crate::media_types as mt;
-use crate::options::{CallOptions, ClientOptions, Context};
-use crate::runtime::run_blocking;
+use crate::options::{CallOptions, ClientOptions};
 use crate::select;
+use crate::store::verified::{self, BlobOpener, FetchedManifest};
+use crate::store::Context;
 use crate::store::{self, Access, RawManifest, Store};
-use crate::transfer::{self, BlobOpener, FetchedManifest};
 
 /// What `resolve` reports: the top-level manifest or index a reference names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +116,7 @@ impl Client {
             select::select(store.as_ref(), &location.selector(), &limits, platform).await?;
         let what = format!("{location}");
         let config_descriptor = selected.parsed.config.clone();
-        let config = transfer::read_small_blob(
+        let config = verified::read_small_blob(
             store.as_ref(),
             &config_descriptor,
             limits.max_metadata_bytes,
@@ -208,10 +209,10 @@ impl Client {
         }
         let destination = store::open(&location, Access::Write, &self.ctx).await?;
         let destination = destination.as_ref();
-        transfer::all_of(image.blobs.iter().map(|(descriptor, body)| async move {
+        verified::all_of(image.blobs.iter().map(|(descriptor, body)| async move {
             match body {
                 BlobBody::Bytes(data) => {
-                    transfer::put_bytes(
+                    verified::put_bytes(
                         destination,
                         descriptor,
                         data.clone(),
@@ -220,7 +221,7 @@ impl Client {
                     .await
                 }
                 BlobBody::InStore(source) => {
-                    transfer::copy_blob(
+                    verified::copy_blob(
                         source.as_ref(),
                         destination,
                         descriptor,
@@ -309,13 +310,13 @@ fn copy_tree<'a>(
     call: &'a CallOptions,
 ) -> BoxFuture<'a, Result<FetchedManifest>> {
     Box::pin(async move {
-        let fetched = transfer::fetch_manifest(src, &selector, limits.max_metadata_bytes).await?;
+        let fetched = verified::fetch_manifest(src, &selector, limits.max_metadata_bytes).await?;
         let what = format!("{}{selector}", src.describe());
         match manifest::parse(&fetched.raw.bytes, fetched.raw.media_type.as_deref(), &what)? {
             Parsed::Manifest(m) => {
                 let blobs = std::iter::once(&m.config).chain(&m.layers);
-                transfer::all_of(
-                    blobs.map(|blob| transfer::copy_blob(src, dst, blob, call.progress.as_ref())),
+                verified::all_of(
+                    blobs.map(|blob| verified::copy_blob(src, dst, blob, call.progress.as_ref())),
                 )
                 .await?;
             }

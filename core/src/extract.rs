@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::buffer::{ModuleAllocator, ModuleBuffer};
 use crate::digest::{Algorithm, Descriptor, Digest, Hasher};
+use crate::embed::buffer::{ModuleAllocator, ModuleBuffer};
 use crate::error::{Error, Result};
 use crate::formats::{ModuleSource, Plan, TarTarget};
 use crate::image::RuntimeConfig;
 use crate::limits::Limits;
 use crate::media_types::{self as mt, Compression};
-use crate::transfer::BlobOpener;
+use crate::module_facts::check_wasm_header;
+use crate::store::verified::BlobOpener;
 
 /// Reads move this much at a time: each read of a registry stream crosses from this
 /// blocking thread to the runtime, so 8 KiB reads (`io::copy`'s) cost more than the bytes.
@@ -30,21 +31,6 @@ fn copy_in_chunks(reader: &mut impl Read, writer: &mut impl Write) -> io::Result
         writer.write_all(&buf[..n])?;
         total += n as u64;
     }
-}
-
-const CORE_MODULE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
-
-/// Checks the first bytes of a module: a core module or a component, nothing else.
-pub fn check_wasm_header(head: &[u8], what: &str) -> Result<()> {
-    if head.len() >= 8 && (head[..8] == CORE_MODULE_HEADER || head[..8] == COMPONENT_HEADER) {
-        return Ok(());
-    }
-    let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    Err(Error::invalid_format(format!(
-        "{what} is not WebAssembly: it starts with [{}], expected 00 61 73 6d 01 00 00 00 (module) or 00 61 73 6d 0d 00 01 00 (component)",
-        shown.join(" ")
-    )))
 }
 
 /// Where the module goes.

@@ -1,31 +1,50 @@
 //! wasm-image: build, push, pull, copy and read WebAssembly modules stored as OCI images.
 //!
 //! Data flow: location → store → manifest/index → select → classify format →
-//! extract + verify → [`WasmImage`], and back for writing.
+//! extract + verify → [`WasmImage`], and back for writing (build → encode → store).
+//! The modules are listed in that order.
 
+/// Credentials: where they are looked up, in which order, and how they are matched.
 pub mod auth;
-pub mod buffer;
+/// Module and options to an image ready to store.
 pub mod build;
+/// The operations: pull, push, copy, resolve.
 pub mod client;
+/// Digests, descriptors, platforms, and readers that verify digest and size.
 pub mod digest;
+/// What the bindings share: runtime, log forwarding, module buffers, input files.
+pub mod embed;
+/// Error kinds every face reports, and errors carrying them.
 pub mod error;
+/// Carries out a format's plan: the module out of its layer, verified and bounded.
 pub mod extract;
-pub mod files;
+/// The Wasm-in-OCI formats: detection and plans (read), encoders (write); no I/O.
 pub mod formats;
+/// The parallel, reproducible gzip encoder of compat layers.
+pub mod gzip;
+/// The image model: WasmImage, RuntimeConfig, Variant.
 pub mod image;
+/// Limits on sizes and counts that untrusted input must stay within.
 pub mod limits;
+/// Where images live: registry references and the local store forms.
 pub mod location;
-pub mod logging;
+/// The one place that parses manifests and judges their media type.
 pub mod manifest;
+/// Every media type and annotation key, in one table.
 pub mod media_types;
+/// Facts about a module from a Wasm parser, and the Wasm header check.
 pub mod module_facts;
+/// Client-wide options and per-call options.
 pub mod options;
+/// Progress events and the callback that receives them.
 pub mod progress;
-pub mod read_ahead;
-pub mod runtime;
+/// Choosing one manifest from an index.
 pub mod select;
+/// Every store behind one trait, with verified reads and transfers on top.
 pub mod store;
-pub mod transfer;
+
+// Bindings reach these by their original paths.
+pub use embed::{buffer, files, logging, runtime};
 
 pub use build::{build, BuildOptions};
 pub use client::{default_client, Client, Resolved};

@@ -32,6 +32,21 @@ pub struct ModuleFacts {
     pub proxy_abi_versions: Vec<String>,
 }
 
+const CORE_MODULE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+/// Checks the first bytes of a module: a core module or a component, nothing else.
+pub fn check_wasm_header(head: &[u8], what: &str) -> Result<()> {
+    if head.len() >= 8 && (head[..8] == CORE_MODULE_HEADER || head[..8] == COMPONENT_HEADER) {
+        return Ok(());
+    }
+    let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Err(Error::invalid_format(format!(
+        "{what} is not WebAssembly: it starts with [{}], expected 00 61 73 6d 01 00 00 00 (module) or 00 61 73 6d 0d 00 01 00 (component)",
+        shown.join(" ")
+    )))
+}
+
 const PROXY_ABI_PREFIX: &str = "proxy_abi_version_";
 
 fn abi_version(export: &str) -> Option<String> {
@@ -49,7 +64,7 @@ fn abi_version(export: &str) -> Option<String> {
 
 /// Parses the module's structure (not a full validation: that is the engine's job).
 pub fn inspect(bytes: &[u8]) -> Result<ModuleFacts> {
-    crate::extract::check_wasm_header(bytes, "the module")?;
+    check_wasm_header(bytes, "the module")?;
     let bad = |e: wasmparser::BinaryReaderError| {
         Error::invalid_format(format!("the module is malformed Wasm: {e}"))
     };

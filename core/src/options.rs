@@ -2,14 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::digest::Platform;
-use crate::error::Result;
 use crate::limits::Limits;
 use crate::progress::Progress;
-use crate::store::registry::RegistryClient;
 
 /// Credentials for one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -83,23 +80,6 @@ impl Default for ClientOptions {
     }
 }
 
-/// What one operation shares with the stores it opens.
-#[derive(Clone)]
-pub struct Context {
-    pub options: Arc<ClientOptions>,
-    pub registry: Arc<RegistryClient>,
-}
-
-impl Context {
-    pub fn new(options: ClientOptions) -> Result<Context> {
-        let registry = Arc::new(RegistryClient::new(&options)?);
-        Ok(Context {
-            options: Arc::new(options),
-            registry,
-        })
-    }
-}
-
 /// Options of a single call.
 #[derive(Clone, Default)]
 pub struct CallOptions {
@@ -107,5 +87,5 @@ pub struct CallOptions {
     pub platform: Option<Platform>,
     pub progress: Option<Progress>,
     /// Where `pull` puts the module: memory the binding owns, instead of a fresh `Vec`.
-    pub module_allocator: Option<crate::buffer::ModuleAllocator>,
+    pub module_allocator: Option<crate::embed::buffer::ModuleAllocator>,
 }

@@ -7,8 +7,8 @@ use crate::limits::Limits;
 use crate::location::Selector;
 use crate::manifest::{self, ImageIndex, ImageManifest, Parsed};
 use crate::media_types::{self as mt, annotations};
+use crate::store::verified::{fetch_manifest, FetchedManifest};
 use crate::store::Store;
-use crate::transfer::{fetch_manifest, FetchedManifest};
 
 #[derive(Debug, Clone)]
 pub struct Selected {

@@ -18,8 +18,9 @@ use tokio::io::AsyncReadExt;
 use wasm_image::digest::{Descriptor, Digest};
 use wasm_image::location::{Repository, Selector};
 use wasm_image::media_types as mt;
-use wasm_image::options::{ClientOptions, Context, Credentials};
+use wasm_image::options::{ClientOptions, Credentials};
 use wasm_image::store::registry::RegistryStore;
+use wasm_image::store::Context;
 use wasm_image::store::{BlobStream, RawManifest, Store};
 use wasm_image::ErrorKind;
 

@@ -7,12 +7,13 @@ use std::io::Write;
 use bytes::Bytes;
 use serde_json::json;
 
-use super::parallel_gzip::{self, Pieces};
 use super::{
-    is_image_config, ConfigView, Encoded, Format, ManifestFormat, ModuleSource, Plan, TarTarget,
+    is_image_config, tar_layers_last_first, ConfigView, Encoded, Format, ManifestFormat,
+    ModuleSource, Plan, TarTarget,
 };
 use crate::digest::{Descriptor, Digest};
 use crate::error::{Error, Result};
+use crate::gzip::{self, Pieces};
 use crate::image::{RuntimeConfig, Variant};
 use crate::manifest::ImageManifest;
 use crate::media_types::{self as mt, annotations};
@@ -44,29 +45,6 @@ impl Format for Compat {
             runtime_config: None,
         })
     }
-}
-
-/// The tar layers of an image, from the last to the first (where the module usually is).
-pub(crate) fn tar_layers_last_first(manifest: &ImageManifest) -> Result<Vec<Descriptor>> {
-    let layers: Vec<Descriptor> = manifest
-        .layers
-        .iter()
-        .rev()
-        .filter(|l| mt::tar_layer_compression(&l.media_type).is_some())
-        .cloned()
-        .collect();
-    if layers.is_empty() {
-        let types: Vec<&str> = manifest
-            .layers
-            .iter()
-            .map(|l| l.media_type.as_str())
-            .collect();
-        return Err(Error::invalid_format(format!(
-            "image has no tar layers to search for the module (layer media types: [{}])",
-            types.join(", ")
-        )));
-    }
-    Ok(layers)
 }
 
 /// Options the compat writer needs beyond the module.
@@ -169,7 +147,7 @@ fn layer(tar: Pieces<'_>) -> (Vec<u8>, Digest, Digest) {
         let digest = Digest::sha256_of(&gz);
         return (gz, digest, Digest::sha256_of(&tar));
     }
-    let gz = parallel_gzip::gzip(tar, compression_for(tar));
+    let gz = gzip::gzip(tar, compression_for(tar));
     (gz.bytes, gz.digest, gz.input_digest)
 }
 
@@ -205,7 +183,7 @@ pub fn encode(module: Bytes, options: &CompatOptions<'_>) -> Result<Encoded> {
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
     });
     if let Some(created) = options.created {
-        config["created"] = json!(crate::build::rfc3339(created));
+        config["created"] = json!(super::rfc3339(created));
     }
     let config_bytes = Bytes::from(serde_json::to_vec(&config).expect("config serialises"));
     let config_descriptor = Descriptor::for_bytes(config_type, &config_bytes);
@@ -372,8 +350,8 @@ mod tests {
     fn large_layers_are_one_gzip_member_of_the_same_tar() {
         let rc = runtime_config();
         for (module, stored) in [
-            (compressible(5 * parallel_gzip::BLOCK + 1234), false),
-            (random(3 * parallel_gzip::BLOCK), true),
+            (compressible(5 * gzip::BLOCK + 1234), false),
+            (random(3 * gzip::BLOCK), true),
         ] {
             let encoded = encode_with(&module, Some(&rc));
             let (layer, body) = &encoded.layers[0];

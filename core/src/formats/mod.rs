@@ -11,12 +11,11 @@ use crate::image::{RuntimeConfig, Variant};
 use crate::manifest::ImageManifest;
 use crate::media_types as mt;
 
-pub mod artifact;
-pub mod cncf;
 pub mod compat;
-pub mod parallel_gzip;
-pub mod solo_oci;
+pub mod oci;
+pub mod oci_artifact;
 pub mod wasi_image;
+pub mod wasm_artifact;
 pub mod wasm_to_oci;
 pub mod wasmcloud;
 
@@ -86,13 +85,13 @@ pub trait Format: Sync {
 
 /// In order: formats with their own config media type first, then the generic ones.
 static FORMATS: &[&dyn Format] = &[
-    &solo_oci::SoloOci,
-    &cncf::CncfArtifact,
+    &oci::OciVariant,
+    &wasm_artifact::WasmArtifact,
     &wasm_to_oci::WasmToOci,
     &wasmcloud::Wasmcloud,
     &wasi_image::WasiImage,
     &compat::Compat,
-    &artifact::OciArtifact,
+    &oci_artifact::OciArtifact,
 ];
 
 pub fn classify(manifest: &ImageManifest, config: &ConfigView<'_>, what: &str) -> Result<Plan> {
@@ -143,6 +142,51 @@ pub(crate) fn single_layer_of<'m>(
     }
 }
 
+/// The tar layers of an image, from the last to the first (where the module usually is).
+pub(crate) fn tar_layers_last_first(manifest: &ImageManifest) -> Result<Vec<Descriptor>> {
+    let layers: Vec<Descriptor> = manifest
+        .layers
+        .iter()
+        .rev()
+        .filter(|l| mt::tar_layer_compression(&l.media_type).is_some())
+        .cloned()
+        .collect();
+    if layers.is_empty() {
+        let types: Vec<&str> = manifest
+            .layers
+            .iter()
+            .map(|l| l.media_type.as_str())
+            .collect();
+        return Err(Error::invalid_format(format!(
+            "image has no tar layers to search for the module (layer media types: [{}])",
+            types.join(", ")
+        )));
+    }
+    Ok(layers)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian, UTC).
+pub(crate) fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 pub(crate) fn is_image_config(media_type: &str) -> bool {
     media_type == mt::OCI_IMAGE_CONFIG || media_type == mt::DOCKER_IMAGE_CONFIG
 }
@@ -175,4 +219,16 @@ pub struct Encoded {
     pub media_type: String,
     pub config: (Descriptor, bytes::Bytes),
     pub layers: Vec<(Descriptor, bytes::Bytes)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::compat::tar_layers_last_first;
+use super::tar_layers_last_first;
 use super::{is_image_config, single_layer_of, ConfigView, Format, ModuleSource, Plan, TarTarget};
 use crate::error::Result;
 use crate::image::Variant;

@@ -711,7 +711,7 @@ mod tests {
 
         let location =
             Location::parse(&format!("docker-archive:{}", images.file.path().display())).unwrap();
-        let ctx = crate::options::Context::new(Default::default()).unwrap();
+        let ctx = crate::store::Context::new(Default::default()).unwrap();
         let err = crate::store::open(&location, Access::Write, &ctx)
             .await
             .err()

@@ -1,5 +1,5 @@
 //! One interface over every place images live. A store implements a small core (resolve,
-//! raw manifests, raw blob streams, writes); `crate::transfer` adds verification, limits
+//! raw manifests, raw blob streams, writes); `crate::store::verified` adds verification, limits
 //! and progress on top, so a new store is one new file.
 
 use std::pin::Pin;
@@ -12,12 +12,15 @@ use tokio::io::AsyncRead;
 use crate::digest::{Descriptor, Digest};
 use crate::error::Result;
 use crate::location::{Location, Selector};
-use crate::options::Context;
+pub use context::Context;
 
 pub mod archive;
+mod context;
 pub mod docker_archive;
 pub mod layout;
+pub mod read_ahead;
 pub mod registry;
+pub mod verified;
 
 pub type BlobStream = Pin<Box<dyn AsyncRead + Send>>;
 

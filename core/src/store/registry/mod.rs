@@ -28,7 +28,8 @@ use crate::digest::{size_mismatch, Descriptor, Digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::location::{Repository, Selector};
 use crate::media_types::{self as mt, MANIFEST_ACCEPT};
-use crate::options::{ClientOptions, Context};
+use crate::options::ClientOptions;
+use crate::store::Context;
 use crate::store::{BlobStream, RawManifest, Store};
 
 /// Largest request body we send (GHCR rejects more): blob uploads go in chunks of this size.

@@ -7,9 +7,9 @@ use crate::image::Variant;
 use crate::manifest::ImageManifest;
 use crate::media_types as mt;
 
-pub struct CncfArtifact;
+pub struct WasmArtifact;
 
-impl Format for CncfArtifact {
+impl Format for WasmArtifact {
     fn variant(&self) -> Variant {
         Variant::WasmArtifact
     }

@@ -14,8 +14,8 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::task::AbortHandle;
 
+use crate::embed::runtime::CancellationToken;
 use crate::error::Error;
-use crate::runtime::CancellationToken;
 use crate::store::BlobStream;
 
 /// The pieces handed across: big enough that passing one costs nothing next to its bytes.

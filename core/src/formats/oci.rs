@@ -13,9 +13,9 @@ use crate::image::{RuntimeConfig, Variant};
 use crate::manifest::ImageManifest;
 use crate::media_types::{self as mt, annotations};
 
-pub struct SoloOci;
+pub struct OciVariant;
 
-impl Format for SoloOci {
+impl Format for OciVariant {
     fn variant(&self) -> Variant {
         Variant::Oci
     }

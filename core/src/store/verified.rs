@@ -8,11 +8,11 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
 use crate::digest::{Descriptor, Digest, VerifyingReader};
+use crate::embed::runtime::CancellationToken;
 use crate::error::{Error, Result};
 use crate::location::Selector;
 use crate::progress::{Progress, ProgressReader};
-use crate::read_ahead::ReadAhead;
-use crate::runtime::CancellationToken;
+use crate::store::read_ahead::ReadAhead;
 use crate::store::{BlobStream, RawManifest, Store};
 
 /// A manifest read from a store, checked against the digest it was asked for.
