@@ -1,0 +1,433 @@
+//! Authentication: `WWW-Authenticate` challenges, credentials looked up per registry,
+//! and bearer tokens fetched from the registry's token server and cached per scope.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+
+use crate::auth::{self, Lookup, Secret};
+use crate::error::{Error, ErrorKind, Result};
+use crate::options::ClientOptions;
+
+use super::endpoint::{host_port, Endpoint};
+use super::errors::{no_credentials, rejected};
+use super::session::{read_limited, retry_after, show_url, RegistryClient, ERROR_BODY_LIMIT};
+
+/// Lifetime of a token whose answer has no `expires_in`.
+pub(super) const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+#[derive(Clone)]
+pub(super) struct CachedToken {
+    pub(super) value: String,
+    pub(super) expires: Instant,
+    pub(super) with_credentials: bool,
+}
+
+/// The `Authorization` a request carries, and whether it came from the user's credentials.
+#[derive(Clone, Default)]
+pub(super) struct AuthState {
+    pub(super) header: Option<HeaderValue>,
+    pub(super) with_credentials: bool,
+}
+
+impl RegistryClient {
+    /// The `Authorization` for a request, from what we know of the host's challenge.
+    pub(super) async fn authorization(
+        &self,
+        options: &ClientOptions,
+        ep: &Endpoint,
+        scope: &str,
+        what: &str,
+    ) -> Result<AuthState> {
+        let challenge = self
+            .challenges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ep.host)
+            .cloned();
+        let Some(challenge) = challenge else {
+            return Ok(AuthState::default());
+        };
+        let lookup = self.lookup(options, &ep.host).await?;
+        let secret = lookup.found.as_ref().map(|f| &f.secret);
+        match (&challenge, secret) {
+            (_, Some(Secret::Bearer(token))) => Ok(AuthState {
+                header: Some(sensitive(&format!("Bearer {token}"))?),
+                with_credentials: true,
+            }),
+            (Challenge::Basic, Some(Secret::Basic { username, password })) => Ok(AuthState {
+                header: Some(basic_header(username, password)?),
+                with_credentials: true,
+            }),
+            (Challenge::Basic, _) => Ok(AuthState::default()),
+            (Challenge::Bearer { realm, service }, secret) => {
+                let token = match self.cached_token(ep, scope) {
+                    Some(t) => t,
+                    None => {
+                        let t = self
+                            .fetch_token(
+                                options,
+                                ep,
+                                realm,
+                                service.as_deref(),
+                                scope,
+                                secret,
+                                &lookup,
+                                what,
+                            )
+                            .await?;
+                        self.tokens
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(format!("{}|{scope}", ep.host), t.clone());
+                        t
+                    }
+                };
+                Ok(AuthState {
+                    header: Some(sensitive(&format!("Bearer {}", token.value))?),
+                    with_credentials: token.with_credentials,
+                })
+            }
+        }
+    }
+
+    /// A valid cached token for the scope; a pull,push token also serves pulls.
+    pub(super) fn cached_token(&self, ep: &Endpoint, scope: &str) -> Option<CachedToken> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        tokens.retain(|_, t| t.expires > now);
+        let push_scope = scope
+            .strip_suffix(":pull")
+            .map(|s| format!("{s}:pull,push"));
+        tokens
+            .get(&format!("{}|{scope}", ep.host))
+            .or_else(|| push_scope.and_then(|s| tokens.get(&format!("{}|{s}", ep.host))))
+            .cloned()
+    }
+
+    pub(super) fn forget_token(&self, ep: &Endpoint, scope: &str) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&format!("{}|{scope}", ep.host));
+    }
+
+    pub(super) async fn lookup(&self, options: &ClientOptions, host: &str) -> Result<Arc<Lookup>> {
+        if let Some(l) = self
+            .credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+        {
+            return Ok(l.clone());
+        }
+        let (opts, h) = (options.clone(), host.to_string());
+        let lookup = tokio::task::spawn_blocking(move || auth::lookup(&opts, &h))
+            .await
+            .map_err(|e| {
+                Error::internal(format!("credential lookup for {host} panicked: {e}"))
+            })??;
+        let lookup = Arc::new(lookup);
+        self.credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host.to_string(), lookup.clone());
+        Ok(lookup)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn fetch_token(
+        &self,
+        options: &ClientOptions,
+        ep: &Endpoint,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        secret: Option<&Secret>,
+        lookup: &Lookup,
+        what: &str,
+    ) -> Result<CachedToken> {
+        let unauthorized =
+            |m: String| Error::new(ErrorKind::Unauthorized, format!("{}: {m}", ep.describe()));
+        let mut url = Url::parse(realm).map_err(|_| {
+            unauthorized(format!(
+                "the token server address {realm:?} in the registry's challenge is not a URL"
+            ))
+        })?;
+        match url.scheme() {
+            "https" => {}
+            "http" if ep.base.scheme() == "http" || options.insecure_registries.iter().any(|r| Some(r.as_str()) == host_port(&url).as_deref()) => {}
+            "http" => {
+                return Err(unauthorized(format!(
+                    "refusing the plain-http token server {} of an https registry (credentials would travel unencrypted); list it in the insecure registries to allow it",
+                    show_url(&url)
+                )))
+            }
+            other => return Err(unauthorized(format!("the token server address uses scheme {other:?}; only http(s) is allowed"))),
+        }
+        self.check_realm(ep, &url).await?;
+        let (with_credentials, basic, refresh) = match secret {
+            Some(Secret::Basic { username, password }) => {
+                (true, Some(basic_header(username, password)?), None)
+            }
+            Some(Secret::IdentityToken { token, .. }) => (true, None, Some(token.clone())),
+            _ => (false, None, None),
+        };
+        let method = if refresh.is_some() {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let form = refresh.map(|token| {
+            let mut f = Url::parse("x:/").expect("static URL");
+            f.query_pairs_mut()
+                .append_pair("grant_type", "refresh_token")
+                .append_pair("client_id", "wasm-image")
+                .append_pair("service", service.unwrap_or_default())
+                .append_pair("scope", scope)
+                .append_pair("refresh_token", &token);
+            f.query().unwrap_or_default().to_string()
+        });
+        if form.is_none() {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            q.append_pair("scope", scope);
+        }
+        let http = self.http();
+        let make = || {
+            let mut b = http.request(method.clone(), url.clone());
+            if let Some(h) = &basic {
+                b = b.header(header::AUTHORIZATION, h.clone());
+            }
+            if let Some(f) = &form {
+                b = b
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(f.clone());
+            }
+            b
+        };
+        let token_server = show_url(&url);
+        let response = self
+            .execute(options, &method, &url, make)
+            .await
+            .map_err(|e| e.context(format!("{}: token server {token_server}", ep.describe())))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(if with_credentials {
+                rejected(
+                    ep,
+                    what,
+                    lookup,
+                    Some(&format!(
+                        "by its token server {token_server} ({})",
+                        status.as_u16()
+                    )),
+                )
+            } else {
+                no_credentials(ep, what, lookup)
+            }
+            .with_registry(status.as_u16(), None));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Error::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "{}: token server {token_server} answered 429",
+                    ep.describe()
+                ),
+            )
+            .with_retry_after(retry_after(response.headers()))
+            .with_registry(429, None));
+        }
+        if !status.is_success() {
+            return Err(Error::new(
+                ErrorKind::Registry,
+                format!(
+                    "{}: token server {token_server} answered {status}",
+                    ep.describe()
+                ),
+            )
+            .with_registry(status.as_u16(), None));
+        }
+        let body = read_limited(response, ERROR_BODY_LIMIT)
+            .await
+            .map_err(|e| e.context(format!("{}: token server {token_server}", ep.describe())))?;
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            Error::new(ErrorKind::Registry, format!("{}: token server {token_server} answered with something other than a token: {e}", ep.describe()))
+        })?;
+        let value = answer
+            .token
+            .filter(|t| !t.is_empty())
+            .or(answer.access_token.filter(|t| !t.is_empty()))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Registry,
+                    format!(
+                        "{}: token server {token_server} answered without a token",
+                        ep.describe()
+                    ),
+                )
+            })?;
+        let lifetime = answer
+            .expires_in
+            .filter(|s| *s > 0)
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        // Renew a little early so a token does not expire between check and use.
+        let margin = (lifetime / 10).min(Duration::from_secs(10));
+        Ok(CachedToken {
+            value,
+            expires: Instant::now() + lifetime - margin,
+            with_credentials,
+        })
+    }
+}
+
+pub(super) fn sensitive(value: &str) -> Result<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        Error::invalid_argument("credentials contain characters not allowed in an HTTP header")
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+pub(super) fn basic_header(username: &str, password: &str) -> Result<HeaderValue> {
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    sensitive(&format!("Basic {encoded}"))
+}
+
+/// Parses `WWW-Authenticate` headers; prefers Bearer over Basic.
+pub(super) fn parse_challenges(headers: &HeaderMap) -> Option<Challenge> {
+    let mut basic = false;
+    for value in headers.get_all(header::WWW_AUTHENTICATE) {
+        let Ok(text) = value.to_str() else { continue };
+        for (scheme, params) in split_challenges(text) {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                let realm = params
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("realm"))
+                    .map(|(_, v)| v.clone());
+                let service = params
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("service"))
+                    .map(|(_, v)| v.clone());
+                if let Some(realm) = realm {
+                    return Some(Challenge::Bearer { realm, service });
+                }
+            } else if scheme.eq_ignore_ascii_case("basic") {
+                basic = true;
+            }
+        }
+    }
+    basic.then_some(Challenge::Basic)
+}
+
+/// Splits a header value into challenges: `Scheme k=v, k="v, with comma"[, Scheme2 …]`.
+pub(super) fn split_challenges(text: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut out: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    let skip = |i: &mut usize, f: &dyn Fn(char) -> bool| {
+        while *i < chars.len() && f(chars[*i]) {
+            *i += 1;
+        }
+    };
+    while i < chars.len() {
+        skip(&mut i, &|c| c == ',' || c.is_whitespace());
+        let start = i;
+        skip(&mut i, &|c| c != '=' && c != ',' && !c.is_whitespace());
+        let word: String = chars[start..i].iter().collect();
+        if word.is_empty() {
+            break;
+        }
+        skip(&mut i, &|c| c == ' ' || c == '\t');
+        if i < chars.len() && chars[i] == '=' {
+            // A parameter of the current challenge.
+            i += 1;
+            skip(&mut i, &|c| c == ' ' || c == '\t');
+            let mut value = String::new();
+            if i < chars.len() && chars[i] == '"' {
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    if chars[i] == '\\' && i + 1 < chars.len() {
+                        i += 1;
+                    }
+                    value.push(chars[i]);
+                    i += 1;
+                }
+                i += 1;
+            } else {
+                let s = i;
+                skip(&mut i, &|c| c != ',' && !c.is_whitespace());
+                value = chars[s..i].iter().collect();
+            }
+            if let Some(last) = out.last_mut() {
+                last.1.push((word, value));
+            }
+        } else {
+            out.push((word, Vec::new()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn parses_challenges() {
+        assert_eq!(
+            parse_challenges(&headers(&[
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#
+            ])),
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into())
+            })
+        );
+        assert_eq!(
+            parse_challenges(&headers(&[r#"Basic realm="Registry Realm""#])),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            parse_challenges(&headers(&[
+                r#"Basic realm="x, y", Bearer realm=https://t.example/token"#
+            ])),
+            Some(Challenge::Bearer {
+                realm: "https://t.example/token".into(),
+                service: None
+            })
+        );
+        assert_eq!(parse_challenges(&headers(&["Negotiate"])), None);
+        assert_eq!(parse_challenges(&HeaderMap::new()), None);
+    }
+}
