@@ -1,7 +1,8 @@
 //! Authentication: `WWW-Authenticate` challenges, credentials looked up per registry,
 //! and bearer tokens fetched from the registry's token server and cached per scope.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -12,12 +13,13 @@ use crate::auth::{self, Lookup, Secret};
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::ClientOptions;
 
-use super::endpoint::{host_port, Endpoint};
+use super::endpoint::{host_port, show_url, Endpoint};
 use super::errors::{no_credentials, rejected};
-use super::session::{read_limited, retry_after, show_url, RegistryClient, ERROR_BODY_LIMIT};
+use super::http::{execute, read_limited, retry_after, HttpClient, ERROR_BODY_LIMIT};
+use super::ssrf::InternalAddressGuard;
 
 /// Lifetime of a token whose answer has no `expires_in`.
-pub(super) const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Challenge {
@@ -42,10 +44,32 @@ pub(super) struct AuthState {
     pub(super) with_credentials: bool,
 }
 
-impl RegistryClient {
+/// What a client knows about authenticating to registries: the challenge each host sent,
+/// bearer tokens by `host|scope` (the scope names the repository), and credential lookups
+/// by host (so helpers run once per client).
+#[derive(Default)]
+pub(super) struct Authenticator {
+    challenges: Mutex<HashMap<String, Challenge>>,
+    tokens: Mutex<HashMap<String, CachedToken>>,
+    credentials: Mutex<HashMap<String, Arc<Lookup>>>,
+    guard: InternalAddressGuard,
+}
+
+impl Authenticator {
+    /// Remembers a host's challenge, so later requests authenticate up front, and drops
+    /// the token that was just refused.
+    pub(super) fn challenged(&self, ep: &Endpoint, scope: &str, challenge: Challenge) {
+        self.challenges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ep.host.clone(), challenge);
+        self.forget_token(ep, scope);
+    }
+
     /// The `Authorization` for a request, from what we know of the host's challenge.
     pub(super) async fn authorization(
         &self,
+        http: &HttpClient,
         options: &ClientOptions,
         ep: &Endpoint,
         scope: &str,
@@ -78,6 +102,7 @@ impl RegistryClient {
                     None => {
                         let t = self
                             .fetch_token(
+                                http,
                                 options,
                                 ep,
                                 realm,
@@ -104,7 +129,7 @@ impl RegistryClient {
     }
 
     /// A valid cached token for the scope; a pull,push token also serves pulls.
-    pub(super) fn cached_token(&self, ep: &Endpoint, scope: &str) -> Option<CachedToken> {
+    fn cached_token(&self, ep: &Endpoint, scope: &str) -> Option<CachedToken> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         tokens.retain(|_, t| t.expires > now);
@@ -117,7 +142,7 @@ impl RegistryClient {
             .cloned()
     }
 
-    pub(super) fn forget_token(&self, ep: &Endpoint, scope: &str) {
+    fn forget_token(&self, ep: &Endpoint, scope: &str) {
         self.tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -148,8 +173,9 @@ impl RegistryClient {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn fetch_token(
+    async fn fetch_token(
         &self,
+        http: &HttpClient,
         options: &ClientOptions,
         ep: &Endpoint,
         realm: &str,
@@ -177,7 +203,7 @@ impl RegistryClient {
             }
             other => return Err(unauthorized(format!("the token server address uses scheme {other:?}; only http(s) is allowed"))),
         }
-        self.check_realm(ep, &url).await?;
+        self.guard.check_realm(ep, &url).await?;
         let (with_credentials, basic, refresh) = match secret {
             Some(Secret::Basic { username, password }) => {
                 (true, Some(basic_header(username, password)?), None)
@@ -207,9 +233,9 @@ impl RegistryClient {
             }
             q.append_pair("scope", scope);
         }
-        let http = self.http();
+        let client = http.client();
         let make = || {
-            let mut b = http.request(method.clone(), url.clone());
+            let mut b = client.request(method.clone(), url.clone());
             if let Some(h) = &basic {
                 b = b.header(header::AUTHORIZATION, h.clone());
             }
@@ -221,8 +247,7 @@ impl RegistryClient {
             b
         };
         let token_server = show_url(&url);
-        let response = self
-            .execute(options, &method, &url, make)
+        let response = execute(options, &method, &url, make)
             .await
             .map_err(|e| e.context(format!("{}: token server {token_server}", ep.describe())))?;
         let status = response.status();
@@ -429,5 +454,32 @@ mod tests {
         );
         assert_eq!(parse_challenges(&headers(&["Negotiate"])), None);
         assert_eq!(parse_challenges(&HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn token_servers_must_speak_https_to_an_https_registry() {
+        let o = ClientOptions::default();
+        let http = HttpClient::new(&o).unwrap();
+        let client = Authenticator::default();
+        let public = Endpoint::new("8.8.8.8:5000", "8.8.8.8:5000", "a".into(), None, &o).unwrap();
+        // Only http(s), and no plain http for an https registry.
+        for realm in ["ftp://8.8.4.4/token", "http://8.8.4.4/token", "not a url"] {
+            let err = client
+                .fetch_token(
+                    &http,
+                    &o,
+                    &public,
+                    realm,
+                    None,
+                    "repository:a:pull",
+                    None,
+                    &Lookup::default(),
+                    "manifest :v1",
+                )
+                .await
+                .err()
+                .expect("refused");
+            assert_eq!(err.kind(), ErrorKind::Unauthorized, "{realm}: {err}");
+        }
     }
 }

@@ -1,12 +1,15 @@
 //! Endpoints: the registry or a mirror, with the URLs, scopes and origins of its requests.
 
+use bytes::Bytes;
+use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::options::ClientOptions;
 
-use super::session::Req;
+pub(super) const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+pub(super) const OCTET_STREAM: &str = "application/octet-stream";
 
 /// One place a repository can be read from or written to: the registry or a mirror.
 #[derive(Debug, Clone)]
@@ -97,6 +100,49 @@ pub(super) fn split_mirror(mirror: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// A request that can be sent again (bodies are held as `Bytes`).
+pub(super) struct Req {
+    pub(super) method: Method,
+    pub(super) url: Url,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Option<Bytes>,
+    pub(super) action: Action,
+    /// What is asked for, for messages: `manifest :v1`, `blob sha256:…`.
+    pub(super) what: String,
+}
+
+impl Req {
+    pub(super) fn new(method: Method, url: Url, action: Action, what: impl Into<String>) -> Req {
+        Req {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            action,
+            what: what.into(),
+        }
+    }
+    pub(super) fn header(mut self, name: header::HeaderName, value: &str) -> Req {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.insert(name, v);
+        }
+        self
+    }
+    pub(super) fn body(mut self, body: Bytes) -> Req {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// A URL fit for logs and messages: no query (upload state, signed redirects), no userinfo.
+pub(super) fn show_url(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
 pub(super) fn blob_req(ep: &Endpoint, method: Method, digest: &Digest, action: Action) -> Req {
     Req::new(
         method,
@@ -108,7 +154,6 @@ pub(super) fn blob_req(ep: &Endpoint, method: Method, digest: &Digest, action: A
 
 #[cfg(test)]
 mod tests {
-    use super::super::session::show_url;
     use super::*;
 
     #[test]

@@ -1,75 +1,60 @@
 //! Registry answers and transport failures mapped to the library's error kinds, with
 //! messages that name the location and never a secret.
 
-use bytes::Bytes;
-use reqwest::{Method, Response, StatusCode, Url};
+use reqwest::{StatusCode, Url};
 
 use crate::auth::Lookup;
 use crate::error::{Error, ErrorKind};
-use crate::options::ClientOptions;
 
-use super::bearer::AuthState;
-use super::endpoint::{host_port, Endpoint};
-use super::session::{read_limited, retry_after, RegistryClient, Req, ERROR_BODY_LIMIT};
+use super::endpoint::{host_port, Endpoint, Req};
 
-impl RegistryClient {
-    pub(super) async fn status_error(
-        &self,
-        options: &ClientOptions,
-        ep: &Endpoint,
-        req: &Req,
-        response: Response,
-        auth: &AuthState,
-    ) -> Error {
-        let status = response.status();
-        let retry = retry_after(response.headers());
-        let body = if req.method == Method::HEAD {
-            Bytes::new()
-        } else {
-            read_limited(response, ERROR_BODY_LIMIT)
-                .await
-                .unwrap_or_default()
-        };
-        let (code, detail) = registry_error(&body);
-        let suffix = match (&code, &detail) {
-            (Some(c), Some(m)) => format!(" ({c}: {m})"),
-            (Some(c), None) => format!(" ({c})"),
-            (None, Some(m)) => format!(" ({m})"),
-            (None, None) => String::new(),
-        };
-        let here = format!("{}: {}", ep.describe(), req.what);
-        let error = match status {
-            StatusCode::UNAUTHORIZED => {
-                let lookup = self.lookup(options, &ep.host).await.unwrap_or_default();
-                if auth.with_credentials {
-                    rejected(ep, &req.what, &lookup, None)
-                } else {
-                    no_credentials(ep, &req.what, &lookup)
-                }
+/// The error for a registry answer that is not a success. `body` is what was read of the
+/// error body (empty for HEAD); `lookup` and `with_credentials` say, for a 401, whether
+/// credentials were missing or rejected.
+pub(super) fn status_error(
+    ep: &Endpoint,
+    req: &Req,
+    answer: (StatusCode, Option<u64>, &[u8]),
+    tries: u32,
+    lookup: &Lookup,
+    with_credentials: bool,
+) -> Error {
+    let (status, retry, body) = answer;
+    let (code, detail) = registry_error(body);
+    let suffix = match (&code, &detail) {
+        (Some(c), Some(m)) => format!(" ({c}: {m})"),
+        (Some(c), None) => format!(" ({c})"),
+        (None, Some(m)) => format!(" ({m})"),
+        (None, None) => String::new(),
+    };
+    let here = format!("{}: {}", ep.describe(), req.what);
+    let error = match status {
+        StatusCode::UNAUTHORIZED => {
+            if with_credentials {
+                rejected(ep, &req.what, lookup, None)
+            } else {
+                no_credentials(ep, &req.what, lookup)
             }
-            StatusCode::FORBIDDEN => Error::new(
-                ErrorKind::Forbidden,
-                format!("{here}: access denied{suffix}"),
-            ),
-            StatusCode::NOT_FOUND => {
-                Error::new(ErrorKind::NotFound, format!("{here}: not found{suffix}"))
-            }
-            StatusCode::TOO_MANY_REQUESTS => Error::new(
-                ErrorKind::RateLimited,
-                format!(
-                    "{here}: rate limited by the registry after {} tries{suffix}",
-                    options.max_retries + 1
-                ),
-            )
-            .with_retry_after(retry),
-            _ => Error::new(
-                ErrorKind::Registry,
-                format!("{here}: the registry answered {status}{suffix}"),
-            )
-            .with_retry_after(retry),
-        };
-        error.with_registry(status.as_u16(), code)
-    }
+        }
+        StatusCode::FORBIDDEN => Error::new(
+            ErrorKind::Forbidden,
+            format!("{here}: access denied{suffix}"),
+        ),
+        StatusCode::NOT_FOUND => {
+            Error::new(ErrorKind::NotFound, format!("{here}: not found{suffix}"))
+        }
+        StatusCode::TOO_MANY_REQUESTS => Error::new(
+            ErrorKind::RateLimited,
+            format!("{here}: rate limited by the registry after {tries} tries{suffix}"),
+        )
+        .with_retry_after(retry),
+        _ => Error::new(
+            ErrorKind::Registry,
+            format!("{here}: the registry answered {status}{suffix}"),
+        )
+        .with_retry_after(retry),
+    };
+    error.with_registry(status.as_u16(), code)
 }
 
 pub(super) fn no_credentials(ep: &Endpoint, what: &str, lookup: &Lookup) -> Error {

@@ -16,57 +16,55 @@ use crate::store::Context;
 
 use super::endpoint::{blob_req, Action, Endpoint};
 use super::errors::error_chain;
-use super::session::{backoff, content_length, header_str};
-use super::RegistryStore;
+use super::http::{backoff, content_length, header_str};
 
-impl RegistryStore {
-    pub(super) async fn open_at(
-        &self,
-        ep: &Endpoint,
-        descriptor: &Descriptor,
-    ) -> Result<BlobStream> {
-        let req = blob_req(ep, Method::GET, &descriptor.digest, Action::Pull);
-        let response = self.client().request(self.options(), ep, &req).await?;
-        if let Some(len) = content_length(&response) {
-            if len != descriptor.size {
-                return Err(size_mismatch(
-                    &format!("{}: blob", ep.describe()),
-                    &descriptor.digest,
-                    descriptor.size,
-                    len,
-                ));
-            }
+/// Opens a blob at an endpoint as a stream that resumes after a broken connection.
+pub(super) async fn open_blob(
+    ctx: &Context,
+    ep: &Endpoint,
+    descriptor: &Descriptor,
+) -> Result<BlobStream> {
+    let req = blob_req(ep, Method::GET, &descriptor.digest, Action::Pull);
+    let response = ctx.registry.request(&ctx.options, ep, &req).await?;
+    if let Some(len) = content_length(&response) {
+        if len != descriptor.size {
+            return Err(size_mismatch(
+                &format!("{}: blob", ep.describe()),
+                &descriptor.digest,
+                descriptor.size,
+                len,
+            ));
         }
-        let state = Resume {
-            ctx: self.ctx.clone(),
-            ep: ep.clone(),
-            descriptor: descriptor.clone(),
-            body: Some(Box::pin(response.bytes_stream())),
-            offset: 0,
-            skip: 0,
-            resumes_left: self.options().max_retries,
-        };
-        Ok(Box::pin(StreamReader::new(resume_stream(state))))
     }
+    let state = Resume {
+        ctx: ctx.clone(),
+        ep: ep.clone(),
+        descriptor: descriptor.clone(),
+        body: Some(Box::pin(response.bytes_stream())),
+        offset: 0,
+        skip: 0,
+        resumes_left: ctx.options.max_retries,
+    };
+    Ok(Box::pin(StreamReader::new(resume_stream(state))))
 }
 
-pub(super) type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// A blob download that picks up where it broke off (`Range: bytes=N-`).
-pub(super) struct Resume {
-    pub(super) ctx: Context,
-    pub(super) ep: Endpoint,
-    pub(super) descriptor: Descriptor,
-    pub(super) body: Option<BodyStream>,
+struct Resume {
+    ctx: Context,
+    ep: Endpoint,
+    descriptor: Descriptor,
+    body: Option<BodyStream>,
     /// Bytes handed out so far.
-    pub(super) offset: u64,
+    offset: u64,
     /// Bytes still to drop from a full (200) answer to a range request.
-    pub(super) skip: u64,
-    pub(super) resumes_left: u32,
+    skip: u64,
+    resumes_left: u32,
 }
 
 impl Resume {
-    pub(super) async fn reopen(&mut self) -> Result<()> {
+    async fn reopen(&mut self) -> Result<()> {
         let mut req = blob_req(&self.ep, Method::GET, &self.descriptor.digest, Action::Pull);
         req = req.header(header::RANGE, &format!("bytes={}-", self.offset));
         let response = self
@@ -98,7 +96,7 @@ impl Resume {
     }
 }
 
-pub(super) fn resume_stream(state: Resume) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
+fn resume_stream(state: Resume) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
     stream::unfold(state, |mut st| async move {
         loop {
             let body = st.body.as_mut()?;

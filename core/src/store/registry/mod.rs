@@ -10,6 +10,7 @@ mod bearer;
 mod endpoint;
 mod errors;
 mod fetch;
+mod http;
 mod session;
 mod ssrf;
 mod upload;
@@ -27,16 +28,14 @@ use crate::options::ClientOptions;
 use crate::store::Context;
 use crate::store::{BlobStream, RawManifest, Store};
 
-use self::endpoint::{blob_req, split_mirror, Action, Endpoint};
+use self::endpoint::{
+    blob_req, split_mirror, Action, Endpoint, Req, DOCKER_CONTENT_DIGEST, OCTET_STREAM,
+};
 use self::errors::ContextIfMissing;
-use self::session::{backoff, content_length, header_str, read_bounded, Req};
+use self::http::{backoff, content_length, header_str, read_bounded};
 
 pub use session::RegistryClient;
 pub use upload::UPLOAD_CHUNK;
-
-const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
-
-const OCTET_STREAM: &str = "application/octet-stream";
 
 /// The media type of a manifest response, without parameters; `None` for generic types.
 fn manifest_media_type(response: &Response) -> Option<String> {
@@ -245,7 +244,8 @@ impl Store for RegistryStore {
     }
 
     async fn open_blob(&self, descriptor: &Descriptor) -> Result<BlobStream> {
-        self.read("blob", |ep| self.open_at(ep, descriptor)).await
+        self.read("blob", |ep| fetch::open_blob(&self.ctx, ep, descriptor))
+            .await
     }
 
     /// Asks the registry itself, never a mirror: callers ask before writing, and a
@@ -263,7 +263,15 @@ impl Store for RegistryStore {
     async fn put_blob(&self, descriptor: &Descriptor, mut data: BlobStream) -> Result<()> {
         let ep = self.upstream()?;
         let mut session = None;
-        let result = self.upload(ep, descriptor, &mut data, &mut session).await;
+        let result = upload::upload_blob(
+            self.client(),
+            self.options(),
+            ep,
+            descriptor,
+            &mut data,
+            &mut session,
+        )
+        .await;
         if result.is_err() {
             if let Some(url) = session {
                 // Best effort: free the upload session on the registry.

@@ -1,124 +1,24 @@
-//! The HTTP session of a client: one connection pool per process, requests that can be
-//! sent again, the retry loop with back-off and `Retry-After`, and bounded body reads.
+//! Authenticated requests to an endpoint: the `Authorization` a request needs, one
+//! answer to a challenge, and the mapping of failed answers to error kinds.
 
-use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use bytes::{Bytes, BytesMut};
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, Response, StatusCode, Url};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::auth::Lookup;
 use crate::error::{Error, Result};
 use crate::options::ClientOptions;
 
-use super::bearer::{parse_challenges, CachedToken, Challenge};
-use super::endpoint::{split_mirror, Action, Endpoint};
-use super::errors::{error_chain, is_certificate_error, transport_error};
-
-/// Bytes of an error body read for the registry's error code.
-pub(super) const ERROR_BODY_LIMIT: usize = 64 * 1024;
-
-pub(super) const MAX_REDIRECTS: usize = 10;
+use super::bearer::{parse_challenges, AuthState, Authenticator};
+use super::endpoint::{split_mirror, Endpoint, Req};
+use super::errors::status_error;
+use super::http::{execute, read_limited, retry_after, HttpClient, ERROR_BODY_LIMIT};
 
 /// Shared HTTP state of a client: connection pool, TLS roots, token and credential caches.
 /// One per wasm-image client; thread-safe.
 pub struct RegistryClient {
-    /// The HTTP client and the PID that built it: pooled connections belong to the
-    /// runtime of the process that made them, so a forked child builds its own.
-    pub(super) http: Mutex<(u32, reqwest::Client)>,
-    pub(super) http_config: HttpConfig,
-    /// The last challenge seen per registry host, so later requests authenticate up front.
-    pub(super) challenges: Mutex<HashMap<String, Challenge>>,
-    /// Bearer tokens by `host|scope` (the scope names the repository).
-    pub(super) tokens: Mutex<HashMap<String, CachedToken>>,
-    /// Credential lookups by registry host (helpers run once per client).
-    pub(super) credentials: Mutex<HashMap<String, Arc<Lookup>>>,
-    /// Whether a host resolves to a loopback/private/link-local address (SSRF guard).
-    pub(super) internal_hosts: Mutex<HashMap<String, bool>>,
-}
-
-/// What the HTTP client is built from (kept to rebuild it after a fork).
-pub(super) struct HttpConfig {
-    pub(super) user_agent: String,
-    pub(super) connect_timeout: Duration,
-    pub(super) read_timeout: Duration,
-    pub(super) certificates: Vec<reqwest::Certificate>,
-}
-
-impl HttpConfig {
-    pub(super) fn build(&self) -> std::result::Result<reqwest::Client, reqwest::Error> {
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
-                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
-            }
-            let downgrade = attempt
-                .previous()
-                .last()
-                .is_some_and(|p| p.scheme() == "https")
-                && attempt.url().scheme() != "https";
-            if downgrade {
-                return attempt.error("refusing a redirect from https to plain http");
-            }
-            // reqwest drops Authorization (and cookies) itself when the host, port or
-            // scheme changes.
-            attempt.follow()
-        });
-        // Proxies come from HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY (reqwest's default).
-        reqwest::Client::builder()
-            .user_agent(self.user_agent.clone())
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
-            .redirect(redirects)
-            .tls_certs_merge(self.certificates.clone())
-            .build()
-    }
-}
-
-/// A request that can be sent again (bodies are held as `Bytes`).
-pub(super) struct Req {
-    pub(super) method: Method,
-    pub(super) url: Url,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Option<Bytes>,
-    pub(super) action: Action,
-    /// What is asked for, for messages: `manifest :v1`, `blob sha256:…`.
-    pub(super) what: String,
-}
-
-impl Req {
-    pub(super) fn new(method: Method, url: Url, action: Action, what: impl Into<String>) -> Req {
-        Req {
-            method,
-            url,
-            headers: HeaderMap::new(),
-            body: None,
-            action,
-            what: what.into(),
-        }
-    }
-    pub(super) fn header(mut self, name: header::HeaderName, value: &str) -> Req {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            self.headers.insert(name, v);
-        }
-        self
-    }
-    pub(super) fn body(mut self, body: Bytes) -> Req {
-        self.body = Some(body);
-        self
-    }
-}
-
-/// A URL fit for logs and messages: no query (upload state, signed redirects), no userinfo.
-pub(super) fn show_url(url: &Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.to_string()
+    http: HttpClient,
+    auth: Authenticator,
 }
 
 impl RegistryClient {
@@ -133,59 +33,10 @@ impl RegistryClient {
                 }
             }
         }
-        let mut certificates = Vec::new();
-        for (i, pem) in options.ca_certificates_pem.iter().enumerate() {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                Error::invalid_argument(format!("CA certificate #{} is not valid PEM: {e}", i + 1))
-            })?;
-            if certs.is_empty() {
-                return Err(Error::invalid_argument(format!(
-                    "CA certificate #{} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
-                    i + 1
-                )));
-            }
-            certificates.extend(certs);
-        }
-        let has_extra_roots = !certificates.is_empty();
-        let http_config = HttpConfig {
-            user_agent: options.user_agent.clone(),
-            connect_timeout: options.connect_timeout,
-            read_timeout: options.read_timeout,
-            certificates,
-        };
-        let http = http_config.build().map_err(|e| {
-            let message = format!("could not set up the HTTP client: {}", error_chain(&e));
-            if has_extra_roots {
-                Error::invalid_argument(format!(
-                    "{message} (check the CA certificates given to the client)"
-                ))
-            } else {
-                Error::internal(message)
-            }
-        })?;
         Ok(RegistryClient {
-            http: Mutex::new((std::process::id(), http)),
-            http_config,
-            challenges: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(HashMap::new()),
-            credentials: Mutex::new(HashMap::new()),
-            internal_hosts: Mutex::new(HashMap::new()),
+            http: HttpClient::new(options)?,
+            auth: Authenticator::default(),
         })
-    }
-
-    /// The HTTP client of this process (rebuilt in a forked child).
-    pub(super) fn http(&self) -> reqwest::Client {
-        let mut slot = self.http.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = std::process::id();
-        if slot.0 != pid {
-            match self.http_config.build() {
-                Ok(fresh) => *slot = (pid, fresh),
-                Err(e) => {
-                    warn!(error = %error_chain(&e), "could not rebuild the HTTP client after fork")
-                }
-            }
-        }
-        slot.1.clone()
     }
 
     /// Sends a request with authentication, retries and error mapping. Returns only
@@ -197,7 +48,10 @@ impl RegistryClient {
         req: &Req,
     ) -> Result<Response> {
         let scope = ep.scope(req.action);
-        let mut auth = self.authorization(options, ep, &scope, &req.what).await?;
+        let mut auth = self
+            .auth
+            .authorization(&self.http, options, ep, &scope, &req.what)
+            .await?;
         let mut challenged = false;
         loop {
             let sent = if ep.same_origin(&req.url) {
@@ -213,12 +67,11 @@ impl RegistryClient {
                     return Err(self.status_error(options, ep, req, response, &auth).await);
                 };
                 debug!(host = %ep.host, ?challenge, "authentication challenge");
-                self.challenges
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(ep.host.clone(), challenge);
-                self.forget_token(ep, &scope);
-                let next = self.authorization(options, ep, &scope, &req.what).await?;
+                self.auth.challenged(ep, &scope, challenge);
+                let next = self
+                    .auth
+                    .authorization(&self.http, options, ep, &scope, &req.what)
+                    .await?;
                 if next.header.is_none() {
                     return Err(self.status_error(options, ep, req, response, &auth).await);
                 }
@@ -233,16 +86,16 @@ impl RegistryClient {
     }
 
     /// One logical send: retries 429, 500/502/503/504 and failures before a response.
-    pub(super) async fn send(
+    async fn send(
         &self,
         options: &ClientOptions,
         ep: &Endpoint,
         req: &Req,
         auth: Option<&HeaderValue>,
     ) -> Result<Response> {
-        let http = self.http();
+        let client = self.http.client();
         let make = || {
-            let mut builder = http
+            let mut builder = client
                 .request(req.method.clone(), req.url.clone())
                 .headers(req.headers.clone());
             if let Some(a) = auth {
@@ -253,182 +106,52 @@ impl RegistryClient {
             }
             builder
         };
-        self.execute(options, &req.method, &req.url, make)
+        execute(options, &req.method, &req.url, make)
             .await
             .map_err(|e| e.context(format!("{}: {}", ep.describe(), req.what)))
     }
 
-    /// The retry loop shared by registry and token requests. Non-retryable statuses and
-    /// the last retryable one are returned as responses for the caller to map.
-    pub(super) async fn execute(
+    /// Reads what the registry said about a failure and maps it to an error kind.
+    async fn status_error(
         &self,
         options: &ClientOptions,
-        method: &Method,
-        url: &Url,
-        make: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<Response> {
-        let mut attempt: u32 = 0;
-        loop {
-            let result = make().send().await;
-            let more = attempt < options.max_retries;
-            match result {
-                Ok(response) => {
-                    let status = response.status();
-                    debug!(%method, url = %show_url(url), status = status.as_u16(), attempt, "registry request");
-                    if more && is_retryable_status(status) {
-                        let delay = match retry_after(response.headers()) {
-                            Some(secs) => Duration::from_secs(secs).min(options.retry_max_delay),
-                            None => backoff(options, attempt),
-                        };
-                        debug!(
-                            status = status.as_u16(),
-                            ?delay,
-                            "retrying after a transient status"
-                        );
-                        drop(response);
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    return Ok(response);
-                }
-                Err(e) => {
-                    debug!(%method, url = %show_url(url), error = %error_chain(&e), attempt, "registry request failed");
-                    if more && is_retryable_error(&e) {
-                        tokio::time::sleep(backoff(options, attempt)).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    return Err(transport_error(&e, url));
-                }
-            }
-        }
+        ep: &Endpoint,
+        req: &Req,
+        response: Response,
+        auth: &AuthState,
+    ) -> Error {
+        let status = response.status();
+        let retry = retry_after(response.headers());
+        let body = if req.method == Method::HEAD {
+            Default::default()
+        } else {
+            read_limited(response, ERROR_BODY_LIMIT)
+                .await
+                .unwrap_or_default()
+        };
+        let lookup = if status == StatusCode::UNAUTHORIZED {
+            self.auth
+                .lookup(options, &ep.host)
+                .await
+                .unwrap_or_default()
+        } else {
+            std::sync::Arc::new(Lookup::default())
+        };
+        status_error(
+            ep,
+            req,
+            (status, retry, &body),
+            options.max_retries + 1,
+            &lookup,
+            auth.with_credentials,
+        )
     }
-}
-
-pub(super) fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
-}
-
-pub(super) fn is_retryable_error(e: &reqwest::Error) -> bool {
-    if e.is_builder() || e.is_redirect() || is_certificate_error(e) {
-        return false;
-    }
-    e.is_timeout() || e.is_connect() || e.is_request() || e.is_body()
-}
-
-/// Seconds from a `Retry-After` header (the HTTP-date form is read as "soon").
-pub(super) fn retry_after(headers: &HeaderMap) -> Option<u64> {
-    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    v.parse::<u64>().ok().or(Some(1))
-}
-
-/// Exponential backoff from the base delay, capped, with jitter (half fixed, half random).
-pub(super) fn backoff(options: &ClientOptions, attempt: u32) -> Duration {
-    let exp = options
-        .retry_base_delay
-        .saturating_mul(1u32 << attempt.min(16));
-    let capped = exp.min(options.retry_max_delay);
-    let half = capped / 2;
-    half + half.mul_f64(random_fraction())
-}
-
-pub(super) fn random_fraction() -> f64 {
-    let h = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
-    (h >> 11) as f64 / (1u64 << 53) as f64
-}
-
-pub(super) fn header_str<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
-/// The Content-Length header (HEAD responses have no body to measure).
-pub(super) fn content_length(response: &Response) -> Option<u64> {
-    header_str(response, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok())
-}
-
-pub(super) async fn read_limited(mut response: Response, max: usize) -> Result<Bytes> {
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| transport_error(&e, response.url()))?
-    {
-        let room = max.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if buf.len() >= max {
-            break;
-        }
-    }
-    Ok(buf.freeze())
-}
-
-/// Reads a body that must not exceed `max` bytes.
-pub(super) async fn read_bounded(mut response: Response, max: u64, what: &str) -> Result<Bytes> {
-    if let Some(len) = content_length(&response) {
-        if len > max {
-            return Err(Error::limit_exceeded(format!(
-                "{what} is {len} bytes, more than the limit of {max}"
-            )));
-        }
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| transport_error(&e, response.url()))?
-    {
-        if (buf.len() + chunk.len()) as u64 > max {
-            return Err(Error::limit_exceeded(format!(
-                "{what} is more than the limit of {max} bytes"
-            )));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let o = ClientOptions {
-            retry_base_delay: Duration::from_millis(100),
-            retry_max_delay: Duration::from_millis(300),
-            ..ClientOptions::default()
-        };
-        let d0 = backoff(&o, 0);
-        assert!(
-            d0 >= Duration::from_millis(50) && d0 <= Duration::from_millis(100),
-            "{d0:?}"
-        );
-        let d5 = backoff(&o, 5);
-        assert!(
-            d5 >= Duration::from_millis(150) && d5 <= Duration::from_millis(300),
-            "{d5:?}"
-        );
-        assert!(backoff(&o, 40) <= Duration::from_millis(300));
-    }
-
-    #[test]
-    fn retry_after_values() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(7));
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(1));
-    }
 
     #[test]
     fn bad_ca_pem_is_invalid_argument() {

@@ -1,16 +1,24 @@
 //! The internal-address guard: a registry must not send our credentials to a token
 //! server on a loopback, private, link-local or metadata address.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::Mutex;
 
 use reqwest::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 
+use super::endpoint::show_url;
 use super::endpoint::Endpoint;
-use super::session::{show_url, RegistryClient};
 
-impl RegistryClient {
+/// Remembers, per host, whether it is on an internal address.
+#[derive(Default)]
+pub(super) struct InternalAddressGuard {
+    internal_hosts: Mutex<HashMap<String, bool>>,
+}
+
+impl InternalAddressGuard {
     /// Refuses token servers on loopback, link-local, private or metadata addresses unless
     /// the registry itself is on such an address.
     pub(super) async fn check_realm(&self, ep: &Endpoint, realm: &Url) -> Result<()> {
@@ -112,13 +120,12 @@ pub fn is_internal_ip(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Lookup;
     use crate::options::ClientOptions;
 
     #[tokio::test]
     async fn token_realms_are_guarded() {
         let o = ClientOptions::default();
-        let client = RegistryClient::new(&o).unwrap();
+        let client = InternalAddressGuard::default();
         let public = Endpoint::new("8.8.8.8:5000", "8.8.8.8:5000", "a".into(), None, &o).unwrap();
         for realm in [
             "https://127.0.0.1:1/token",
@@ -146,24 +153,6 @@ mod tests {
             .check_realm(&local, &Url::parse("http://127.0.0.1:9999/token").unwrap())
             .await
             .unwrap();
-        // Only http(s), and no plain http for an https registry.
-        for realm in ["ftp://8.8.4.4/token", "http://8.8.4.4/token", "not a url"] {
-            let err = client
-                .fetch_token(
-                    &o,
-                    &public,
-                    realm,
-                    None,
-                    "repository:a:pull",
-                    None,
-                    &Lookup::default(),
-                    "manifest :v1",
-                )
-                .await
-                .err()
-                .expect("refused");
-            assert_eq!(err.kind(), ErrorKind::Unauthorized, "{realm}: {err}");
-        }
     }
 
     #[test]

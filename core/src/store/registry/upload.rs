@@ -10,108 +10,110 @@ use crate::digest::{size_mismatch, Descriptor, Digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::BlobStream;
 
-use super::endpoint::{Action, Endpoint};
+use super::endpoint::{Action, Endpoint, Req, DOCKER_CONTENT_DIGEST, OCTET_STREAM};
 use super::errors::ContextIfMissing;
-use super::session::{header_str, Req};
-use super::{RegistryStore, DOCKER_CONTENT_DIGEST, OCTET_STREAM};
+use super::http::header_str;
+use super::session::RegistryClient;
+use crate::options::ClientOptions;
 
 /// Largest request body we send (GHCR rejects more): blob uploads go in chunks of this size.
 pub const UPLOAD_CHUNK: usize = 4 * 1024 * 1024;
 
-impl RegistryStore {
-    pub(super) async fn upload(
-        &self,
-        ep: &Endpoint,
-        descriptor: &Descriptor,
-        data: &mut BlobStream,
-        session: &mut Option<Url>,
-    ) -> Result<()> {
-        let what = format!("blob upload {}", descriptor.digest);
-        let mut start = Req::new(
-            Method::POST,
-            ep.url("blobs/uploads/"),
-            Action::Push,
-            what.clone(),
-        );
-        start
-            .headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-        let response = self.client().request(self.options(), ep, &start).await?;
-        let mut location = upload_location(ep, &response, &what)?;
-        *session = Some(location.clone());
-        let read_err = |e: std::io::Error| {
-            Error::from_io(e).context_if_missing(&format!(
-                "{}: reading blob {}",
-                ep.describe(),
-                descriptor.digest
-            ))
-        };
-        if descriptor.size <= UPLOAD_CHUNK as u64 {
-            // Read to the end, so a verifying stream has checked the digest before we commit.
-            let mut buf = Vec::with_capacity(descriptor.size as usize);
-            data.as_mut()
-                .take(descriptor.size + 1)
-                .read_to_end(&mut buf)
-                .await
-                .map_err(read_err)?;
-            if buf.len() as u64 != descriptor.size {
-                return Err(size_mismatch(
-                    &format!("{}: blob", ep.describe()),
-                    &descriptor.digest,
-                    descriptor.size,
-                    buf.len() as u64,
-                ));
-            }
-            let mut url = location.clone();
-            url.query_pairs_mut()
-                .append_pair("digest", &descriptor.digest.to_string());
-            let put = Req::new(Method::PUT, url, Action::Push, what.clone())
-                .header(header::CONTENT_TYPE, OCTET_STREAM)
-                .body(Bytes::from(buf));
-            let response = self.client().request(self.options(), ep, &put).await?;
-            return check_created(ep, &response, &descriptor.digest, &what);
-        }
-        let mut sent: u64 = 0;
-        loop {
-            let chunk = read_chunk(data, UPLOAD_CHUNK).await.map_err(read_err)?;
-            if chunk.is_empty() {
-                break;
-            }
-            if sent + chunk.len() as u64 > descriptor.size {
-                return Err(size_mismatch(
-                    &format!("{}: blob", ep.describe()),
-                    &descriptor.digest,
-                    descriptor.size,
-                    sent + chunk.len() as u64,
-                ));
-            }
-            let end = sent + chunk.len() as u64 - 1;
-            let patch = Req::new(Method::PATCH, location.clone(), Action::Push, what.clone())
-                .header(header::CONTENT_TYPE, OCTET_STREAM)
-                .header(header::CONTENT_RANGE, &format!("{sent}-{end}"))
-                .body(chunk.clone());
-            let response = self.client().request(self.options(), ep, &patch).await?;
-            sent += chunk.len() as u64;
-            location = upload_location(ep, &response, &what)?;
-            *session = Some(location.clone());
-        }
-        if sent != descriptor.size {
+/// Uploads one blob. `session` holds the upload's URL once the registry opened one, so
+/// a caller can cancel it after a failure.
+pub(super) async fn upload_blob(
+    client: &RegistryClient,
+    options: &ClientOptions,
+    ep: &Endpoint,
+    descriptor: &Descriptor,
+    data: &mut BlobStream,
+    session: &mut Option<Url>,
+) -> Result<()> {
+    let what = format!("blob upload {}", descriptor.digest);
+    let mut start = Req::new(
+        Method::POST,
+        ep.url("blobs/uploads/"),
+        Action::Push,
+        what.clone(),
+    );
+    start
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    let response = client.request(options, ep, &start).await?;
+    let mut location = upload_location(ep, &response, &what)?;
+    *session = Some(location.clone());
+    let read_err = |e: std::io::Error| {
+        Error::from_io(e).context_if_missing(&format!(
+            "{}: reading blob {}",
+            ep.describe(),
+            descriptor.digest
+        ))
+    };
+    if descriptor.size <= UPLOAD_CHUNK as u64 {
+        // Read to the end, so a verifying stream has checked the digest before we commit.
+        let mut buf = Vec::with_capacity(descriptor.size as usize);
+        data.as_mut()
+            .take(descriptor.size + 1)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(read_err)?;
+        if buf.len() as u64 != descriptor.size {
             return Err(size_mismatch(
                 &format!("{}: blob", ep.describe()),
                 &descriptor.digest,
                 descriptor.size,
-                sent,
+                buf.len() as u64,
             ));
         }
-        let mut url = location;
+        let mut url = location.clone();
         url.query_pairs_mut()
             .append_pair("digest", &descriptor.digest.to_string());
-        let mut put = Req::new(Method::PUT, url, Action::Push, what.clone());
-        put.headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-        let response = self.client().request(self.options(), ep, &put).await?;
-        check_created(ep, &response, &descriptor.digest, &what)
+        let put = Req::new(Method::PUT, url, Action::Push, what.clone())
+            .header(header::CONTENT_TYPE, OCTET_STREAM)
+            .body(Bytes::from(buf));
+        let response = client.request(options, ep, &put).await?;
+        return check_created(ep, &response, &descriptor.digest, &what);
     }
+    let mut sent: u64 = 0;
+    loop {
+        let chunk = read_chunk(data, UPLOAD_CHUNK).await.map_err(read_err)?;
+        if chunk.is_empty() {
+            break;
+        }
+        if sent + chunk.len() as u64 > descriptor.size {
+            return Err(size_mismatch(
+                &format!("{}: blob", ep.describe()),
+                &descriptor.digest,
+                descriptor.size,
+                sent + chunk.len() as u64,
+            ));
+        }
+        let end = sent + chunk.len() as u64 - 1;
+        let patch = Req::new(Method::PATCH, location.clone(), Action::Push, what.clone())
+            .header(header::CONTENT_TYPE, OCTET_STREAM)
+            .header(header::CONTENT_RANGE, &format!("{sent}-{end}"))
+            .body(chunk.clone());
+        let response = client.request(options, ep, &patch).await?;
+        sent += chunk.len() as u64;
+        location = upload_location(ep, &response, &what)?;
+        *session = Some(location.clone());
+    }
+    if sent != descriptor.size {
+        return Err(size_mismatch(
+            &format!("{}: blob", ep.describe()),
+            &descriptor.digest,
+            descriptor.size,
+            sent,
+        ));
+    }
+    let mut url = location;
+    url.query_pairs_mut()
+        .append_pair("digest", &descriptor.digest.to_string());
+    let mut put = Req::new(Method::PUT, url, Action::Push, what.clone());
+    put.headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    let response = client.request(options, ep, &put).await?;
+    check_created(ep, &response, &descriptor.digest, &what)
 }
 
 pub(super) fn upload_location(ep: &Endpoint, response: &Response, what: &str) -> Result<Url> {

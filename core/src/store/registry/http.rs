@@ -1,0 +1,292 @@
+//! The HTTP client of this process and the retry loop every request goes through
+//! (back-off with jitter, `Retry-After`), and bounded reads of response bodies.
+
+use std::hash::BuildHasher;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{self, HeaderMap};
+use reqwest::{Method, Response, StatusCode, Url};
+use tracing::{debug, warn};
+
+use crate::error::{Error, Result};
+use crate::options::ClientOptions;
+
+use super::endpoint::show_url;
+use super::errors::{error_chain, is_certificate_error, transport_error};
+
+/// Bytes of an error body read for the registry's error code.
+pub(super) const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+const MAX_REDIRECTS: usize = 10;
+
+/// The connection pool, TLS roots and timeouts of one wasm-image client.
+pub(super) struct HttpClient {
+    /// The HTTP client and the PID that built it: pooled connections belong to the
+    /// runtime of the process that made them, so a forked child builds its own.
+    client: Mutex<(u32, reqwest::Client)>,
+    config: HttpConfig,
+}
+
+/// What the HTTP client is built from (kept to rebuild it after a fork).
+struct HttpConfig {
+    user_agent: String,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    certificates: Vec<reqwest::Certificate>,
+}
+
+impl HttpConfig {
+    fn build(&self) -> std::result::Result<reqwest::Client, reqwest::Error> {
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            let downgrade = attempt
+                .previous()
+                .last()
+                .is_some_and(|p| p.scheme() == "https")
+                && attempt.url().scheme() != "https";
+            if downgrade {
+                return attempt.error("refusing a redirect from https to plain http");
+            }
+            // reqwest drops Authorization (and cookies) itself when the host, port or
+            // scheme changes.
+            attempt.follow()
+        });
+        // Proxies come from HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY (reqwest's default).
+        reqwest::Client::builder()
+            .user_agent(self.user_agent.clone())
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .redirect(redirects)
+            .tls_certs_merge(self.certificates.clone())
+            .build()
+    }
+}
+
+impl HttpClient {
+    pub(super) fn new(options: &ClientOptions) -> Result<HttpClient> {
+        let mut certificates = Vec::new();
+        for (i, pem) in options.ca_certificates_pem.iter().enumerate() {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                Error::invalid_argument(format!("CA certificate #{} is not valid PEM: {e}", i + 1))
+            })?;
+            if certs.is_empty() {
+                return Err(Error::invalid_argument(format!(
+                    "CA certificate #{} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+                    i + 1
+                )));
+            }
+            certificates.extend(certs);
+        }
+        let has_extra_roots = !certificates.is_empty();
+        let config = HttpConfig {
+            user_agent: options.user_agent.clone(),
+            connect_timeout: options.connect_timeout,
+            read_timeout: options.read_timeout,
+            certificates,
+        };
+        let client = config.build().map_err(|e| {
+            let message = format!("could not set up the HTTP client: {}", error_chain(&e));
+            if has_extra_roots {
+                Error::invalid_argument(format!(
+                    "{message} (check the CA certificates given to the client)"
+                ))
+            } else {
+                Error::internal(message)
+            }
+        })?;
+        Ok(HttpClient {
+            client: Mutex::new((std::process::id(), client)),
+            config,
+        })
+    }
+
+    /// The HTTP client of this process (rebuilt in a forked child).
+    pub(super) fn client(&self) -> reqwest::Client {
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = std::process::id();
+        if slot.0 != pid {
+            match self.config.build() {
+                Ok(fresh) => *slot = (pid, fresh),
+                Err(e) => {
+                    warn!(error = %error_chain(&e), "could not rebuild the HTTP client after fork")
+                }
+            }
+        }
+        slot.1.clone()
+    }
+}
+
+/// The retry loop shared by registry and token requests. Non-retryable statuses and
+/// the last retryable one are returned as responses for the caller to map.
+pub(super) async fn execute(
+    options: &ClientOptions,
+    method: &Method,
+    url: &Url,
+    make: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Response> {
+    let mut attempt: u32 = 0;
+    loop {
+        let result = make().send().await;
+        let more = attempt < options.max_retries;
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                debug!(%method, url = %show_url(url), status = status.as_u16(), attempt, "registry request");
+                if more && is_retryable_status(status) {
+                    let delay = match retry_after(response.headers()) {
+                        Some(secs) => Duration::from_secs(secs).min(options.retry_max_delay),
+                        None => backoff(options, attempt),
+                    };
+                    debug!(
+                        status = status.as_u16(),
+                        ?delay,
+                        "retrying after a transient status"
+                    );
+                    drop(response);
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                    continue;
+                }
+                return Ok(response);
+            }
+            Err(e) => {
+                debug!(%method, url = %show_url(url), error = %error_chain(&e), attempt, "registry request failed");
+                if more && is_retryable_error(&e) {
+                    tokio::time::sleep(backoff(options, attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                return Err(transport_error(&e, url));
+            }
+        }
+    }
+}
+
+fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+fn is_retryable_error(e: &reqwest::Error) -> bool {
+    if e.is_builder() || e.is_redirect() || is_certificate_error(e) {
+        return false;
+    }
+    e.is_timeout() || e.is_connect() || e.is_request() || e.is_body()
+}
+
+/// Seconds from a `Retry-After` header (the HTTP-date form is read as "soon").
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<u64> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    v.parse::<u64>().ok().or(Some(1))
+}
+
+/// Exponential backoff from the base delay, capped, with jitter (half fixed, half random).
+pub(super) fn backoff(options: &ClientOptions, attempt: u32) -> Duration {
+    let exp = options
+        .retry_base_delay
+        .saturating_mul(1u32 << attempt.min(16));
+    let capped = exp.min(options.retry_max_delay);
+    let half = capped / 2;
+    half + half.mul_f64(random_fraction())
+}
+
+fn random_fraction() -> f64 {
+    let h = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+pub(super) fn header_str<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// The Content-Length header (HEAD responses have no body to measure).
+pub(super) fn content_length(response: &Response) -> Option<u64> {
+    header_str(response, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok())
+}
+
+pub(super) async fn read_limited(mut response: Response, max: usize) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(&e, response.url()))?
+    {
+        let room = max.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= max {
+            break;
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads a body that must not exceed `max` bytes.
+pub(super) async fn read_bounded(mut response: Response, max: u64, what: &str) -> Result<Bytes> {
+    if let Some(len) = content_length(&response) {
+        if len > max {
+            return Err(Error::limit_exceeded(format!(
+                "{what} is {len} bytes, more than the limit of {max}"
+            )));
+        }
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(&e, response.url()))?
+    {
+        if (buf.len() + chunk.len()) as u64 > max {
+            return Err(Error::limit_exceeded(format!(
+                "{what} is more than the limit of {max} bytes"
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let o = ClientOptions {
+            retry_base_delay: Duration::from_millis(100),
+            retry_max_delay: Duration::from_millis(300),
+            ..ClientOptions::default()
+        };
+        let d0 = backoff(&o, 0);
+        assert!(
+            d0 >= Duration::from_millis(50) && d0 <= Duration::from_millis(100),
+            "{d0:?}"
+        );
+        let d5 = backoff(&o, 5);
+        assert!(
+            d5 >= Duration::from_millis(150) && d5 <= Duration::from_millis(300),
+            "{d5:?}"
+        );
+        assert!(backoff(&o, 40) <= Duration::from_millis(300));
+    }
+
+    #[test]
+    fn retry_after_values() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(7));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(1));
+    }
+}
