@@ -1,25 +1,31 @@
 """The case families, and the one registry of them that the run and the report read.
 
 A family is a module with
-  NAME   what `--cases` selects it by;
-  CASES  {case name: the tool its "× floor" column compares with, or None}, in the
-         order its tables appear in BENCHMARKS.md;
-  run(bench)  measures its cases (bench.run_rounds / bench.sample; see harness.bench).
-Adding one: a new module here and one line below.
+  NAME        what `--cases` selects it by;
+  CASES       {case name: the tool its "× floor" column compares with, or None}, in the
+              order of its tables in BENCHMARKS.md;
+  run(bench)  measures its cases: bench.run_rounds(label, [(name, tool needed, run(i))],
+              bench.repeats), each run(i) measuring children with harness.processes.measure
+              and recording them with bench.sample (see harness.bench for the rest: host,
+              sizes, fixture digests, pyworker, scratch files, usable/want).
+Adding one: the module (here, or beside bench/run.py) and one line in FAMILIES.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
 from types import ModuleType
-
-from harness.cases import baseline, concurrency, pull, push, resolve
 
 
 @dataclass(frozen=True)
 class Family:
-    module: ModuleType
+    module_name: str  # imported at once, so a broken family fails before anything runs
     table_rank: int  # where its tables go in BENCHMARKS.md, lowest first
+    module: ModuleType = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "module", importlib.import_module(self.module_name))
 
     @property
     def name(self) -> str:
@@ -36,11 +42,11 @@ class Family:
 # Run in this order (resolve records its requests before pull does, and the requests
 # table keeps that order); table_rank orders the report's tables on its own.
 FAMILIES = [
-    Family(baseline, table_rank=50),
-    Family(resolve, table_rank=30),
-    Family(pull, table_rank=10),
-    Family(push, table_rank=20),
-    Family(concurrency, table_rank=40),
+    Family("harness.cases.baseline", table_rank=50),
+    Family("harness.cases.resolve", table_rank=30),
+    Family("harness.cases.pull", table_rank=10),
+    Family("harness.cases.push", table_rank=20),
+    Family("harness.cases.concurrency", table_rank=40),
 ]
 
 
