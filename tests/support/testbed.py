@@ -70,6 +70,7 @@ MANIFEST_ACCEPT = ", ".join(
     ]
 )
 
+PLUGIN_WAT = HERE / "fixtures" / "plugin.wat"  # the proxy-wasm fixture module's source
 READY_TIMEOUT = 30.0  # seconds, per server
 COMMAND_TIMEOUT = 120.0  # seconds, per external command
 FIXED_MTIME = 1_600_000_000  # stable layer digests need a stable file mtime
@@ -96,9 +97,12 @@ def http_request(
     follow_redirects: bool = True,
 ):
     """One HTTP request; returns (status, headers, body) and never raises on an HTTP
-    status. Network errors (refused, reset, timeout) do raise."""
+    status. Network errors (refused, reset, timeout) do raise. Proxy settings in the
+    environment are ignored: every server here is on loopback."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    handlers: list = [urllib.request.HTTPSHandler(context=context)] if context else []
+    handlers: list = [urllib.request.ProxyHandler({})]
+    if context:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
     if not follow_redirects:
         handlers.append(_NoRedirect())
     opener = urllib.request.build_opener(*handlers)
@@ -245,7 +249,9 @@ class StartError(RuntimeError):
     pass
 
 
-def free_port(taken: set[int]) -> int:
+def free_port(taken: set[int] | None = None) -> int:
+    """A free port on 127.0.0.1, never one already in `taken` (to which it is added)."""
+    taken = set() if taken is None else taken
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
@@ -277,6 +283,116 @@ def tail(path: Path, lines: int = 30) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(data[-lines:])
+
+
+def wait_port_file(path: Path, *, check_alive=None, name: str = "server", timeout: float = READY_TIMEOUT) -> dict:
+    """The JSON a server writes (atomically) once it listens; `check_alive()` raises
+    when the server has died meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return json.loads(path.read_text())
+        if check_alive:
+            check_alive()
+        time.sleep(0.05)
+    raise StartError(f"{name} did not report its port within {timeout:.0f}s")
+
+
+def wait_http(
+    url: str,
+    ok: tuple[int, ...] = (200,),
+    *,
+    check_alive=None,
+    name: str = "server",
+    context: ssl.SSLContext | None = None,
+    timeout: float = READY_TIMEOUT,
+) -> None:
+    """Polls `GET url` until it answers one of the `ok` statuses; `check_alive()` raises
+    when the server has died meanwhile."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if check_alive:
+            check_alive()
+        try:
+            status, _, _ = http_request("GET", url, context=context, timeout=2.0)
+            if status in ok:
+                return
+            last = f"status {status}"
+        except (OSError, ssl.SSLError) as e:
+            last = repr(e)
+        time.sleep(0.1)
+    raise StartError(f"{name} did not answer {url} with {ok} within {timeout:.0f}s (last: {last})")
+
+
+def write_registry_config(d: Path, port: int, extra: str = "", *, log_level: str = "info") -> Path:
+    """A docker-registry config listening on 127.0.0.1:port with its storage in d/data
+    (deletes allowed, no upload purging); `extra` is appended YAML (auth, tls, proxy).
+    Returns the path of d/config.yml."""
+    (d / "data").mkdir(parents=True)
+    cfg = d / "config.yml"
+    cfg.write_text(
+        f"""version: 0.1
+log:
+  level: {log_level}
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: {q(d / 'data')}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: {q(f'127.0.0.1:{port}')}
+  secret: {q(os.urandom(16).hex())}
+  headers:
+    X-Content-Type-Options: [nosniff]
+{extra}"""
+    )
+    return cfg
+
+
+def containers_config(c: Path) -> tuple[list[str], dict, Path]:
+    """Storage, registries, policy and auth files for buildah and skopeo, all inside
+    folder c (vfs storage, no search registries, accept anything, no credentials).
+    Returns (buildah argv prefix, the environment variables that point the tools at
+    those files, the policy file)."""
+    root, runroot, tmp = c / "storage", c / "run", c / "tmp"
+    for p in (root, runroot, tmp):
+        p.mkdir(parents=True)
+    (c / "storage.conf").write_text(
+        f'[storage]\ndriver = "vfs"\ngraphroot = {q(root)}\nrunroot = {q(runroot)}\n'
+    )
+    (c / "registries.conf").write_text('unqualified-search-registries = []\nshort-name-mode = "permissive"\n')
+    (c / "containers.conf").write_text("[engine]\n")
+    policy = c / "policy.json"
+    policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+    (c / "auth.json").write_text('{"auths": {}}')
+    env = {
+        "CONTAINERS_STORAGE_CONF": str(c / "storage.conf"),
+        "CONTAINERS_REGISTRIES_CONF": str(c / "registries.conf"),
+        "CONTAINERS_CONF": str(c / "containers.conf"),
+        "REGISTRY_AUTH_FILE": str(c / "auth.json"),
+        "TMPDIR": str(tmp),
+        "BUILDAH_ISOLATION": "chroot",
+    }
+    buildah = ["buildah", "--root", str(root), "--runroot", str(runroot), "--storage-driver", "vfs"]
+    return buildah, env, policy
+
+
+def get_manifest(host: str, repo: str, ref: str) -> tuple[str, dict, dict]:
+    """GET a manifest over plain HTTP, accepting every manifest and index type:
+    (its digest, the parsed manifest, the response headers)."""
+    status, headers, body = http_request(
+        "GET", f"http://{host}/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT}
+    )
+    if status != 200:
+        raise StartError(f"manifest {host}/{repo}:{ref}: HTTP {status} {body[:300]!r}")
+    return "sha256:" + hashlib.sha256(body).hexdigest(), json.loads(body), headers
 
 
 class Starter:
@@ -365,13 +481,7 @@ class Starter:
             )
 
     def wait_port_file(self, name: str, path: Path, timeout: float = READY_TIMEOUT) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if path.exists():
-                return json.loads(path.read_text())
-            self.check_alive(name)
-            time.sleep(0.05)
-        raise StartError(f"{name} did not report its port within {timeout:.0f}s")
+        return wait_port_file(path, check_alive=lambda: self.check_alive(name), name=name, timeout=timeout)
 
     def wait_http(
         self,
@@ -381,19 +491,7 @@ class Starter:
         context: ssl.SSLContext | None = None,
         timeout: float = READY_TIMEOUT,
     ) -> None:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            self.check_alive(name)
-            try:
-                status, _, _ = http_request("GET", url, context=context, timeout=2.0)
-                if status in ok:
-                    return
-                last = f"status {status}"
-            except (OSError, ssl.SSLError) as e:
-                last = repr(e)
-            time.sleep(0.1)
-        raise StartError(f"{name} did not answer {url} with {ok} within {timeout:.0f}s (last: {last})")
+        wait_http(url, ok, check_alive=lambda: self.check_alive(name), name=name, context=context, timeout=timeout)
 
     # -- preparation --------------------------------------------------------------
     def make_certs(self) -> dict:
@@ -449,32 +547,7 @@ authorityKeyIdentifier = keyid,issuer
         }
 
     def registry_config(self, name: str, port: int, extra: str) -> Path:
-        d = self.state / "registries" / name
-        (d / "data").mkdir(parents=True)
-        cfg = d / "config.yml"
-        cfg.write_text(
-            f"""version: 0.1
-log:
-  level: info
-  formatter: text
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: {q(d / 'data')}
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: {q(f'127.0.0.1:{port}')}
-  secret: {q(os.urandom(16).hex())}
-  headers:
-    X-Content-Type-Options: [nosniff]
-{extra}"""
-        )
-        return cfg
+        return write_registry_config(self.state / "registries" / name, port, extra)
 
     def start_registry(self, name: str, extra_for_port) -> tuple[str, subprocess.Popen]:
         """Spawns docker-registry with its own config on a free port."""
@@ -488,7 +561,7 @@ http:
         d = self.state / "fixtures"
         d.mkdir()
         wat = d / "plugin.wat"
-        shutil.copy(HERE / "fixtures" / "plugin.wat", wat)
+        shutil.copy(PLUGIN_WAT, wat)
         wasm = d / "plugin.wasm"
         self.run(["wat2wasm", str(wat), "-o", str(wasm)], log_name="fixtures")
         data = wasm.read_bytes()
@@ -503,35 +576,7 @@ http:
     def containers_env(self) -> tuple[list[str], dict, Path]:
         c = self.state / "containers"
         c.mkdir()
-        root, runroot, tmp = c / "storage", c / "run", c / "tmp"
-        for p in (root, runroot, tmp):
-            p.mkdir()
-        (c / "storage.conf").write_text(
-            f'[storage]\ndriver = "vfs"\ngraphroot = {q(root)}\nrunroot = {q(runroot)}\n'
-        )
-        (c / "registries.conf").write_text('unqualified-search-registries = []\nshort-name-mode = "permissive"\n')
-        (c / "containers.conf").write_text("[engine]\n")
-        policy = c / "policy.json"
-        policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
-        (c / "auth.json").write_text('{"auths": {}}')
-        env = {
-            "CONTAINERS_STORAGE_CONF": str(c / "storage.conf"),
-            "CONTAINERS_REGISTRIES_CONF": str(c / "registries.conf"),
-            "CONTAINERS_CONF": str(c / "containers.conf"),
-            "REGISTRY_AUTH_FILE": str(c / "auth.json"),
-            "TMPDIR": str(tmp),
-            "BUILDAH_ISOLATION": "chroot",
-        }
-        buildah = ["buildah", "--root", str(root), "--runroot", str(runroot), "--storage-driver", "vfs"]
-        return buildah, env, policy
-
-    def manifest(self, host: str, repo: str, ref: str) -> tuple[str, dict, bytes]:
-        status, headers, body = http_request(
-            "GET", f"http://{host}/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT}
-        )
-        if status != 200:
-            raise StartError(f"manifest {host}/{repo}:{ref}: HTTP {status} {body[:300]!r}")
-        return "sha256:" + hashlib.sha256(body).hexdigest(), json.loads(body), body
+        return containers_config(c)
 
     def make_fixtures(self, hosts: dict, certs: dict) -> dict:
         module, module_sha = self.make_module()
@@ -567,7 +612,7 @@ http:
 
         digests = {}
         for repo, layers in (("buildah-oci", 1), ("buildah-docker", 1), ("buildah-multilayer", 2)):
-            digest, manifest, _ = self.manifest(plain, f"fixtures/{repo}", "latest")
+            digest, manifest, _ = get_manifest(plain, f"fixtures/{repo}", "latest")
             if len(manifest.get("layers", [])) != layers:
                 raise StartError(f"fixtures/{repo} has {len(manifest.get('layers', []))} layers, expected {layers}")
             digests[repo] = digest

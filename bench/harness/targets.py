@@ -1,0 +1,94 @@
+"""The targets the figures are held to (and the context lines beside them): ratios of
+medians against the floors and peers measured in the same run."""
+
+from __future__ import annotations
+
+import os
+import statistics
+
+from harness.common import BUILDAH, VERIFIED
+from harness.push_floor import FLOOR_PATCH, FLOOR_PUT
+from harness.results import Results, med_extra, ratio
+
+
+def targets(res: Results, cores: int | None = None) -> list[dict]:
+    cores = cores or os.cpu_count() or 1
+
+    def med(case, tool, size=None):
+        s = [x.time_s for x in res.samples if x.case == case and x.tool == tool and x.ok and (size is None or x.size_mib == size)]
+        return statistics.median(s) if s else None
+
+    def medw(case, tool, size=None):
+        s = [x.wall_s for x in res.samples if x.case == case and x.tool == tool and x.ok and (size is None or x.size_mib == size)]
+        return statistics.median(s) if s else None
+
+    def rss(case, tool, size):
+        s = [x.maxrss_mib for x in res.samples if x.case == case and x.tool == tool and x.ok and x.size_mib == size]
+        return max(s) if s else None
+
+    out = []
+
+    def add(target, measured, limit, kind="ratio", note=""):
+        if measured is None:
+            met = None
+        else:
+            met = measured <= limit if kind != "lt" else measured < limit
+        out.append({"target": target, "measured": measured, "limit": limit, "met": met, "note": note})
+
+    def cpu_floor(mode, tool, what):
+        """Not a target: the lowest wall time the machine's cores allow for the CPU work of
+        one pull by `tool` (its own CPU plus the registry's, medians, whole processes), as
+        a multiple of the curl floor's wall time (whole process)."""
+        ok = [x for x in res.samples if x.case == mode and x.tool == tool and x.ok and x.size_mib == 50]
+        client, registry = med_extra(ok, "client_cpu_ms"), med_extra(ok, "registry_cpu_ms")
+        curl_wall = medw(mode, "curl (floor)", 50)
+        label = "curl itself" if tool == "curl (floor)" else tool
+        if client is None or registry is None or not curl_wall:
+            text, budget = f"(context) CPU floor, pull 50 MiB {what}, {label}: (client CPU + registry CPU) / {cores} cores vs curl's process", None
+        else:
+            budget = (client + registry) / cores
+            text = (f"(context) CPU floor, pull 50 MiB {what}, {label}: (client {client:.0f} ms + registry {registry:.0f} ms CPU) "
+                    f"/ {cores} cores = {budget:.0f} ms, against curl's {curl_wall * 1000:.0f} ms process")
+        out.append({"target": text, "measured": ratio(budget / 1000 if budget is not None else None, curl_wall), "limit": None,
+                    "met": None, "note": "informative: lowest wall time the cores allow for this work, × curl's wall",
+                    "client_cpu_ms": client, "registry_cpu_ms": registry, "cores": cores,
+                    "budget_ms": budget, "curl_wall_ms": curl_wall * 1000 if curl_wall else None})
+
+    py, c, cli = "wasm-image Python API", "wasm-image C API", "wasm-image CLI"
+    for mode, floor_case, what in (("pull-mem oci", "into memory vs curl → /dev/null", "into memory"),
+                                   ("pull-file oci", "to a file vs curl → file", "to a file")):
+        cpu_floor(mode, "curl (floor)", what)
+        add(f"pull 50 MiB, Python API {floor_case}: ≤ 1.3× curl", ratio(med(mode, py, 50), med(mode, "curl (floor)", 50)), 1.3)
+        cpu_floor(mode, py, what)
+        add(f"pull 50 MiB, C API {floor_case}: ≤ 1.3× curl", ratio(med(mode, c, 50), med(mode, "curl (floor)", 50)), 1.3)
+        cpu_floor(mode, c, what)
+    add("pull 50 MiB to a file, CLI vs curl, whole processes: ≤ 1.3×", ratio(medw("pull-file oci", cli, 50), medw("pull-file oci", "curl (floor)", 50)), 1.3)
+    cpu_floor("pull-file oci", cli, "to a file")
+    add("pull 50 MiB to a file, Python API vs skopeo copy: ≤ 0.5×", ratio(med("pull-file oci", py, 50), med("pull-file oci", "skopeo copy → oci:", 50)), 0.5)
+    add("pull 50 MiB to a file, CLI (whole process) vs skopeo copy: ≤ 0.5×", ratio(med("pull-file oci", cli, 50), med("pull-file oci", "skopeo copy → oci:", 50)), 0.5)
+    add("pull 50 MiB to a file, Python API vs oras-py: faster (< 1×)", ratio(med("pull-file oci", py, 50), med("pull-file oci", "oras-py", 50)), 1.0, "lt")
+    add("pull 200 MiB to a file, Python API: peak RSS ≤ 40 MiB", rss("pull-file oci", py, 200), 40.0, "abs")
+    add("pull 200 MiB to a file, C API: peak RSS ≤ 40 MiB", rss("pull-file oci", c, 200), 40.0, "abs")
+    add("pull 200 MiB into memory, Python API: peak RSS ≤ 240 MiB", rss("pull-mem oci", py, 200), 240.0, "abs")
+    add("pull 200 MiB into memory, C API: peak RSS ≤ 240 MiB", rss("pull-mem oci", c, 200), 240.0, "abs")
+    bd = BUILDAH
+    for case, what in (("build+push compat", "random-bytes module"), ("build+push compat (compressible module)", "compressible module")):
+        add(f"build+push 50 MiB compat ({what}), Python API: ≤ 0.5× buildah", ratio(med(case, py), med(case, bd)), 0.5)
+        add(f"build+push 50 MiB compat ({what}), CLI: ≤ 0.5× buildah", ratio(med(case, cli), med(case, bd)), 0.5)
+    # Not targets: what the upload alone costs (HTTP client floor), against the peers, and
+    # where the Python API's whole build+push stands against the upload it must make.
+    for case, variant, peer in (("build+push compat", "compat", bd), ("build+push oci", "oci", "oras-py push")):
+        for floor in (FLOOR_PUT, FLOOR_PATCH):
+            out.append({"target": f"(context) build+push 50 MiB {variant}: {floor} (the upload alone) vs {peer}",
+                        "measured": ratio(med(case, floor), med(case, peer)), "limit": None, "met": None, "note": "informative"})
+        out.append({"target": f"(context) build+push 50 MiB {variant}: Python API vs {FLOOR_PATCH}",
+                    "measured": ratio(med(case, py), med(case, FLOOR_PATCH)), "limit": None, "met": None, "note": "informative"})
+    # Not targets: the same pulls against a floor that also checks the digest.
+    for mode, what in (("pull-mem oci", "into memory"), ("pull-file oci", "to a file")):
+        for tool in (py, c):
+            out.append({"target": f"(context) pull 50 MiB {what}, {tool.split()[-2]} API vs {VERIFIED}, whole processes",
+                        "measured": ratio(medw(mode, tool, 50), medw(mode, VERIFIED, 50)), "limit": None, "met": None,
+                        "note": "informative"})
+    req = res.requests.get("resolve", {}).get(py)
+    add("resolve: one request", req["count"] if req else None, 1, "abs")
+    return out
