@@ -11,28 +11,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use wasm_image::{Error, Result};
 
-use crate::error::wasm_image_error_t;
-
-/// What a body produces, and what it becomes at the C boundary.
+/// What a body produces, and what it becomes at the C boundary. (`Result<()>` becomes an
+/// error object: its impl lives with `wasm_image_error_t`.)
 pub(crate) trait FfiReturn {
     type Output;
     fn into_ffi(self) -> Self::Output;
     fn on_panic(message: String) -> Self::Output;
-}
-
-impl FfiReturn for Result<()> {
-    type Output = *mut wasm_image_error_t;
-    fn into_ffi(self) -> Self::Output {
-        match self {
-            Ok(()) => std::ptr::null_mut(),
-            Err(error) => wasm_image_error_t::into_raw(error),
-        }
-    }
-    fn on_panic(message: String) -> Self::Output {
-        wasm_image_error_t::into_raw(Error::internal(format!(
-            "a bug in wasm-image: a panic was caught at the C boundary: {message}"
-        )))
-    }
 }
 
 macro_rules! neutral {

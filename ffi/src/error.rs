@@ -3,9 +3,9 @@
 use std::ffi::{c_char, CString};
 use std::sync::LazyLock;
 
-use wasm_image::{Error, ErrorKind};
+use wasm_image::{Error, ErrorKind, Result};
 
-use crate::boundary::ffi_boundary;
+use crate::boundary::{ffi_boundary, FfiReturn};
 use crate::handle::{self, Handle};
 use crate::strings::{opt_ptr, NulStr};
 
@@ -102,6 +102,22 @@ impl wasm_image_error_t {
             registry_code: detail.and_then(|d| d.code.as_deref()).map(NulStr::new),
             retry_after: error.retry_after().unwrap_or(0),
         })
+    }
+}
+
+/// A fallible body's result at the C boundary: NULL on success, else an error object.
+impl FfiReturn for Result<()> {
+    type Output = *mut wasm_image_error_t;
+    fn into_ffi(self) -> Self::Output {
+        match self {
+            Ok(()) => std::ptr::null_mut(),
+            Err(error) => wasm_image_error_t::into_raw(error),
+        }
+    }
+    fn on_panic(message: String) -> Self::Output {
+        wasm_image_error_t::into_raw(Error::internal(format!(
+            "a bug in wasm-image: a panic was caught at the C boundary: {message}"
+        )))
     }
 }
 
