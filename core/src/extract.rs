@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::digest::{Algorithm, Descriptor, Digest, Hasher};
 use crate::embed::buffer::{ModuleAllocator, ModuleBuffer};
 use crate::error::{Error, Result};
+use crate::files;
 use crate::formats::{ModuleSource, Plan, TarTarget};
 use crate::image::RuntimeConfig;
 use crate::limits::Limits;
@@ -128,13 +129,9 @@ impl ModuleSink {
                     Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                     _ => PathBuf::from("."),
                 };
-                let mut builder = tempfile::Builder::new();
-                builder.prefix(".wasm-image-").suffix(".partial");
                 // The module file gets the mode any new file would (0666 less the umask),
                 // not the 0600 of a private temporary file.
-                #[cfg(unix)]
-                builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-                let file = builder.tempfile_in(&dir).map_err(|e| {
+                let file = files::temp_file_in(&dir, ".partial", 0o666).map_err(|e| {
                     Error::io(format!("cannot create a file in {}", dir.display()), e)
                 })?;
                 SinkOut::File(file)
@@ -212,12 +209,9 @@ impl ModuleSink {
                 }
                 Some(buffer.freeze())
             }
-            (SinkOut::File(mut f), Destination::File(path)) => {
-                f.flush()
-                    .and_then(|_| f.as_file().sync_all())
-                    .map_err(|e| Error::io(path.display(), e))?;
-                f.persist(path)
-                    .map_err(|e| Error::io(format!("cannot write {}", path.display()), e.error))?;
+            (SinkOut::File(f), Destination::File(path)) => {
+                files::commit(f, path, files::Existing::Replace)
+                    .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
                 None
             }
             (SinkOut::File(_), _) => unreachable!("a file sink is built for a file destination"),

@@ -12,12 +12,14 @@ pub mod build;
 pub mod client;
 /// Digests, descriptors, platforms, and readers that verify digest and size.
 pub mod digest;
-/// What the bindings share: runtime, log forwarding, module buffers, input files.
+/// What the bindings share: the runtime blocking calls run on, log forwarding, module buffers.
 pub mod embed;
 /// Error kinds every face reports, and errors carrying them.
 pub mod error;
 /// Carries out a format's plan: the module out of its layer, verified and bounded.
 pub mod extract;
+/// Local files: atomic durable writes, bounded reads, the caller's input files.
+pub mod files;
 /// The Wasm-in-OCI formats: detection and plans (read), encoders (write); no I/O.
 pub mod formats;
 /// The parallel, reproducible gzip encoder of compat layers.
@@ -44,7 +46,7 @@ pub mod select;
 pub mod store;
 
 // Bindings reach these by their original paths.
-pub use embed::{buffer, files, logging, runtime};
+pub use embed::{buffer, logging, runtime};
 
 pub use build::{build, BuildOptions};
 pub use client::{default_client, Client, Resolved};

@@ -1,8 +1,7 @@
 //! What the bindings share and the core needs only at its edges: the fork-aware runtime
-//! that blocking calls run on, log forwarding to a binding's sink, memory a binding
-//! provides for a pulled module, and reading the caller's input files.
+//! that blocking calls run on (and the one way core runs blocking work on it), log
+//! forwarding to a binding's sink, and memory a binding provides for a pulled module.
 
 pub mod buffer;
-pub mod files;
 pub mod logging;
 pub mod runtime;

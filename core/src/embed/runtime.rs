@@ -145,8 +145,11 @@ where
     })
 }
 
-/// Runs blocking work (tar and decompression) off the async threads. If the awaiting
-/// future is dropped, `cancel` is triggered so the work stops at its next read.
+/// Runs blocking work (files, tar, decompression, credential helpers, DNS) off the async
+/// threads: the one way core does, so the work keeps the call's span (its log events
+/// reach the caller) and its cancel scope (a cancelled call waits for it, and only for
+/// it). If the awaiting future is dropped, `cancel` is triggered so the work stops at its
+/// next read.
 pub async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce(CancellationToken) -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -166,9 +169,7 @@ pub async fn run_blocking<T: Send + 'static>(
     drop(guard);
     match result {
         Ok(r) => r,
-        Err(e) if e.is_panic() => Err(Error::internal(
-            "a worker thread panicked while reading an image",
-        )),
+        Err(e) if e.is_panic() => Err(Error::internal("a worker thread of wasm-image panicked")),
         Err(_) => Err(Error::cancelled()),
     }
 }

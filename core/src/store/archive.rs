@@ -21,11 +21,12 @@ use async_trait::async_trait;
 use tempfile::TempDir;
 
 use crate::digest::{Descriptor, Digest};
+use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
+use crate::files::{commit, temp_file_in, Existing, TEMP_PREFIX};
 use crate::location::Selector;
 use crate::store::layout::{
-    blocking, classify_member, sync_dir, LayoutStore, Member, BLOBS_DIR, INDEX_FILE,
-    OCI_LAYOUT_FILE, TEMP_PREFIX,
+    classify_member, LayoutStore, Member, BLOBS_DIR, INDEX_FILE, OCI_LAYOUT_FILE,
 };
 use crate::store::{Access, BlobStream, RawManifest, Store};
 
@@ -49,7 +50,7 @@ impl OciArchiveStore {
         let name = format!("oci-archive:{}", file.display());
         let staging = {
             let (file, name) = (file.to_path_buf(), name.clone());
-            blocking(move || {
+            run_blocking(move |_| {
                 let existing = match fs::metadata(&file) {
                     Ok(meta) if meta.is_dir() => {
                         return Err(Error::invalid_argument(format!(
@@ -141,7 +142,7 @@ impl Store for OciArchiveStore {
             self.file.clone(),
             self.name.clone(),
         );
-        blocking(move || write_archive(&dir, &file, &name)).await
+        run_blocking(move |_| write_archive(&dir, &file, &name)).await
     }
 }
 
@@ -326,12 +327,12 @@ fn layout_members(dir: &Path, name: &str) -> Result<Vec<(String, Option<PathBuf>
 
 fn write_archive(dir: &Path, target: &Path, name: &str) -> Result<()> {
     let io_err = |e: io::Error| Error::io(format!("{name}: writing the archive"), e);
-    let Some(file_name) = target.file_name().and_then(|f| f.to_str()) else {
+    if target.file_name().and_then(|f| f.to_str()).is_none() {
         return Err(Error::invalid_argument(format!(
             "{name}: {} does not name a file",
             target.display()
         )));
-    };
+    }
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -345,15 +346,7 @@ fn write_archive(dir: &Path, target: &Path, name: &str) -> Result<()> {
     fs::create_dir_all(&parent).map_err(io_err)?;
     let members = layout_members(dir, name)?;
 
-    let prefix = format!(".{file_name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o644));
-    }
-    let mut temp = builder.tempfile_in(&parent).map_err(io_err)?;
+    let mut temp = temp_file_in(&parent, ".tmp", 0o644).map_err(io_err)?;
     {
         let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, temp.as_file_mut()));
         for (path, source) in members {
@@ -383,9 +376,9 @@ fn write_archive(dir: &Path, target: &Path, name: &str) -> Result<()> {
         let buffered = tar.into_inner().map_err(io_err)?;
         buffered.into_inner().map_err(|e| io_err(e.into_error()))?;
     }
-    temp.as_file().sync_all().map_err(io_err)?;
-    temp.persist(target).map_err(|e| io_err(e.error))?;
-    sync_dir(&parent).map_err(io_err)
+    commit(temp, target, Existing::Replace)
+        .map(drop)
+        .map_err(io_err)
 }
 
 #[cfg(test)]

@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::digest::{Algorithm, Descriptor, Digest, Hasher};
+use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
 use crate::location::Selector;
 use crate::media_types as mt;
 use crate::store::archive::{entry_components, reject_compressed};
-use crate::store::layout::{blocking, MAX_JSON_BYTES};
+use crate::store::layout::MAX_JSON_BYTES;
 use crate::store::{BlobStream, RawManifest, Store};
 
 /// Most entries looked at in an archive.
@@ -84,7 +85,7 @@ impl DockerArchiveStore {
             name.push_str(reference);
         }
         let file = file.to_path_buf();
-        blocking(move || Scan::new(file, name)?.into_store(reference.as_deref())).await
+        run_blocking(move |_| Scan::new(file, name)?.into_store(reference.as_deref())).await
     }
 
     fn read_only(&self) -> Error {

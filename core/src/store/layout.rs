@@ -10,7 +10,7 @@
 //! fields and entries we do not know are kept.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,7 +20,9 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::digest::{size_mismatch, Descriptor, Digest};
+use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
+use crate::files::{commit, read_bounded, temp_file_in, write_atomic, Existing};
 use crate::location::Selector;
 use crate::media_types::{self as mt, annotations};
 use crate::store::{Access, BlobStream, RawManifest, Store};
@@ -34,8 +36,6 @@ const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 /// us read an arbitrary file into memory.
 pub(crate) const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
 const COPY_BUFFER_BYTES: usize = 256 * 1024;
-/// Prefix of our temporary files; never a valid blob name, so never mistaken for one.
-pub(crate) const TEMP_PREFIX: &str = ".wasm-image-";
 
 /// An OCI image layout directory.
 pub struct LayoutStore {
@@ -68,7 +68,7 @@ impl LayoutStore {
             access,
         });
         let worker = inner.clone();
-        blocking(move || match access {
+        run_blocking(move |_| match access {
             Access::Read => worker.check_layout(),
             Access::Write => worker.create_layout(),
         })
@@ -95,7 +95,7 @@ impl LayoutStore {
     /// `org.opencontainers.image.ref.name` annotations).
     pub async fn entries(&self) -> Result<Vec<Descriptor>> {
         let inner = self.inner.clone();
-        blocking(move || inner.entries()).await
+        run_blocking(move |_| inner.entries()).await
     }
 }
 
@@ -151,8 +151,12 @@ impl Inner {
         }
         if !self.dir.join(OCI_LAYOUT_FILE).exists() {
             // No-clobber: a concurrent creator may win; its file is as good as ours.
-            write_file_atomic(&self.dir, OCI_LAYOUT_FILE, OCI_LAYOUT_CONTENT, true)
-                .map_err(|e| Error::io(ctx("creating oci-layout in"), e))?;
+            write_atomic(
+                &self.dir.join(OCI_LAYOUT_FILE),
+                OCI_LAYOUT_CONTENT,
+                Existing::Keep,
+            )
+            .map_err(|e| Error::io(ctx("creating oci-layout in"), e))?;
         }
         self.check_layout_version()?;
         fs::create_dir_all(self.dir.join(BLOBS_DIR).join("sha256"))
@@ -164,7 +168,7 @@ impl Inner {
                 "manifests": [],
             });
             let bytes = serde_json::to_vec(&empty).expect("JSON values serialise");
-            write_file_atomic(&self.dir, INDEX_FILE, &bytes, true)
+            write_atomic(&self.dir.join(INDEX_FILE), &bytes, Existing::Keep)
                 .map_err(|e| Error::io(ctx("creating index.json in"), e))?;
         }
         self.read_index()?;
@@ -374,9 +378,7 @@ impl Inner {
         if !present {
             let alg_dir = path.parent().expect("blob paths have a parent");
             fs::create_dir_all(alg_dir)
-                .and_then(|()| {
-                    write_file_atomic(alg_dir, descriptor.digest.hex(), bytes, false).map(drop)
-                })
+                .and_then(|()| write_atomic(&path, bytes, Existing::Replace).map(drop))
                 .map_err(|e| {
                     Error::io(
                         format!("{}: writing manifest {}", self.name, descriptor.digest),
@@ -431,7 +433,7 @@ impl Inner {
                 .expect("read_index checks for a list"),
         );
         let bytes = serde_json::to_vec(&index).expect("JSON values serialise");
-        write_file_atomic(&self.dir, INDEX_FILE, &bytes, false)
+        write_atomic(&self.dir.join(INDEX_FILE), &bytes, Existing::Replace)
             .map_err(|e| Error::io(format!("{}: writing index.json", self.name), e))?;
         // Closing the file releases the lock, after the rename made the new index visible.
         drop(lock);
@@ -448,13 +450,13 @@ impl Store for LayoutStore {
     async fn resolve(&self, selector: &Selector) -> Result<Descriptor> {
         let inner = self.inner.clone();
         let selector = selector.clone();
-        blocking(move || inner.resolve(&selector)).await
+        run_blocking(move |_| inner.resolve(&selector)).await
     }
 
     async fn manifest(&self, selector: &Selector) -> Result<RawManifest> {
         let inner = self.inner.clone();
         let selector = selector.clone();
-        blocking(move || inner.read_manifest(&selector)).await
+        run_blocking(move |_| inner.read_manifest(&selector)).await
     }
 
     async fn open_blob(&self, descriptor: &Descriptor) -> Result<BlobStream> {
@@ -504,11 +506,12 @@ impl Store for LayoutStore {
             .expect("blob paths have a parent")
             .to_path_buf();
         let (file, temp_path) = {
-            let alg_dir = alg_dir.clone();
             let write_err = write_err.clone();
-            blocking(move || {
+            run_blocking(move |_| {
                 fs::create_dir_all(&alg_dir).map_err(&write_err)?;
-                Ok(new_temp_in(&alg_dir).map_err(&write_err)?.into_parts())
+                Ok(temp_file_in(&alg_dir, ".tmp", 0o644)
+                    .map_err(&write_err)?
+                    .into_parts())
             })
             .await?
         };
@@ -541,13 +544,12 @@ impl Store for LayoutStore {
             ));
         }
         file.flush().await.map_err(&write_err)?;
-        file.sync_all().await.map_err(&write_err)?;
-        drop(file);
-        blocking(move || {
-            temp_path
-                .persist(&final_path)
-                .map_err(|e| write_err(e.error))?;
-            sync_dir(&alg_dir).map_err(&write_err)
+        let file = file.into_std().await;
+        run_blocking(move |_| {
+            let temp = tempfile::NamedTempFile::from_parts(file, temp_path);
+            commit(temp, &final_path, Existing::Replace)
+                .map(drop)
+                .map_err(write_err)
         })
         .await
     }
@@ -591,20 +593,7 @@ impl Store for LayoutStore {
         let inner = self.inner.clone();
         let bytes = manifest.bytes.clone();
         let tag = tag.map(str::to_string);
-        blocking(move || inner.write_manifest(&bytes, &descriptor, tag.as_deref())).await
-    }
-}
-
-/// Runs blocking filesystem work off the async worker threads.
-pub(crate) async fn blocking<T, F>(work: F) -> Result<T>
-where
-    F: FnOnce() -> Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => Err(Error::internal(format!("a filesystem task panicked: {e}"))),
-        Err(_) => Err(Error::cancelled()),
+        run_blocking(move |_| inner.write_manifest(&bytes, &descriptor, tag.as_deref())).await
     }
 }
 
@@ -674,72 +663,6 @@ fn detect_media_type(data: &[u8]) -> Option<String> {
     } else {
         None
     }
-}
-
-/// Reads a whole file of at most `max` bytes. A missing file keeps the NOT_FOUND kind.
-pub(crate) fn read_bounded(path: &Path, max: u64, store: &str) -> Result<Vec<u8>> {
-    let what = || format!("{store}: reading {}", path.display());
-    let file = fs::File::open(path).map_err(|e| Error::io(what(), e))?;
-    let mut data = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| Error::io(what(), e))?;
-    if data.len() as u64 > max {
-        return Err(Error::limit_exceeded(format!(
-            "{store}: {} is larger than {max} bytes",
-            path.display()
-        )));
-    }
-    Ok(data)
-}
-
-/// A temp file in `dir` (so a rename into place is atomic), readable by others like the
-/// files skopeo writes (0644 less the umask).
-pub(crate) fn new_temp_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(TEMP_PREFIX).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o644));
-    }
-    builder.tempfile_in(dir)
-}
-
-/// Writes `dir/name` atomically and durably. With `no_clobber`, an existing file is left
-/// alone and `Ok(false)` returned.
-pub(crate) fn write_file_atomic(
-    dir: &Path,
-    name: &str,
-    data: &[u8],
-    no_clobber: bool,
-) -> io::Result<bool> {
-    let mut temp = new_temp_in(dir)?;
-    temp.write_all(data)?;
-    temp.as_file().sync_all()?;
-    let target = dir.join(name);
-    if no_clobber {
-        match temp.persist_noclobber(&target) {
-            Ok(_) => {}
-            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(e.error),
-        }
-    } else {
-        temp.persist(&target).map_err(|e| e.error)?;
-    }
-    sync_dir(dir)?;
-    Ok(true)
-}
-
-/// Makes a rename in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -945,7 +868,7 @@ pub(crate) mod tests {
         for sub in [dir.to_path_buf(), dir.join("blobs/sha256")] {
             for entry in fs::read_dir(sub).unwrap() {
                 let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-                if name.starts_with(TEMP_PREFIX) {
+                if name.starts_with(crate::files::TEMP_PREFIX) {
                     found.push(name);
                 }
             }

@@ -10,6 +10,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
 use crate::auth::{self, Lookup, Secret};
+use crate::embed::runtime::run_blocking;
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::ClientOptions;
 
@@ -159,11 +160,8 @@ impl Authenticator {
             return Ok(l.clone());
         }
         let (opts, h) = (options.clone(), host.to_string());
-        let lookup = tokio::task::spawn_blocking(move || auth::lookup(&opts, &h))
-            .await
-            .map_err(|e| {
-                Error::internal(format!("credential lookup for {host} panicked: {e}"))
-            })??;
+        // Config files and credential helper processes: blocking work.
+        let lookup = run_blocking(move |_| auth::lookup(&opts, &h)).await?;
         let lookup = Arc::new(lookup);
         self.credentials
             .lock()

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use reqwest::Url;
 
+use crate::embed::runtime::run_blocking;
 use crate::error::{Error, ErrorKind, Result};
 
 use super::endpoint::show_url;
@@ -73,11 +74,11 @@ impl InternalAddressGuard {
             true
         } else {
             let name = bare.clone();
-            tokio::task::spawn_blocking(move || {
-                (name.as_str(), port)
+            run_blocking(move |_| {
+                Ok((name.as_str(), port)
                     .to_socket_addrs()
                     .map(|addrs| addrs.into_iter().any(|a| is_internal_ip(a.ip())))
-                    .unwrap_or(false)
+                    .unwrap_or(false))
             })
             .await
             .unwrap_or(false)
