@@ -14,8 +14,8 @@
 //! committing writes nothing.
 
 use std::fs;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
-use std::path::{Component, Path, PathBuf};
+use std::io::{self, BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use tempfile::TempDir;
@@ -28,10 +28,8 @@ use crate::location::Selector;
 use crate::store::layout::{
     classify_member, LayoutStore, Member, BLOBS_DIR, INDEX_FILE, OCI_LAYOUT_FILE,
 };
+use crate::store::tar_safety::{bad_tar, checked_entries, describe_entry_type, reject_compressed};
 use crate::store::{Access, BlobStream, RawManifest, Store};
-
-/// Most entries looked at in an archive (a layout holds a handful per image).
-const MAX_ARCHIVE_ENTRIES: usize = 100_000;
 
 pub struct OciArchiveStore {
     file: PathBuf,
@@ -146,66 +144,15 @@ impl Store for OciArchiveStore {
     }
 }
 
-/// The normal components of a tar entry path, `.` dropped; `None` for an absolute path,
-/// a `..`, or a name that is not UTF-8.
-pub(crate) fn entry_components(path: &Path) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => out.push(part.to_str()?.to_string()),
-            Component::CurDir => {}
-            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(out)
-}
-
-/// Rejects a compressed file with a message saying what to do.
-pub(crate) fn reject_compressed(file: &mut fs::File, name: &str) -> Result<()> {
-    let mut magic = [0u8; 4];
-    let mut filled = 0;
-    while filled < magic.len() {
-        match file.read(&mut magic[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(format!("{name}: reading the archive"), e)),
-        }
-    }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| Error::io(format!("{name}: reading the archive"), e))?;
-    let compression = match magic {
-        [0x1f, 0x8b, ..] => "gzip",
-        [0x28, 0xb5, 0x2f, 0xfd] => "zstd",
-        _ => return Ok(()),
-    };
-    Err(Error::invalid_format(format!(
-        "{name}: the archive is {compression}-compressed; decompress it to a plain tar first"
-    )))
-}
-
 fn extract_layout(file: &Path, dest: &Path, name: &str) -> Result<()> {
-    let bad_tar =
-        |e: io::Error| Error::invalid_format(format!("{name}: not a readable tar archive: {e}"));
+    let bad_tar = bad_tar(name);
     let mut input =
         fs::File::open(file).map_err(|e| Error::io(format!("{name}: opening the archive"), e))?;
     reject_compressed(&mut input, name)?;
     let mut archive = tar::Archive::new(BufReader::new(input));
     let mut skipped_docker_manifest = false;
-    for (count, entry) in archive.entries().map_err(bad_tar)?.enumerate() {
-        if count >= MAX_ARCHIVE_ENTRIES {
-            return Err(Error::limit_exceeded(format!(
-                "{name}: the archive has more than {MAX_ARCHIVE_ENTRIES} entries"
-            )));
-        }
-        let mut entry = entry.map_err(bad_tar)?;
-        let raw_path = entry.path().map_err(bad_tar)?.into_owned();
-        let Some(components) = entry_components(&raw_path) else {
-            return Err(Error::invalid_format(format!(
-                "{name}: entry {:?} has an absolute path, a \"..\" or a name that is not UTF-8; refusing the archive",
-                raw_path.display().to_string()
-            )));
-        };
+    for checked in checked_entries(archive.entries().map_err(&bad_tar)?, name) {
+        let (mut entry, components) = checked?;
         let parts: Vec<&str> = components.iter().map(String::as_str).collect();
         let member = classify_member(&parts);
         let shown = components.join("/");
@@ -274,18 +221,6 @@ fn extract_layout(file: &Path, dest: &Path, name: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn describe_entry_type(entry_type: tar::EntryType) -> &'static str {
-    match entry_type {
-        tar::EntryType::Symlink => "symbolic link",
-        tar::EntryType::Link => "hard link",
-        tar::EntryType::Directory => "directory",
-        tar::EntryType::Regular | tar::EntryType::Continuous => "regular file",
-        tar::EntryType::Char | tar::EntryType::Block => "device",
-        tar::EntryType::Fifo => "named pipe",
-        _ => "special entry",
-    }
 }
 
 /// The layout's members in the staging directory, sorted: `(path in the tar, file)`,

@@ -10,8 +10,7 @@
 //! never on disk.
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -19,19 +18,13 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::digest::{Algorithm, Descriptor, Digest, Hasher};
+use crate::digest::{Descriptor, Digest};
 use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
 use crate::location::Selector;
 use crate::media_types as mt;
-use crate::store::archive::{entry_components, reject_compressed};
-use crate::store::layout::MAX_JSON_BYTES;
+use crate::store::tar_index::{Span, TarIndex};
 use crate::store::{BlobStream, RawManifest, Store};
-
-/// Most entries looked at in an archive.
-const MAX_ARCHIVE_ENTRIES: usize = 100_000;
-/// Most links followed to find one file.
-const MAX_LINK_HOPS: usize = 16;
 
 pub struct DockerArchiveStore {
     file: PathBuf,
@@ -40,19 +33,6 @@ pub struct DockerArchiveStore {
     manifest_descriptor: Descriptor,
     /// Where each blob of the chosen image lies in the tar.
     blobs: HashMap<Digest, Span>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    offset: u64,
-    size: u64,
-}
-
-enum Entry {
-    File(Span),
-    Symlink(PathBuf),
-    HardLink(PathBuf),
-    Other(tar::EntryType),
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,7 +65,7 @@ impl DockerArchiveStore {
             name.push_str(reference);
         }
         let file = file.to_path_buf();
-        run_blocking(move |_| Scan::new(file, name)?.into_store(reference.as_deref())).await
+        run_blocking(move |_| image_from(TarIndex::new(file, name)?, reference.as_deref())).await
     }
 
     fn read_only(&self) -> Error {
@@ -96,256 +76,63 @@ impl DockerArchiveStore {
     }
 }
 
-/// The tar's index and an open handle, while the image is being put together.
-struct Scan {
-    path: PathBuf,
-    name: String,
-    file: fs::File,
-    entries: HashMap<String, Entry>,
-}
-
-impl Scan {
-    fn new(path: PathBuf, name: String) -> Result<Scan> {
-        match fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => {
-                return Err(Error::invalid_argument(format!(
-                    "{name}: {} is a directory, not a docker-archive tarball",
-                    path.display()
-                )))
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::not_found(format!(
-                    "{name}: archive {} does not exist",
-                    path.display()
-                )))
-            }
-            Err(e) => return Err(Error::io(format!("{name}: reading {}", path.display()), e)),
-        }
-        let mut file = fs::File::open(&path)
-            .map_err(|e| Error::io(format!("{name}: opening the archive"), e))?;
-        reject_compressed(&mut file, &name)?;
-        let bad_tar = |e: io::Error| {
-            Error::invalid_format(format!("{name}: not a readable tar archive: {e}"))
-        };
-        let mut entries = HashMap::new();
-        let mut archive = tar::Archive::new(BufReader::new(&file));
-        for (count, entry) in archive.entries_with_seek().map_err(bad_tar)?.enumerate() {
-            if count >= MAX_ARCHIVE_ENTRIES {
-                return Err(Error::limit_exceeded(format!(
-                    "{name}: the archive has more than {MAX_ARCHIVE_ENTRIES} entries"
-                )));
-            }
-            let entry = entry.map_err(bad_tar)?;
-            let raw_path = entry.path().map_err(bad_tar)?.into_owned();
-            let Some(components) = entry_components(&raw_path) else {
-                return Err(Error::invalid_format(format!(
-                    "{name}: entry {:?} has an absolute path, a \"..\" or a name that is not UTF-8; refusing the archive",
-                    raw_path.display().to_string()
-                )));
-            };
-            let link = || -> Result<PathBuf> {
-                Ok(entry
-                    .link_name()
-                    .map_err(bad_tar)?
-                    .map(|l| l.into_owned())
-                    .unwrap_or_default())
-            };
-            let indexed = match entry.header().entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => Entry::File(Span {
-                    offset: entry.raw_file_position(),
-                    size: entry.size(),
-                }),
-                tar::EntryType::Symlink => Entry::Symlink(link()?),
-                tar::EntryType::Link => Entry::HardLink(link()?),
-                tar::EntryType::Directory
-                | tar::EntryType::XGlobalHeader
-                | tar::EntryType::XHeader => continue,
-                other => Entry::Other(other),
-            };
-            entries.insert(components.join("/"), indexed);
-        }
-        drop(archive);
-        Ok(Scan {
-            path,
-            name,
-            file,
-            entries,
-        })
-    }
-
-    /// Finds the regular file a path names, following links within the archive.
-    fn find(&self, path: &str) -> Result<Span> {
-        let escapes = || {
-            Error::invalid_format(format!(
-                "{}: {path:?} leads outside the archive; refusing it",
-                self.name
-            ))
-        };
-        let mut current = entry_components(Path::new(path)).ok_or_else(escapes)?;
-        for _ in 0..MAX_LINK_HOPS {
-            match self.entries.get(&current.join("/")) {
-                None => {
-                    return Err(Error::invalid_format(format!(
-                        "{}: {path:?} is named in manifest.json but is not in the archive",
-                        self.name
-                    )))
-                }
-                Some(Entry::File(span)) => return Ok(*span),
-                Some(Entry::Symlink(target)) => {
-                    current.pop();
-                    current = join_inside(current, target).ok_or_else(escapes)?;
-                }
-                Some(Entry::HardLink(target)) => {
-                    current = join_inside(Vec::new(), target).ok_or_else(escapes)?
-                }
-                Some(Entry::Other(kind)) => {
-                    return Err(Error::invalid_format(format!(
-                        "{}: {path:?} is a {kind:?} entry, not a file",
-                        self.name
-                    )))
-                }
-            }
-        }
-        Err(Error::invalid_format(format!(
-            "{}: {path:?} goes through more than {MAX_LINK_HOPS} links",
-            self.name
-        )))
-    }
-
-    fn reader(&self, span: Span) -> Result<io::Take<&fs::File>> {
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(span.offset))
-            .map_err(|e| Error::io(format!("{}: reading the archive", self.name), e))?;
-        Ok(file.take(span.size))
-    }
-
-    fn read_small(&self, span: Span, what: &str) -> Result<Vec<u8>> {
-        if span.size > MAX_JSON_BYTES {
-            return Err(Error::limit_exceeded(format!(
-                "{}: {what} is {} bytes, more than the {MAX_JSON_BYTES} allowed",
-                self.name, span.size
-            )));
-        }
-        let mut data = Vec::with_capacity(span.size as usize);
-        self.reader(span)?
-            .read_to_end(&mut data)
-            .map_err(|e| Error::io(format!("{}: reading {what}", self.name), e))?;
-        self.check_complete(data.len() as u64, span)?;
-        Ok(data)
-    }
-
-    fn check_complete(&self, read: u64, span: Span) -> Result<()> {
-        if read == span.size {
-            Ok(())
+/// Picks the image `reference` names, and synthesizes its manifest from the files.
+fn image_from(index: TarIndex, reference: Option<&str>) -> Result<DockerArchiveStore> {
+    let name = &index.name;
+    let manifest_span = index.find("manifest.json").map_err(|e| {
+        let hint = if index.entries.contains_key("index.json") {
+            " (it has an index.json: read it with oci-archive:)"
         } else {
-            Err(Error::invalid_format(format!(
-                "{}: the archive is truncated",
-                self.name
-            )))
+            ""
+        };
+        if index.entries.contains_key("manifest.json") {
+            e
+        } else {
+            Error::invalid_format(format!(
+                "{name}: the archive has no manifest.json, so it is not a docker-archive{hint}"
+            ))
         }
-    }
+    })?;
+    let items: Vec<ManifestItem> =
+        serde_json::from_slice(&index.read_small(manifest_span, "manifest.json")?)
+            .map_err(|e| Error::invalid_format(format!("{name}: malformed manifest.json: {e}")))?;
+    let item = choose(&items, reference, name)?;
 
-    /// The digest of a file in the tar, and its first bytes (to tell gzip from tar).
-    fn hash(&self, span: Span, what: &str) -> Result<(Digest, [u8; 2])> {
-        let mut reader = self.reader(span)?;
-        let mut hasher = Hasher::new(Algorithm::Sha256);
-        let mut buffer = vec![0u8; 256 * 1024];
-        let mut magic = [0u8; 2];
-        let mut read = 0u64;
-        loop {
-            let n = match reader.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io(format!("{}: reading {what}", self.name), e)),
-            };
-            if read < magic.len() as u64 {
-                let start = read as usize;
-                let take = (magic.len() - start).min(n);
-                magic[start..start + take].copy_from_slice(&buffer[..take]);
-            }
-            hasher.update(&buffer[..n]);
-            read += n as u64;
-        }
-        self.check_complete(read, span)?;
-        Ok((hasher.finish(), magic))
+    let mut blobs = HashMap::new();
+    let config_span = index.find(&item.config)?;
+    let (config_digest, _) = index.hash(config_span, "the image config")?;
+    let config = Descriptor::new(
+        mt::DOCKER_IMAGE_CONFIG,
+        config_digest.clone(),
+        config_span.size,
+    );
+    blobs.insert(config_digest, config_span);
+    let mut layers = Vec::with_capacity(item.layers.len());
+    for layer in &item.layers {
+        let span = index.find(layer)?;
+        let (digest, magic) = index.hash(span, layer)?;
+        let media_type = if magic == [0x1f, 0x8b] {
+            mt::DOCKER_LAYER_TAR_GZIP
+        } else {
+            mt::DOCKER_LAYER_TAR
+        };
+        layers.push(Descriptor::new(media_type, digest.clone(), span.size));
+        blobs.insert(digest, span);
     }
-
-    fn into_store(self, reference: Option<&str>) -> Result<DockerArchiveStore> {
-        let name = &self.name;
-        let manifest_span = self.find("manifest.json").map_err(|e| {
-            let hint = if self.entries.contains_key("index.json") {
-                " (it has an index.json: read it with oci-archive:)"
-            } else {
-                ""
-            };
-            if self.entries.contains_key("manifest.json") {
-                e
-            } else {
-                Error::invalid_format(format!(
-                    "{name}: the archive has no manifest.json, so it is not a docker-archive{hint}"
-                ))
-            }
-        })?;
-        let items: Vec<ManifestItem> = serde_json::from_slice(
-            &self.read_small(manifest_span, "manifest.json")?,
-        )
-        .map_err(|e| Error::invalid_format(format!("{name}: malformed manifest.json: {e}")))?;
-        let item = choose(&items, reference, name)?;
-
-        let mut blobs = HashMap::new();
-        let config_span = self.find(&item.config)?;
-        let (config_digest, _) = self.hash(config_span, "the image config")?;
-        let config = Descriptor::new(
-            mt::DOCKER_IMAGE_CONFIG,
-            config_digest.clone(),
-            config_span.size,
-        );
-        blobs.insert(config_digest, config_span);
-        let mut layers = Vec::with_capacity(item.layers.len());
-        for layer in &item.layers {
-            let span = self.find(layer)?;
-            let (digest, magic) = self.hash(span, layer)?;
-            let media_type = if magic == [0x1f, 0x8b] {
-                mt::DOCKER_LAYER_TAR_GZIP
-            } else {
-                mt::DOCKER_LAYER_TAR
-            };
-            layers.push(Descriptor::new(media_type, digest.clone(), span.size));
-            blobs.insert(digest, span);
-        }
-        let manifest = serde_json::to_vec(&SchemaTwo {
-            schema_version: 2,
-            media_type: mt::DOCKER_MANIFEST,
-            config: &config,
-            layers: &layers,
-        })
-        .expect("manifests serialise");
-        Ok(DockerArchiveStore {
-            manifest_descriptor: Descriptor::for_bytes(mt::DOCKER_MANIFEST, &manifest),
-            manifest: Bytes::from(manifest),
-            blobs,
-            file: self.path,
-            name: self.name,
-        })
-    }
-}
-
-/// Resolves a link target against the components of the directory holding the link,
-/// staying inside the archive.
-fn join_inside(mut base: Vec<String>, target: &Path) -> Option<Vec<String>> {
-    for component in target.components() {
-        match component {
-            std::path::Component::Normal(part) => base.push(part.to_str()?.to_string()),
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                base.pop()?;
-            }
-            std::path::Component::RootDir | std::path::Component::Prefix(_) => return None,
-        }
-    }
-    Some(base)
+    let manifest = serde_json::to_vec(&SchemaTwo {
+        schema_version: 2,
+        media_type: mt::DOCKER_MANIFEST,
+        config: &config,
+        layers: &layers,
+    })
+    .expect("manifests serialise");
+    Ok(DockerArchiveStore {
+        manifest_descriptor: Descriptor::for_bytes(mt::DOCKER_MANIFEST, &manifest),
+        manifest: Bytes::from(manifest),
+        blobs,
+        file: index.path,
+        name: index.name,
+    })
 }
 
 fn choose<'a>(
@@ -484,6 +271,7 @@ impl Store for DockerArchiveStore {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::io::Write;
 
     use super::*;

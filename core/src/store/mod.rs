@@ -20,6 +20,8 @@ pub mod docker_archive;
 pub mod layout;
 pub mod read_ahead;
 pub mod registry;
+mod tar_index;
+mod tar_safety;
 pub mod verified;
 
 pub type BlobStream = Pin<Box<dyn AsyncRead + Send>>;
