@@ -14,9 +14,8 @@ from pathlib import Path
 import testbed
 from harness import fixtures, servers, tools
 from harness.common import BENCH, log
-from harness.cpu import client_cpu, server_cpu
 from harness.machine import busy_processes, cpu_snapshot, foreign_cpu_s, steal_s
-from harness.processes import Proc, Server, clean_env
+from harness.processes import Proc, Server, clean_env, client_cpu, server_cpu
 from harness.results import Results, Sample
 
 
