@@ -1,14 +1,11 @@
-"""CPU accounting: what the measured children used themselves (from wait4), and what
-the servers (registry, fault proxy) used while each child ran (from /proc)."""
+"""The servers' CPU (registry, fault proxy): marks of it from /proc and what they used
+between two marks. What the measured children used themselves (from wait4) is summed
+beside their Proc, in harness.processes."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from harness.processes import Proc
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVER_PIDS: dict[str, int] = {}  # "registry", "fault_proxy" -> pid, set once they run
@@ -68,25 +65,3 @@ def servers_used_ms(before: dict, after: dict) -> dict[str, float]:
             out[name + "_stat"] = coarse
     return out
 
-
-def client_cpu(procs: list[Proc]) -> dict:
-    """The measured children's own CPU (wait4's ru_utime/ru_stime: each child and the
-    descendants it waited for), summed over the children, in ms."""
-    user = sum(p.user_s for p in procs) * 1000
-    system = sum(p.sys_s for p in procs) * 1000
-    return {"client_cpu_ms": round(user + system, 2), "client_user_ms": round(user, 2), "client_sys_ms": round(system, 2)}
-
-
-def server_cpu(procs: list[Proc], via_proxy: bool) -> dict:
-    """The registry's CPU while the children ran (and the fault proxy's, when they went
-    through it), summed over the children, in ms; *_stat: the same from stat's ticks."""
-    out = {}
-    for name, key in (("registry", "registry_cpu_ms"), ("fault_proxy", "proxy_cpu_ms")):
-        if name == "fault_proxy" and not via_proxy:
-            continue
-        if procs and all(name in p.server_cpu_ms for p in procs):
-            out[key] = round(sum(p.server_cpu_ms[name] for p in procs), 2)
-            out[key.replace("_ms", "_stat_ms")] = round(sum(p.server_cpu_ms[name + "_stat"] for p in procs), 2)
-    if "proxy_cpu_ms" in out:
-        out["server_cpu_ms"] = round(out["registry_cpu_ms"] + out["proxy_cpu_ms"], 2)
-    return out

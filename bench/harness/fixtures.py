@@ -16,7 +16,7 @@ from harness.modules import small_module, validate_module, write_module
 from harness.processes import measure
 
 if TYPE_CHECKING:
-    from harness.bench import Bench
+    from harness.state import RunState
 
 SOLO_CONFIG = "application/vnd.module.wasm.config.v1+json"
 SOLO_LAYER = "application/vnd.module.wasm.content.layer.v1+wasm"
@@ -24,7 +24,7 @@ COMPRESSIBLE = "50c"  # key of the compressible 50 MiB module
 HTTP_TIMEOUT = 30.0
 
 
-def make_modules(b: Bench) -> None:
+def make_modules(b: RunState) -> None:
     base = small_module(b.work)
     d = b.work / "modules"
     d.mkdir()
@@ -48,7 +48,7 @@ def make_modules(b: Bench) -> None:
     b.runtime_config = json.dumps({"type": "envoy_proxy", "abiVersions": abi}).encode()
 
 
-def push_fixtures(b: Bench) -> None:
+def push_fixtures(b: RunState) -> None:
     """The images pulled: one oci-variant and one compat image per size, pushed by
     wasm-image itself (the Python API) when it works, else by a plain HTTP pusher
     here (same layouts) so the peers can still be measured."""
@@ -94,7 +94,7 @@ def describe(host: str, repo: str) -> dict:
     }
 
 
-def plain_push(b: Bench, repo: str, module: Path, variant: str) -> None:
+def plain_push(b: RunState, repo: str, module: Path, variant: str) -> None:
     import gzip
     import io
     import tarfile

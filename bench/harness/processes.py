@@ -1,5 +1,6 @@
 """Children: every one is tracked so that cleanup can end exactly those; measured ones
-run under bench/runstat.c for their own peak RSS and CPU."""
+run under bench/runstat.c for their own peak RSS and CPU, which (with the servers' CPU
+meanwhile) is summed here over the children of one sample."""
 
 from __future__ import annotations
 
@@ -64,6 +65,29 @@ class Proc:
     user_s: float = 0.0
     sys_s: float = 0.0
     server_cpu_ms: dict = field(default_factory=dict)  # server name -> CPU ms it used meanwhile
+
+
+def client_cpu(procs: list[Proc]) -> dict:
+    """The measured children's own CPU (wait4's ru_utime/ru_stime: each child and the
+    descendants it waited for), summed over the children, in ms."""
+    user = sum(p.user_s for p in procs) * 1000
+    system = sum(p.sys_s for p in procs) * 1000
+    return {"client_cpu_ms": round(user + system, 2), "client_user_ms": round(user, 2), "client_sys_ms": round(system, 2)}
+
+
+def server_cpu(procs: list[Proc], via_proxy: bool) -> dict:
+    """The registry's CPU while the children ran (and the fault proxy's, when they went
+    through it), summed over the children, in ms; *_stat: the same from stat's ticks."""
+    out = {}
+    for name, key in (("registry", "registry_cpu_ms"), ("fault_proxy", "proxy_cpu_ms")):
+        if name == "fault_proxy" and not via_proxy:
+            continue
+        if procs and all(name in p.server_cpu_ms for p in procs):
+            out[key] = round(sum(p.server_cpu_ms[name] for p in procs), 2)
+            out[key.replace("_ms", "_stat_ms")] = round(sum(p.server_cpu_ms[name + "_stat"] for p in procs), 2)
+    if "proxy_cpu_ms" in out:
+        out["server_cpu_ms"] = round(out["registry_cpu_ms"] + out["proxy_cpu_ms"], 2)
+    return out
 
 
 def build_runstat(work: Path) -> None:

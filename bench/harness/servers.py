@@ -12,12 +12,12 @@ from harness.cpu import SERVER_PIDS
 from harness.processes import Server
 
 if TYPE_CHECKING:
-    from harness.bench import Bench
+    from harness.state import RunState
 
 FAULT_PROXY = testbed.HERE / "fault_proxy.py"
 
 
-def start_servers(b: Bench) -> None:
+def start_servers(b: RunState) -> None:
     d = b.work / "registry"
     port = testbed.free_port()
     # warn, not the test bed's info: fewer log lines written per request while the
@@ -45,11 +45,11 @@ def start_servers(b: Bench) -> None:
     log(f"request-counting proxy on {b.proxy} (pid {proxy.proc.pid})")
 
 
-def clear_requests(b: Bench) -> None:
+def clear_requests(b: RunState) -> None:
     b.proxy_testbed.clear_fault_log()
 
 
-def record_requests(b: Bench, case: str, tool: str) -> None:
+def record_requests(b: RunState, case: str, tool: str) -> None:
     """Keeps the registry requests the proxy saw since clear_requests(), for the table of
     requests per operation."""
     entries = b.proxy_testbed.fault_log("/v2/")

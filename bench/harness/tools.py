@@ -14,10 +14,10 @@ from harness.machine import first_line
 from harness.processes import measure, run_quiet
 
 if TYPE_CHECKING:
-    from harness.bench import Bench
+    from harness.state import RunState
 
 
-def detect_tools(b: Bench) -> None:
+def detect_tools(b: RunState) -> None:
     v = b.versions
     v["python"] = first_line([b.python, "--version"])
     v["curl"] = first_line(["curl", "--version"], r"curl \S+")
@@ -66,7 +66,7 @@ def native_build_kind(python: str) -> str:
     return f"{path.name}, {mb:.1f} MiB, {kind}"
 
 
-def find_cli(b: Bench) -> str | None:
+def find_cli(b: RunState) -> str | None:
     if b.args.cli:
         return b.args.cli
     beside = Path(b.python).parent / "wasm-image"
@@ -75,7 +75,7 @@ def find_cli(b: Bench) -> str | None:
     return shutil.which("wasm-image")
 
 
-def probe_python_api(b: Bench) -> None:
+def probe_python_api(b: RunState) -> None:
     p = measure(b.pyworker("pull", {"host": b.host, "location": f"{b.host}/bench/oci-1m:v1", "size": MiB}), env=b.py_env())
     if p.returncode != 0:
         b.tools["py"] = f"Python API pull failed: {p.stderr.strip()[-400:]}"
@@ -83,7 +83,7 @@ def probe_python_api(b: Bench) -> None:
         b.tools["py"] = ""
 
 
-def probe_cli(b: Bench) -> None:
+def probe_cli(b: RunState) -> None:
     cli = find_cli(b)
     if not cli:
         b.tools["cli"] = "`wasm-image` command not found"
@@ -96,7 +96,7 @@ def probe_cli(b: Bench) -> None:
     b.wipe(out)
 
 
-def build_c(b: Bench) -> None:
+def build_c(b: RunState) -> None:
     header = ROOT / "include" / "wasm_image.h"
     lib_dir = Path(b.args.lib_dir) if b.args.lib_dir else ROOT / "target" / "release"
     if b.args.build_ffi:

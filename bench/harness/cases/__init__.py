@@ -6,8 +6,11 @@ A family is a module with
               order of its tables in BENCHMARKS.md;
   run(bench)  measures its cases: bench.run_rounds(label, [(name, tool needed, run(i))],
               bench.repeats), each run(i) measuring children with harness.processes.measure
-              and recording them with bench.sample (see harness.bench for the rest: host,
-              sizes, fixture digests, pyworker, scratch files, usable/want).
+              and recording them with bench.sample (both in harness.bench; what the run
+              knows, as host, sizes, fixture digests, pyworker, scratch files,
+              usable/want, is in harness.state).
+A family imports harness.bench, never the other way round: Bench.run is handed the
+families to run.
 Adding one: the module (here, or beside bench/run.py) and one line in FAMILIES.
 """
 

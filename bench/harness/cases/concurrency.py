@@ -7,9 +7,9 @@ import concurrent.futures
 import time
 from typing import TYPE_CHECKING
 
-from harness.cpu import client_cpu, server_marks, servers_used_ms
 from harness.common import MiB
-from harness.processes import Proc, measure
+from harness.cpu import server_marks, servers_used_ms
+from harness.processes import Proc, client_cpu, measure
 from harness.results import Sample
 from testbed import MANIFEST_ACCEPT
 
