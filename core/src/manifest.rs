@@ -1,4 +1,5 @@
-//! Lenient parsing of image manifests and indexes (OCI and Docker schema 2).
+//! Lenient parsing of image manifests and indexes (OCI and Docker schema 2), and the one
+//! rule for what media type manifest bytes have.
 
 use std::collections::BTreeMap;
 
@@ -110,4 +111,12 @@ pub fn effective_media_type(parsed: &Parsed, declared: Option<&str>) -> String {
             }
             .to_string()
         })
+}
+
+/// The media type of manifest bytes, by the one rule every store follows: the JSON's own
+/// `mediaType`, else what the source declared, else its shape (an index has `manifests`,
+/// a manifest has `config`). Bytes that are neither are `INVALID_FORMAT`.
+pub fn media_type_of(data: &[u8], declared: Option<&str>, what: &str) -> Result<String> {
+    let parsed = parse(data, declared, what)?;
+    Ok(effective_media_type(&parsed, declared))
 }

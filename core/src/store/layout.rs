@@ -24,6 +24,7 @@ use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
 use crate::files::{commit, read_bounded, temp_file_in, write_atomic, Existing};
 use crate::location::Selector;
+use crate::manifest;
 use crate::media_types::{self as mt, annotations};
 use crate::store::{Access, BlobStream, RawManifest, Store};
 
@@ -325,12 +326,8 @@ impl Inner {
                 e
             }
         })?;
-        let media_type = detect_media_type(&data).ok_or_else(|| {
-            Error::invalid_format(format!(
-                "{}: blob {digest} is not a manifest or index (not a JSON object with \"config\" or \"manifests\")",
-                self.name
-            ))
-        })?;
+        let media_type =
+            manifest::media_type_of(&data, None, &format!("{}: blob {digest}", self.name))?;
         Ok(Descriptor::new(
             media_type,
             digest.clone(),
@@ -569,25 +566,11 @@ impl Store for LayoutStore {
                 )));
             }
         }
-        let value: Value = serde_json::from_slice(&manifest.bytes).map_err(|e| {
-            Error::invalid_format(format!(
-                "{}: manifest {digest} is not valid JSON: {e}",
-                self.inner.name
-            ))
-        })?;
-        // The JSON's own media type is the truth; then what the source said; then its shape.
-        let media_type = value
-            .get("mediaType")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| manifest.media_type.clone())
-            .or_else(|| detect_media_type(&manifest.bytes))
-            .ok_or_else(|| {
-                Error::invalid_format(format!(
-                    "{}: manifest {digest} has no media type and is neither a manifest nor an index",
-                    self.inner.name
-                ))
-            })?;
+        let media_type = manifest::media_type_of(
+            &manifest.bytes,
+            manifest.media_type.as_deref(),
+            &format!("{}: manifest {digest}", self.inner.name),
+        )?;
         let descriptor = Descriptor::new(media_type, digest.clone(), manifest.bytes.len() as u64);
         descriptor.verify(&manifest.bytes, "manifest")?;
         let inner = self.inner.clone();
@@ -647,22 +630,6 @@ fn tag_list(entries: &[Descriptor]) -> String {
         out.push_str(&format!("; {untagged} untagged"));
     }
     out
-}
-
-/// The media type of manifest bytes: their own `mediaType`, else guessed from their shape.
-fn detect_media_type(data: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(data).ok()?;
-    let object = value.as_object()?;
-    if let Some(media_type) = object.get("mediaType").and_then(Value::as_str) {
-        return Some(media_type.to_string());
-    }
-    if object.contains_key("manifests") {
-        Some(mt::OCI_INDEX.to_string())
-    } else if object.contains_key("config") {
-        Some(mt::OCI_MANIFEST.to_string())
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]

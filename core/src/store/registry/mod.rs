@@ -212,10 +212,11 @@ impl RegistryStore {
                     Descriptor::new("", wanted.clone(), raw.bytes.len() as u64)
                         .verify(&raw.bytes, &format!("{}: manifest", ep.describe()))?;
                 }
-                let parsed =
-                    crate::manifest::parse(&raw.bytes, raw.media_type.as_deref(), &ep.describe())?;
-                let media_type =
-                    crate::manifest::effective_media_type(&parsed, raw.media_type.as_deref());
+                let media_type = crate::manifest::media_type_of(
+                    &raw.bytes,
+                    raw.media_type.as_deref(),
+                    &ep.describe(),
+                )?;
                 Ok(Descriptor::new(
                     media_type,
                     selector.digest.clone().unwrap_or(digest),
@@ -298,13 +299,11 @@ impl Store for RegistryStore {
         tag: Option<&str>,
     ) -> Result<()> {
         let ep = self.upstream()?;
-        let media_type = match &manifest.media_type {
-            Some(m) => m.clone(),
-            None => {
-                let parsed = crate::manifest::parse(&manifest.bytes, None, &ep.describe())?;
-                crate::manifest::effective_media_type(&parsed, None)
-            }
-        };
+        let media_type = crate::manifest::media_type_of(
+            &manifest.bytes,
+            manifest.media_type.as_deref(),
+            &ep.describe(),
+        )?;
         if HeaderValue::from_str(&media_type).is_err() {
             return Err(Error::invalid_argument(format!(
                 "{}: manifest media type {media_type:?} cannot be sent as a Content-Type",
