@@ -8,27 +8,10 @@ use std::process::Command;
 
 use bytes::Bytes;
 use common::*;
+use wasm_image::store::conformance;
 use wasm_image::{
     build, BuildOptions, CallOptions, Client, ClientOptions, ManifestFormat, Variant,
 };
-
-/// Under CI a missing tool is a failure; on a developer machine the test is skipped.
-fn tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is required under CI (run .ci/install)"
-        );
-        eprintln!("skipping: {name} is not installed");
-    }
-    found
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -50,7 +33,7 @@ fn client() -> Client {
 
 /// A real proxy-wasm style module made by wabt, or the minimal header when wabt is absent.
 fn real_module(dir: &Path) -> Vec<u8> {
-    if !tool("wat2wasm") {
+    if conformance::tool("wat2wasm").is_none() {
         return MODULE.to_vec();
     }
     let wat = dir.join("plugin.wat");
@@ -95,7 +78,7 @@ impl Drop for Buildah {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn buildah_images_through_skopeo_transports_read_back_exactly() {
-    if !tool("buildah") || !tool("skopeo") {
+    if conformance::tool("buildah").is_none() || conformance::tool("skopeo").is_none() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -179,7 +162,7 @@ async fn buildah_images_through_skopeo_transports_read_back_exactly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn what_we_write_is_read_by_skopeo_and_umoci() {
-    if !tool("skopeo") || !tool("umoci") {
+    if conformance::tool("skopeo").is_none() || conformance::tool("umoci").is_none() {
         return;
     }
     let work = tempfile::tempdir().unwrap();

@@ -25,6 +25,8 @@ use wasm_image::store::{BlobStream, RawManifest, Store};
 use wasm_image::ErrorKind;
 
 use common::{bed_str, testbed};
+use wasm_image::store::conformance;
+use wasm_image::store::Access;
 
 /// Options for loopback test servers: no config files (the developer's own docker
 /// config must not leak in), short retry delays.
@@ -98,6 +100,14 @@ struct Pushed {
     layer: (Descriptor, Vec<u8>),
 }
 
+/// Reads an image back through the store conformance kit (every byte verified against
+/// its descriptor) and checks it is the one pushed.
+async fn check_pushed(store: &dyn Store, tag_name: &str, pushed: &Pushed) {
+    let descriptor = conformance::check_image(store, &tag(tag_name)).await;
+    assert_eq!(descriptor.digest, pushed.manifest_digest);
+    assert_eq!(descriptor.media_type, mt::OCI_MANIFEST);
+}
+
 /// Pushes a small oci-variant image (config + one layer) under `tag_name`.
 async fn push_image(store: &dyn Store, tag_name: &str, layer_bytes: Vec<u8>) -> Pushed {
     let config_bytes = br#"{"type":"envoy_proxy","abiVersions":[],"rootIds":[]}"#.to_vec();
@@ -143,34 +153,6 @@ async fn read_blob(store: &dyn Store, d: &Descriptor) -> wasm_image::Result<Vec<
         .await
         .map_err(wasm_image::Error::from_io)?;
     Ok(out)
-}
-
-/// Reads everything back through the Store trait and compares.
-async fn check_image(store: &dyn Store, tag_name: &str, pushed: &Pushed) {
-    let resolved = store.resolve(&tag(tag_name)).await.expect("resolve by tag");
-    assert_eq!(resolved.digest, pushed.manifest_digest);
-    assert_eq!(resolved.size, pushed.manifest.bytes.len() as u64);
-    assert_eq!(resolved.media_type, mt::OCI_MANIFEST);
-    let again = store
-        .resolve(&by_digest(&pushed.manifest_digest))
-        .await
-        .expect("resolve by digest");
-    assert_eq!(again, resolved);
-    for sel in [tag(tag_name), by_digest(&pushed.manifest_digest)] {
-        let raw = store.manifest(&sel).await.expect("manifest");
-        assert_eq!(raw.bytes, pushed.manifest.bytes);
-        assert_eq!(raw.media_type.as_deref(), Some(mt::OCI_MANIFEST));
-    }
-    for (d, bytes) in [&pushed.config, &pushed.layer] {
-        assert!(store.has_blob(d).await.unwrap());
-        let got = read_blob(store, d).await.expect("blob reads");
-        assert!(
-            got == *bytes,
-            "blob {} differs ({} bytes read)",
-            d.digest,
-            got.len()
-        );
-    }
 }
 
 async fn control(bed: &Value, rules: Value) {
@@ -235,10 +217,42 @@ impl JsonBody for reqwest::RequestBuilder {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
+async fn conformance_plain_basic_auth_and_tls_registries() {
+    let bed = testbed();
+    let plain = bed_str(&bed, &["plain", "host"]);
+    let store_plain = store(&plain, &unique("conformance"), options(&[&plain]));
+    conformance::check_store(store_plain.as_ref(), Access::Write, &tag("v1")).await;
+
+    let basic = bed_str(&bed, &["basic", "host"]);
+    let mut o = options(&[&basic]);
+    o.credentials.insert(
+        basic.clone(),
+        Credentials::Basic {
+            username: bed_str(&bed, &["basic", "username"]),
+            password: bed_str(&bed, &["basic", "password"]),
+        },
+    );
+    let store_basic = store(&basic, &unique("conformance"), o);
+    conformance::check_store(store_basic.as_ref(), Access::Write, &tag("v1")).await;
+
+    let tls = bed_str(&bed, &["tls", "host"]);
+    let mut o = options(&[]);
+    o.ca_certificates_pem = vec![std::fs::read(bed_str(&bed, &["tls", "ca_cert"])).unwrap()];
+    let store_tls = store(&tls, &unique("conformance"), o);
+    conformance::check_store(store_tls.as_ref(), Access::Write, &tag("v1")).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn plain_round_trip_small_and_chunked() {
-    let Some(bed) = testbed("plain_round_trip_small_and_chunked") else {
-        return;
-    };
+    let bed = testbed();
     let host = bed_str(&bed, &["plain", "host"]);
     let name = unique("plain");
     let store = store(&host, &name, options(&[&host]));
@@ -246,7 +260,7 @@ async fn plain_round_trip_small_and_chunked() {
     // 9 MiB + 1: three PATCH chunks of at most 4 MiB and a final PUT.
     let big = pseudo_random(9 * 1024 * 1024 + 1, 1);
     let pushed = push_image(store.as_ref(), "v1", big).await;
-    check_image(store.as_ref(), "v1", &pushed).await;
+    check_pushed(store.as_ref(), "v1", &pushed).await;
 
     // Pushing the same blob again succeeds.
     let (d, bytes) = &pushed.config;
@@ -294,10 +308,12 @@ async fn plain_round_trip_small_and_chunked() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn wrong_bytes_are_not_committed() {
-    let Some(bed) = testbed("wrong_bytes_are_not_committed") else {
-        return;
-    };
+    let bed = testbed();
     let host = bed_str(&bed, &["plain", "host"]);
     let store = store(&host, &unique("wrong"), options(&[&host]));
     let d = Descriptor::for_bytes(mt::SOLO_WASM_LAYER, b"expected bytes");
@@ -319,10 +335,12 @@ async fn wrong_bytes_are_not_committed() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn manifest_size_limit() {
-    let Some(bed) = testbed("manifest_size_limit") else {
-        return;
-    };
+    let bed = testbed();
     let host = bed_str(&bed, &["plain", "host"]);
     let name = unique("limit");
     let pushed = push_image(
@@ -342,10 +360,12 @@ async fn manifest_size_limit() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn basic_auth_right_wrong_and_missing() {
-    let Some(bed) = testbed("basic_auth_right_wrong_and_missing") else {
-        return;
-    };
+    let bed = testbed();
     let host = bed_str(&bed, &["basic", "host"]);
     let (user, password) = (
         bed_str(&bed, &["basic", "username"]),
@@ -365,7 +385,7 @@ async fn basic_auth_right_wrong_and_missing() {
     };
     let good = store(&host, &name, with(&user, &password));
     let pushed = push_image(good.as_ref(), "v1", b"\0asm\x01\0\0\0basic".to_vec()).await;
-    check_image(good.as_ref(), "v1", &pushed).await;
+    check_pushed(good.as_ref(), "v1", &pushed).await;
 
     let wrong_password = "not-the-password-123";
     let err = store(&host, &name, with(&user, wrong_password))
@@ -407,10 +427,12 @@ fn base64_encode(s: &str) -> String {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn tls_with_and_without_the_ca() {
-    let Some(bed) = testbed("tls_with_and_without_the_ca") else {
-        return;
-    };
+    let bed = testbed();
     let host = bed_str(&bed, &["tls", "host"]);
     let ca = std::fs::read(bed_str(&bed, &["tls", "ca_cert"])).unwrap();
     let name = unique("tls");
@@ -418,7 +440,7 @@ async fn tls_with_and_without_the_ca() {
     o.ca_certificates_pem = vec![ca];
     let good = store(&host, &name, o);
     let pushed = push_image(good.as_ref(), "v1", b"\0asm\x01\0\0\0tls".to_vec()).await;
-    check_image(good.as_ref(), "v1", &pushed).await;
+    check_pushed(good.as_ref(), "v1", &pushed).await;
 
     let err = store(&host, &name, options(&[]))
         .resolve(&tag("v1"))
@@ -433,10 +455,12 @@ async fn tls_with_and_without_the_ca() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn token_registry() {
-    let Some(bed) = testbed("token_registry") else {
-        return;
-    };
+    let bed = testbed();
     let host = bed_str(&bed, &["token", "host"]);
     let token_log = format!("{}/__log__", bed_str(&bed, &["token", "token_server"]));
     let (user, password) = (
@@ -455,15 +479,15 @@ async fn token_registry() {
     let ctx = Context::new(o).unwrap();
     let st = open(&host, &name, &ctx);
     let pushed = push_image(st.as_ref(), "v1", b"\0asm\x01\0\0\0token".to_vec()).await;
-    check_image(st.as_ref(), "v1", &pushed).await;
+    check_pushed(st.as_ref(), "v1", &pushed).await;
 
     // The token server gives no expires_in: tokens live 60 s, so a second client pulling
     // several times asks the token server once.
     let reader_ctx = Context::new(ctx.options.as_ref().clone()).unwrap();
     let reader = open(&host, &name, &reader_ctx);
     let before = token_requests(&token_log, &name).await;
-    check_image(reader.as_ref(), "v1", &pushed).await;
-    check_image(reader.as_ref(), "v1", &pushed).await;
+    check_pushed(reader.as_ref(), "v1", &pushed).await;
+    check_pushed(reader.as_ref(), "v1", &pushed).await;
     assert_eq!(
         token_requests(&token_log, &name).await - before,
         1,
@@ -517,10 +541,12 @@ async fn token_requests(url: &str, name: &str) -> usize {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn mirror_read_through() {
-    let Some(bed) = testbed("mirror_read_through") else {
-        return;
-    };
+    let bed = testbed();
     let upstream = bed_str(&bed, &["mirror", "upstream"]);
     let mirror = bed_str(&bed, &["mirror", "host"]);
     let name = unique("mirror");
@@ -562,10 +588,12 @@ async fn mirror_read_through() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn mirror_errors_fall_through_to_the_registry() {
-    let Some(bed) = testbed("mirror_errors_fall_through_to_the_registry") else {
-        return;
-    };
+    let bed = testbed();
     let plain = bed_str(&bed, &["plain", "host"]);
     let faulty = bed_str(&bed, &["faulty", "host"]);
     let name = unique("mirrorfall");
@@ -617,10 +645,12 @@ async fn faulty_image(bed: &Value, test: &str, layer: Vec<u8>) -> (String, Pushe
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn faulty_resolve_is_one_request() {
-    let Some(bed) = testbed("faulty_resolve_is_one_request") else {
-        return;
-    };
+    let bed = testbed();
     let (name, pushed) = faulty_image(&bed, "resolve1", b"\0asm\x01\0\0\0one".to_vec()).await;
     let st = faulty_store(&bed, &name, |_| {});
     let before = log(&bed, "log", &name).await.len();
@@ -634,10 +664,12 @@ async fn faulty_resolve_is_one_request() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn faulty_429_with_retry_after_then_success() {
-    let Some(bed) = testbed("faulty_429_with_retry_after_then_success") else {
-        return;
-    };
+    let bed = testbed();
     let (name, pushed) = faulty_image(&bed, "r429", b"\0asm\x01\0\0\0rl".to_vec()).await;
     control(&bed, json!([{"match": format!("{name}/manifests/"), "method": "GET", "action": "status", "status": 429, "retry_after": 1, "times": 1}])).await;
     let st = faulty_store(&bed, &name, |_| {});
@@ -667,10 +699,12 @@ async fn faulty_429_with_retry_after_then_success() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn faulty_500_twice_then_success() {
-    let Some(bed) = testbed("faulty_500_twice_then_success") else {
-        return;
-    };
+    let bed = testbed();
     let (name, pushed) = faulty_image(&bed, "r500", b"\0asm\x01\0\0\0five".to_vec()).await;
     control(&bed, json!([{"match": format!("{name}/blobs/{}", pushed.layer.0.digest), "method": "GET", "action": "status", "status": 500, "times": 2}])).await;
     let st = faulty_store(&bed, &name, |_| {});
@@ -694,10 +728,12 @@ async fn faulty_500_twice_then_success() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn faulty_404_and_403_are_not_retried() {
-    let Some(bed) = testbed("faulty_404_and_403_are_not_retried") else {
-        return;
-    };
+    let bed = testbed();
     let (name, _) = faulty_image(&bed, "r404", b"\0asm\x01\0\0\0nf".to_vec()).await;
     control(&bed, json!([{"match": format!("{name}/manifests/v1"), "action": "status", "status": 404, "times": 5}])).await;
     let st = faulty_store(&bed, &name, |_| {});
@@ -723,10 +759,12 @@ async fn faulty_404_and_403_are_not_retried() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn faulty_reset_mid_blob_is_resumed() {
-    let Some(bed) = testbed("faulty_reset_mid_blob_is_resumed") else {
-        return;
-    };
+    let bed = testbed();
     let layer = pseudo_random(3 * 1024 * 1024, 3);
     let (name, pushed) = faulty_image(&bed, "reset", layer).await;
     let digest = pushed.layer.0.digest.to_string();
@@ -747,10 +785,12 @@ async fn faulty_reset_mid_blob_is_resumed() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn faulty_stall_hits_the_idle_timeout_and_resumes() {
-    let Some(bed) = testbed("faulty_stall_hits_the_idle_timeout_and_resumes") else {
-        return;
-    };
+    let bed = testbed();
     let layer = pseudo_random(512 * 1024, 4);
     let (name, pushed) = faulty_image(&bed, "stall", layer).await;
     let digest = pushed.layer.0.digest.to_string();
@@ -769,17 +809,19 @@ async fn faulty_stall_hits_the_idle_timeout_and_resumes() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn faulty_upload_chunk_is_resent() {
-    let Some(bed) = testbed("faulty_upload_chunk_is_resent") else {
-        return;
-    };
+    let bed = testbed();
     let name = unique("patch");
     control(&bed, json!([{"match": format!("{name}/blobs/uploads/"), "method": "PATCH", "action": "status", "status": 502, "times": 1},
                          {"match": format!("{name}/blobs/uploads/"), "method": "POST", "action": "status", "status": 503, "times": 1}]))
     .await;
     let st = faulty_store(&bed, &name, |_| {});
     let pushed = push_image(st.as_ref(), "v1", pseudo_random(5 * 1024 * 1024, 5)).await;
-    check_image(st.as_ref(), "v1", &pushed).await;
+    check_pushed(st.as_ref(), "v1", &pushed).await;
     let seen = log(&bed, "log", &name).await;
     assert!(
         seen.iter()
@@ -789,10 +831,12 @@ async fn faulty_upload_chunk_is_resent() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn faulty_redirect_target_never_sees_authorization() {
-    let Some(bed) = testbed("faulty_redirect_target_never_sees_authorization") else {
-        return;
-    };
+    let bed = testbed();
     let (name, pushed) = faulty_image(&bed, "redirect", b"\0asm\x01\0\0\0redirect".to_vec()).await;
     let host = bed_str(&bed, &["faulty", "host"]);
     let digest = pushed.layer.0.digest.to_string();
@@ -836,12 +880,14 @@ async fn faulty_redirect_target_never_sees_authorization() {
 /// The whole library over this store: pull the testbed's buildah fixtures from every kind
 /// of registry, and copy between registries with the digest unchanged.
 #[tokio::test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn client_pulls_fixtures_from_every_registry() {
     use wasm_image::client::Client;
     use wasm_image::options::CallOptions;
-    let Some(bed) = testbed("client_pulls_fixtures_from_every_registry") else {
-        return;
-    };
+    let bed = testbed();
     let module = std::fs::read(bed_str(&bed, &["fixtures", "module"])).unwrap();
     let plain = bed_str(&bed, &["plain", "host"]);
     let (basic, token) = (

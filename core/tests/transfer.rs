@@ -25,10 +25,12 @@ fn client(insecure: &[&str]) -> Client {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn copies_keep_digests_across_every_store_kind() {
-    let Some(bed) = testbed("copies_keep_digests_across_every_store_kind") else {
-        return;
-    };
+    let bed = testbed();
     let plain = bed_str(&bed, &["plain", "host"]);
     let c = client(&[&plain]);
     let work = tempfile::tempdir().unwrap();
@@ -80,10 +82,12 @@ async fn copies_keep_digests_across_every_store_kind() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 async fn an_index_copies_whole_and_pulls_with_both_digests() {
-    let Some(bed) = testbed("an_index_copies_whole_and_pulls_with_both_digests") else {
-        return;
-    };
+    let bed = testbed();
     let plain = bed_str(&bed, &["plain", "host"]);
     let c = client(&[&plain]);
     let layout = Layout::new();
@@ -116,10 +120,12 @@ async fn an_index_copies_whole_and_pulls_with_both_digests() {
 }
 
 #[test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 fn skopeo_pulls_what_we_push_intact() {
-    let Some(bed) = testbed("skopeo_pulls_what_we_push_intact") else {
-        return;
-    };
+    let bed = testbed();
     let plain = bed_str(&bed, &["plain", "host"]);
     let c = client(&[&plain]);
     let work = tempfile::tempdir().unwrap();
@@ -170,10 +176,12 @@ fn skopeo_pulls_what_we_push_intact() {
 }
 
 #[test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 fn cancellation_stops_a_stalled_pull_promptly_and_leaves_nothing() {
-    let Some(bed) = testbed("cancellation_stops_a_stalled_pull_promptly_and_leaves_nothing") else {
-        return;
-    };
+    let bed = testbed();
     let plain = bed_str(&bed, &["plain", "host"]);
     let faulty = bed_str(&bed, &["faulty", "host"]);
     let c = client(&[&plain, &faulty]);
@@ -224,10 +232,12 @@ fn cancellation_stops_a_stalled_pull_promptly_and_leaves_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(testbed),
+    ignore = "needs the test bed: WASM_IMAGE_TESTBED (tests/support/testbed.py)"
+)]
 fn progress_arrives_on_the_calling_thread_and_completes() {
-    let Some(bed) = testbed("progress_arrives_on_the_calling_thread_and_completes") else {
-        return;
-    };
+    let bed = testbed();
     let plain = bed_str(&bed, &["plain", "host"]);
     let c = client(&[&plain]);
     let mut module = MODULE.to_vec();

@@ -320,8 +320,9 @@ fn write_archive(dir: &Path, target: &Path, name: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::media_types as mt;
-    use crate::store::layout::tests::{
-        assert_consistent, assert_serves, run, store_image, tag, tiny_image, tool, TinyImage,
+    use crate::store::conformance::{
+        assert_consistent, assert_serves, check_store, run, store_image, tag, tiny_image, tool,
+        TinyImage,
     };
     use crate::ErrorKind;
 
@@ -412,23 +413,25 @@ mod tests {
         let reader = OciArchiveStore::open(&file, Access::Read).await.unwrap();
         assert_serves(&reader, &image, &tag("v1")).await;
         assert_serves(&reader, &image, &Selector::default()).await;
-        // A reader commits nothing and refuses writes.
+        // A reader commits nothing.
         reader.commit().await.unwrap();
-        let raw = RawManifest {
-            bytes: image.manifest.clone().into(),
-            media_type: None,
-        };
-        let err = reader
-            .put_manifest(&raw, &image.manifest_digest, Some("x"))
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        assert!(err.message().contains("oci-archive:"), "{err}");
 
         // The same content gives the same bytes.
         let again = temp.path().join("again.tar");
         write_archive_with(&again, &[(&image, "v1")]).await;
         assert_eq!(fs::read(&again).unwrap(), data);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn conformance_writing_then_reading() {
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("image.tar");
+        let writer = OciArchiveStore::open(&file, Access::Write).await.unwrap();
+        check_store(&writer, Access::Write, &tag("v1")).await;
+        writer.commit().await.unwrap();
+        let reader = OciArchiveStore::open(&file, Access::Read).await.unwrap();
+        check_store(&reader, Access::Read, &tag("v1")).await;
+        check_store(&reader, Access::Read, &tag("v1-index")).await;
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -33,6 +33,8 @@ pub struct DockerArchiveStore {
     manifest_descriptor: Descriptor,
     /// Where each blob of the chosen image lies in the tar.
     blobs: HashMap<Digest, Span>,
+    /// The chosen image's `RepoTags` (`name:tag`).
+    repo_tags: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +132,7 @@ fn image_from(index: TarIndex, reference: Option<&str>) -> Result<DockerArchiveS
         manifest_descriptor: Descriptor::for_bytes(mt::DOCKER_MANIFEST, &manifest),
         manifest: Bytes::from(manifest),
         blobs,
+        repo_tags: item.repo_tags.clone().unwrap_or_default(),
         file: index.path,
         name: index.name,
     })
@@ -201,7 +204,23 @@ impl Store for DockerArchiveStore {
         self.name.clone()
     }
 
+    /// The chosen image answers to its manifest digest and to the tags of its `RepoTags`
+    /// (`name:TAG` or `TAG`); a selector without either names it too.
     async fn resolve(&self, selector: &Selector) -> Result<Descriptor> {
+        if let Some(wanted) = &selector.tag {
+            let suffix = format!(":{wanted}");
+            if !self
+                .repo_tags
+                .iter()
+                .any(|t| t == wanted || t.ends_with(&suffix))
+            {
+                return Err(Error::not_found(format!(
+                    "{}: the image here is not tagged {wanted:?} (RepoTags: {})",
+                    self.name,
+                    self.repo_tags.join(", ")
+                )));
+            }
+        }
         match &selector.digest {
             Some(digest) if *digest != self.manifest_descriptor.digest => {
                 Err(Error::not_found(format!(
@@ -278,7 +297,9 @@ mod tests {
     use crate::digest::VerifyingReader;
     use crate::location::Location;
     use crate::manifest::ImageManifest;
-    use crate::store::layout::tests::{read_all, run, store_image, tag, tiny_image, tool};
+    use crate::store::conformance::{
+        check_store, read_all, run, store_image, tag, tiny_image, tool,
+    };
     use crate::store::layout::LayoutStore;
     use crate::store::Access;
     use crate::ErrorKind;
@@ -396,14 +417,14 @@ mod tests {
         assert_eq!(raw.media_type.as_deref(), Some(mt::DOCKER_MANIFEST));
         assert_eq!(
             store
-                .resolve(&crate::store::layout::tests::digest(&descriptor.digest))
+                .resolve(&crate::store::conformance::digest(&descriptor.digest))
                 .await
                 .unwrap(),
             descriptor
         );
         let other = Digest::sha256_of(b"other");
         let err = store
-            .resolve(&crate::store::layout::tests::digest(&other))
+            .resolve(&crate::store::conformance::digest(&other))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
@@ -474,30 +495,25 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn writes_are_refused() {
+    async fn conformance_reading() {
         let images = two_images();
         let store = DockerArchiveStore::open(images.file.path(), Some("b:v2".into()))
             .await
             .unwrap();
-        let descriptor = Descriptor::for_bytes("x", b"x");
-        let stream: BlobStream = Box::pin(VerifyingReader::new(
-            io::Cursor::new(b"x".to_vec()),
-            &descriptor,
-            "blob",
-        ));
-        let err = store.put_blob(&descriptor, stream).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        assert!(err.message().contains("read only"), "{err}");
-        let raw = RawManifest {
-            bytes: store.manifest.clone(),
-            media_type: None,
-        };
+        check_store(&store, Access::Read, &Selector::default()).await;
+        check_store(&store, Access::Read, &tag("v2")).await;
+        let err = store.resolve(&tag("v1")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
         let err = store
-            .put_manifest(&raw, &store.manifest_descriptor.digest, None)
+            .put_blob(
+                &store.manifest_descriptor,
+                Box::pin(io::Cursor::new(store.manifest.clone())),
+            )
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.message().contains("read only"), "{err}");
 
+        // Opening for writing is refused before anything is read.
         let location =
             Location::parse(&format!("docker-archive:{}", images.file.path().display())).unwrap();
         let ctx = crate::store::Context::new(Default::default()).unwrap();
@@ -506,7 +522,6 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        assert!(err.message().contains("read only"), "{err}");
         let location = Location::parse(&format!(
             "docker-archive:{}:b:v2",
             images.file.path().display()
@@ -515,14 +530,7 @@ mod tests {
         let store = crate::store::open(&location, Access::Read, &ctx)
             .await
             .unwrap();
-        assert_eq!(
-            store
-                .resolve(&Selector::default())
-                .await
-                .unwrap()
-                .media_type,
-            mt::DOCKER_MANIFEST
-        );
+        check_store(store.as_ref(), Access::Read, &Selector::default()).await;
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -633,7 +633,7 @@ fn tag_list(entries: &[Descriptor]) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use std::pin::Pin;
     use std::process::Command;
     use std::task::{Context, Poll};
@@ -641,190 +641,11 @@ pub(crate) mod tests {
     use tokio::io::{AsyncRead, ReadBuf};
 
     use super::*;
-    use crate::digest::VerifyingReader;
+    use crate::store::conformance::{
+        assert_consistent, assert_serves, check_store, digest, run, store_image, tag, tiny_image,
+        tool, verified,
+    };
     use crate::ErrorKind;
-
-    /// A tiny but real image: a config, one uncompressed tar layer holding `plugin.wasm`,
-    /// and an OCI manifest. `seed` makes images differ.
-    pub(crate) struct TinyImage {
-        pub config: Vec<u8>,
-        pub config_descriptor: Descriptor,
-        pub layer: Vec<u8>,
-        pub layer_descriptor: Descriptor,
-        pub manifest: Vec<u8>,
-        pub manifest_digest: Digest,
-    }
-
-    pub(crate) fn tiny_image(seed: &str) -> TinyImage {
-        // A valid core module: the header plus a custom section named after the seed.
-        let mut module = b"\0asm\x01\0\0\0".to_vec();
-        module.push(0);
-        module.push(1 + seed.len() as u8);
-        module.push(seed.len() as u8);
-        module.extend_from_slice(seed.as_bytes());
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_ustar();
-        header.set_size(module.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder
-            .append_data(&mut header, "plugin.wasm", &module[..])
-            .unwrap();
-        let layer = builder.into_inner().unwrap();
-        let layer_descriptor = Descriptor::for_bytes(mt::OCI_LAYER_TAR, &layer);
-        let config = serde_json::to_vec(&serde_json::json!({
-            "architecture": "wasm",
-            "os": "wasip1",
-            "config": {"Entrypoint": ["/plugin.wasm"]},
-            "rootfs": {"type": "layers", "diff_ids": [layer_descriptor.digest.to_string()]},
-            "history": [{"created_by": seed}],
-        }))
-        .unwrap();
-        let config_descriptor = Descriptor::for_bytes(mt::OCI_IMAGE_CONFIG, &config);
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": mt::OCI_MANIFEST,
-            "config": config_descriptor,
-            "layers": [layer_descriptor],
-        }))
-        .unwrap();
-        let manifest_digest = Digest::sha256_of(&manifest);
-        TinyImage {
-            config,
-            config_descriptor,
-            layer,
-            layer_descriptor,
-            manifest,
-            manifest_digest,
-        }
-    }
-
-    pub(crate) fn verified(data: &[u8], descriptor: &Descriptor) -> BlobStream {
-        Box::pin(VerifyingReader::new(
-            io::Cursor::new(data.to_vec()),
-            descriptor,
-            "blob",
-        ))
-    }
-
-    pub(crate) async fn store_image(store: &dyn Store, image: &TinyImage, tag: Option<&str>) {
-        store
-            .put_blob(
-                &image.config_descriptor,
-                verified(&image.config, &image.config_descriptor),
-            )
-            .await
-            .unwrap();
-        store
-            .put_blob(
-                &image.layer_descriptor,
-                verified(&image.layer, &image.layer_descriptor),
-            )
-            .await
-            .unwrap();
-        let raw = RawManifest {
-            bytes: Bytes::from(image.manifest.clone()),
-            media_type: Some(mt::OCI_MANIFEST.into()),
-        };
-        store
-            .put_manifest(&raw, &image.manifest_digest, tag)
-            .await
-            .unwrap();
-    }
-
-    pub(crate) async fn read_all(store: &dyn Store, descriptor: &Descriptor) -> Vec<u8> {
-        let mut out = Vec::new();
-        store
-            .open_blob(descriptor)
-            .await
-            .unwrap()
-            .read_to_end(&mut out)
-            .await
-            .unwrap();
-        out
-    }
-
-    /// Checks that `store` serves `image` under `selector`, blobs included.
-    pub(crate) async fn assert_serves(store: &dyn Store, image: &TinyImage, selector: &Selector) {
-        let descriptor = store.resolve(selector).await.unwrap();
-        assert_eq!(descriptor.digest, image.manifest_digest);
-        assert_eq!(descriptor.media_type, mt::OCI_MANIFEST);
-        assert_eq!(descriptor.size, image.manifest.len() as u64);
-        let raw = store.manifest(selector).await.unwrap();
-        assert_eq!(&raw.bytes[..], &image.manifest[..]);
-        assert_eq!(raw.media_type.as_deref(), Some(mt::OCI_MANIFEST));
-        assert_eq!(
-            read_all(store, &image.config_descriptor).await,
-            image.config
-        );
-        assert_eq!(read_all(store, &image.layer_descriptor).await, image.layer);
-        assert!(store.has_blob(&image.layer_descriptor).await.unwrap());
-    }
-
-    /// Reads the manifest a selector names and every blob it refers to, checking each
-    /// against its descriptor; returns the manifest and the blobs (config first).
-    pub(crate) async fn assert_consistent(
-        store: &dyn Store,
-        selector: &Selector,
-    ) -> (crate::manifest::ImageManifest, Vec<Vec<u8>>) {
-        let descriptor = store.resolve(selector).await.unwrap();
-        let raw = store.manifest(selector).await.unwrap();
-        descriptor.verify(&raw.bytes, "manifest").unwrap();
-        assert_eq!(
-            raw.media_type.as_deref(),
-            Some(descriptor.media_type.as_str())
-        );
-        let manifest: crate::manifest::ImageManifest = serde_json::from_slice(&raw.bytes).unwrap();
-        let mut blobs = Vec::new();
-        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            assert!(store.has_blob(blob).await.unwrap(), "{}", blob.digest);
-            let data = read_all(store, blob).await;
-            blob.verify(&data, "blob").unwrap();
-            blobs.push(data);
-        }
-        (manifest, blobs)
-    }
-
-    pub(crate) fn tag(tag: &str) -> Selector {
-        Selector {
-            tag: Some(tag.into()),
-            digest: None,
-        }
-    }
-
-    pub(crate) fn digest(digest: &Digest) -> Selector {
-        Selector {
-            tag: None,
-            digest: Some(digest.clone()),
-        }
-    }
-
-    /// The path of a tool when installed, else a note on stderr and `None`.
-    pub(crate) fn tool(name: &str) -> Option<PathBuf> {
-        let found = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join(name))
-                .find(|p| p.is_file())
-        });
-        if found.is_none() {
-            eprintln!(
-                "note: {name} is not installed; skipping the part of this test that needs it"
-            );
-        }
-        found
-    }
-
-    pub(crate) fn run(program: &Path, args: &[&str]) -> Vec<u8> {
-        let out = Command::new(program).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{} {args:?} failed: {}",
-            program.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
 
     fn index_json(dir: &Path) -> Value {
         serde_json::from_slice(&fs::read(dir.join(INDEX_FILE)).unwrap()).unwrap()
@@ -1042,28 +863,13 @@ pub(crate) mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn a_store_opened_for_reading_refuses_writes() {
+    async fn conformance_writing_then_reading() {
         let temp = tempfile::tempdir().unwrap();
-        LayoutStore::open(temp.path(), Access::Write).await.unwrap();
-        let store = LayoutStore::open(temp.path(), Access::Read).await.unwrap();
-        let image = tiny_image("ro");
-        let err = store
-            .put_blob(
-                &image.layer_descriptor,
-                verified(&image.layer, &image.layer_descriptor),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        let raw = RawManifest {
-            bytes: image.manifest.clone().into(),
-            media_type: None,
-        };
-        let err = store
-            .put_manifest(&raw, &image.manifest_digest, Some("x"))
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        let writer = LayoutStore::open(temp.path(), Access::Write).await.unwrap();
+        check_store(&writer, Access::Write, &tag("v1")).await;
+        let reader = LayoutStore::open(temp.path(), Access::Read).await.unwrap();
+        check_store(&reader, Access::Read, &tag("v1")).await;
+        check_store(&reader, Access::Read, &tag("v1-index")).await;
     }
 
     struct FailsAfter {

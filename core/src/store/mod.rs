@@ -15,6 +15,8 @@ use crate::location::{Location, Selector};
 pub use context::Context;
 
 pub mod archive;
+#[cfg(any(test, feature = "testkit"))]
+pub mod conformance;
 mod context;
 pub mod docker_archive;
 pub mod layout;
