@@ -216,11 +216,9 @@ typedef struct wasm_image_cancel_token_t wasm_image_cancel_token_t;
  * the options may be changed or freed afterwards without affecting it. Setters may be
  * called from any thread (they lock), though building on one thread is the usual way.
  *
- * Defaults: credentials looked up in the docker/podman config files; TLS everywhere
- * with the system's CA certificates; connect timeout 10 s; read timeout 30 s;
- * 3 retries with backoff from 200 ms up to 30 s; limits of 256 MiB per module,
- * 4 MiB per manifest or config, 1 GiB decompressed per layer, 10,000 tar entries,
- * index depth 4 and 1,000 index entries; no mirrors; user agent `wasm-image/VERSION`.
+ * Defaults are the core's: each setter's comment names its default (a test checks them
+ * against the library); otherwise no explicit credentials, TLS everywhere with the
+ * system's CA certificates, no mirrors.
  */
 typedef struct wasm_image_client_options_t wasm_image_client_options_t;
 

@@ -131,7 +131,17 @@ class Limits:
         max_tar_entries: Optional[int] = None,
         max_index_depth: Optional[int] = None,
         max_index_entries: Optional[int] = None,
-    ) -> Limits: ...
+    ) -> Limits:
+        """Bounds on what an image may make a client read; an argument left out keeps
+        the library's default. Exceeding one fails a call with ``LIMIT_EXCEEDED``.
+
+        max_module_bytes: the largest module (default 268435456, 256 MiB).
+        max_metadata_bytes: the largest manifest, index or config (default 4194304, 4 MiB).
+        max_decompressed_bytes: bytes decompressed from one layer (default 1073741824, 1 GiB).
+        max_tar_entries: tar entries looked at in one layer (default 10000).
+        max_index_depth: indexes pointing at further indexes (default 4).
+        max_index_entries: entries in one index (default 1000).
+        """
     @property
     def max_module_bytes(self) -> int: ...
     @property
@@ -166,7 +176,17 @@ class Client:
         platform: Optional[str] = None,
         user_agent: Optional[str] = None,
         progress: Optional[_Progress] = None,
-    ) -> Client: ...
+    ) -> Client:
+        """A client: options shared by its calls, and its connections and caches. An
+        argument left out keeps the library's default.
+
+        use_config_files: read docker/podman credential files (default True).
+        connect_timeout: seconds to wait for a connection (default 10).
+        read_timeout: seconds to wait for the next bytes of a response (default 30).
+        retries: retries after a failed request: 429, 5xx, broken connections (default 3).
+        retry_base_delay: seconds of the first back-off wait, doubled each retry (default 0.2).
+        retry_max_delay: cap in seconds of one back-off wait or Retry-After (default 30).
+        """
     @property
     def limits(self) -> Limits: ...
     def pull(
