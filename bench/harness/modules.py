@@ -8,24 +8,13 @@ import shutil
 from pathlib import Path
 
 import testbed
+from testbed import leb128
 from harness.common import MiB
 from harness.processes import run_quiet
 
 CUSTOM_NAME = b"bench.random"
 NONCE_LEN = 16
 EMPTY_MODULE = b"\0asm\x01\0\0\0"
-
-
-def leb128(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def small_module(work: Path) -> bytes:

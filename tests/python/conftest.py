@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = ROOT / "tests" / "support"
 sys.path.insert(0, str(SUPPORT))
 
-from testbed import Testbed  # noqa: E402
+from testbed import Testbed, leb128  # noqa: E402
 
 PLUGIN_WAT = SUPPORT / "fixtures" / "plugin.wat"
 
@@ -44,17 +44,7 @@ def with_custom_section(module: bytes, payload_size: int) -> bytes:
     """The module plus a custom section of random bytes: still valid, as large as wanted."""
     name = b"wasm-image-test-padding"
     body = bytes([len(name)]) + name + os.urandom(payload_size)
-    size = len(body)
-    leb = bytearray()
-    while True:
-        byte = size & 0x7F
-        size >>= 7
-        if size:
-            leb.append(byte | 0x80)
-        else:
-            leb.append(byte)
-            break
-    return module + b"\x00" + bytes(leb) + body
+    return module + b"\x00" + leb128(len(body)) + body
 
 
 @pytest.fixture(scope="session")

@@ -249,6 +249,19 @@ class StartError(RuntimeError):
     pass
 
 
+def leb128(n: int) -> bytes:
+    """Unsigned LEB128, how Wasm encodes sizes (used to build modules of any size)."""
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
 def free_port(taken: set[int] | None = None) -> int:
     """A free port on 127.0.0.1, never one already in `taken` (to which it is added)."""
     taken = set() if taken is None else taken
