@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	wasmimage "github.com/wasm-image/wasm-image/go"
 )
@@ -336,6 +337,20 @@ func TestErrorsFromRealCauses(t *testing.T) {
 		}
 		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("a failed pull left %s behind", out)
+		}
+	})
+	t.Run("rate limited", func(t *testing.T) {
+		repo := uniqueRepo("rate")
+		tb.addFault(t, map[string]any{"match": repo + "/manifests", "action": "status", "status": 429, "retry_after": 7, "times": -1})
+		noRetries := testbedClient(t, tb, wasmimage.WithRetries(0))
+		// A GET: its answer has the registry's JSON error body (a HEAD's has none).
+		_, err := noRetries.Pull(ctx, tb.Faulty.Host+"/"+repo+":v1")
+		var e *wasmimage.Error
+		if !errors.Is(err, wasmimage.ErrRateLimited) || !errors.As(err, &e) {
+			t.Fatalf("429: %v, want ErrRateLimited", err)
+		}
+		if e.HTTPStatus != 429 || e.RetryAfter != 7*time.Second || e.RegistryCode != "TOOMANYREQUESTS" {
+			t.Fatalf("429: status %d, retry after %v, code %q", e.HTTPStatus, e.RetryAfter, e.RegistryCode)
 		}
 	})
 	t.Run("limit", func(t *testing.T) {
