@@ -4,7 +4,8 @@
 #   1. ffi/install.sh --static-only installs libwasmimage into a temporary prefix, the
 #      way the README tells a control-plane author to;
 #   2. go vet and staticcheck are clean;
-#   3. the example program links the library statically (no libwasmimage.so needed);
+#   3. the example program links the library statically (no libwasmimage.so needed), and
+#      the README's Go program builds by the README's steps;
 #   4. go test -race runs every test and Example against the test bed's registries.
 #
 # Registry tests use the test bed named by $WASM_IMAGE_TESTBED; without it this script
@@ -66,6 +67,26 @@ if ldd "$work/watch" | grep -q wasmimage; then fail "examples/watch needs a shar
 "$work/watch" -h >"$work/watch-help.txt" 2>&1 || true
 grep -q '^usage: ' "$work/watch-help.txt" || fail "examples/watch does not run: $(cat "$work/watch-help.txt")"
 echo "ok: $(head -n 1 "$work/watch-help.txt")"
+
+step "the README's Go program builds, following the README's steps"
+readme_mod="$work/readme-program"
+mkdir -p "$readme_mod"
+python3 - "$root/README.md" "$readme_mod/main.go" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+start = text.index("```go\npackage main")
+end = text.index("```", start + 5)
+open(sys.argv[2], "w").write(text[start + len("```go\n"):end])
+PY
+(
+    cd "$readme_mod"
+    go mod init example.com/my-control-plane >/dev/null 2>&1
+    go mod edit -require=github.com/wasm-image/wasm-image/go@v0.0.0 -replace=github.com/wasm-image/wasm-image/go="$root/go"
+    go mod tidy
+    go vet .
+    go build -o "$work/readme-program.bin" .
+)
+echo "ok"
 
 step "go test -race"
 short=()
