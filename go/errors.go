@@ -96,6 +96,7 @@ type Error struct {
 	cause error
 }
 
+// Error gives "wasmimage: KIND: message".
 func (e *Error) Error() string {
 	return "wasmimage: " + e.Kind.String() + ": " + e.Message
 }
