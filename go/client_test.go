@@ -368,6 +368,15 @@ func TestErrorsFromRealCauses(t *testing.T) {
 			t.Fatalf("NUL in a location: %v, want ErrInvalidArgument", err)
 		}
 	})
+	t.Run("output is a directory", func(t *testing.T) {
+		dir := t.TempDir()
+		if _, err := client.PullToFile(ctx, tb.Fixtures.OCILayout, dir); !errors.Is(err, wasmimage.ErrInvalidArgument) {
+			t.Fatalf("PullToFile onto a directory: %v, want ErrInvalidArgument", err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Fatalf("a failed pull left %d files in the directory", len(entries))
+		}
+	})
 	t.Run("not Wasm", func(t *testing.T) {
 		if _, err := wasmimage.Build([]byte("not wasm")); !errors.Is(err, wasmimage.ErrInvalidFormat) {
 			t.Fatalf("Build of non-Wasm bytes: %v, want ErrInvalidFormat", err)
