@@ -149,6 +149,18 @@ func TestEveryStore(t *testing.T) {
 		})
 	}
 
+	t.Run("platform for one call", func(t *testing.T) {
+		// A lone manifest is taken whatever the platform asked for; a malformed platform
+		// is refused before anything is fetched.
+		img, err := client.Pull(ctx, fx.BuildahOCI, wasmimage.WithPlatform("linux/amd64"))
+		if err != nil || img.ModuleDigest != fx.ModuleSHA256 {
+			t.Fatalf("Pull with a platform: %v", err)
+		}
+		if _, err := client.Pull(ctx, fx.BuildahOCI, wasmimage.WithPlatform("not a platform")); !errors.Is(err, wasmimage.ErrInvalidArgument) {
+			t.Fatalf("malformed platform: %v, want ErrInvalidArgument", err)
+		}
+	})
+
 	t.Run("copy and resolve keep digests", func(t *testing.T) {
 		dst := tb.Plain.Host + "/" + uniqueRepo("copy") + ":v1"
 		digest, err := client.Copy(ctx, fx.OCILayout, dst)
