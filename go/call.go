@@ -66,8 +66,10 @@ type callState struct {
 // token, progress reports reach the Go function, and a cancelled call's error matches
 // the context's error. invoke gets NULL call options when nothing needs them.
 func call(ctx context.Context, opts []CallOption, invoke func(*C.wasm_image_call_options_t) *C.wasm_image_error_t) error {
-	if err := ctx.Err(); err != nil {
-		return &Error{Kind: KindCancelled, Message: "the context was done before the call started", cause: err}
+	if ctx.Err() != nil {
+		e := &Error{Kind: KindCancelled, Message: "the context was done before the call started"}
+		e.endedBy(ctx)
+		return e
 	}
 	var cfg callConfig
 	for _, opt := range opts {
@@ -132,7 +134,7 @@ func call(ctx context.Context, opts []CallOption, invoke func(*C.wasm_image_call
 		panic(state.panicked)
 	}
 	if e, ok := result.(*Error); ok && e.Kind == KindCancelled && ctx.Err() != nil {
-		e.cause = ctx.Err()
+		e.endedBy(ctx)
 	}
 	return result
 }

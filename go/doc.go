@@ -26,7 +26,8 @@
 // When a call's context is cancelled or its deadline passes, the library stops the call
 // promptly and it returns an *Error of kind KindCancelled that also matches the
 // context's error: errors.Is(err, context.Canceled) or errors.Is(err,
-// context.DeadlineExceeded). No goroutine is left behind.
+// context.DeadlineExceeded), and the cause given to context.WithCancelCause. No
+// goroutine is left behind.
 //
 // # Errors
 //

@@ -92,8 +92,9 @@ type Error struct {
 	// Retry-After of a 429 or 503), or 0 when it did not say.
 	RetryAfter time.Duration
 
-	// cause is the context's error when the context ended the call.
-	cause error
+	// causes are the context's error and, when it differs, its cause
+	// (context.WithCancelCause), when the context ended the call.
+	causes []error
 }
 
 // Error gives "wasmimage: KIND: message".
@@ -108,12 +109,20 @@ func (e *Error) Is(target error) bool {
 	if sentinel, ok := target.(*kindError); ok {
 		return sentinel.kind == e.Kind
 	}
-	return e.Kind == KindCancelled && e.cause == nil && target == context.Canceled
+	return e.Kind == KindCancelled && e.causes == nil && target == context.Canceled
 }
 
-// Unwrap gives the context's error (context.Canceled, context.DeadlineExceeded or the
-// context's cause) when the context ended the call, else nil.
-func (e *Error) Unwrap() error { return e.cause }
+// Unwrap gives the context's error (context.Canceled or context.DeadlineExceeded) and
+// its cause (context.Cause) when the context ended the call, else nothing.
+func (e *Error) Unwrap() []error { return e.causes }
+
+// endedBy records that ctx ended the call.
+func (e *Error) endedBy(ctx context.Context) {
+	e.causes = []error{ctx.Err()}
+	if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+		e.causes = append(e.causes, cause)
+	}
+}
 
 // takeError turns an error the library returned into an *Error and frees it; nil for
 // success.

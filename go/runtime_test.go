@@ -91,6 +91,18 @@ func TestCancellationReachesTheLibrary(t *testing.T) {
 		}
 	})
 
+	t.Run("cancel with a cause", func(t *testing.T) {
+		location := stalledLocation(t, tb, client, "blobs")
+		ctx, cancel := context.WithCancelCause(context.Background())
+		why := errors.New("the plugin was removed from the config")
+		timer := time.AfterFunc(300*time.Millisecond, func() { cancel(why) })
+		defer timer.Stop()
+		_, err := client.Pull(ctx, location)
+		if !errors.Is(err, why) || !errors.Is(err, context.Canceled) || !errors.Is(err, wasmimage.ErrCancelled) {
+			t.Fatalf("pull cancelled with a cause: %v, want the cause, context.Canceled and ErrCancelled", err)
+		}
+	})
+
 	t.Run("already done", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
