@@ -16,8 +16,8 @@ import (
 // Image is a Wasm module with its image: what Pull, PullToFile and Build return. The
 // fields are copies in Go memory; the library's own copy, which Push sends, stays
 // behind the Image until Close (or the garbage collector) frees it, so changing a field
-// changes nothing that is pushed. Use an Image through its pointer; a copy of the struct
-// cannot be pushed or closed.
+// changes nothing that is pushed. Use an Image only through its pointer: a copy of the
+// struct would share the library image (go vet reports such copies).
 type Image struct {
 	// Module is the Wasm module's bytes; nil for an image from PullToFile.
 	Module []byte
