@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test against real servers: installs what is missing, starts the test bed
 # (registries plain / basic auth / TLS / token auth / mirror, a fault-injecting proxy,
-# images made by buildah and skopeo), runs the Rust, Python and C/C++ suites, and stops
+# images made by buildah and skopeo), runs the Rust, Python, C/C++ and Go suites, and stops
 # everything it started, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,8 @@ finish() {
   # Back to the real output, and let tee write out everything before the last line.
   exec 1>&3 2>&4
   wait "$tee_pid" 2>/dev/null || true
-  # One closing line over every runner: cargo test, pytest, the C test program, CTest.
+  # One closing line over every runner: cargo test, pytest, the C test program, CTest,
+  # go test.
   python3 tests/support/tally.py "$log" "$status"
   rm -f "$log"
   exit "$status"
@@ -48,5 +49,10 @@ fi
 if [ -x tests/c/run.sh ]; then
   echo "== C ABI (CTest, valgrind, AddressSanitizer)"
   bash tests/c/run.sh
+fi
+
+if [ -x tests/go/run.sh ]; then
+  echo "== Go package (vet, staticcheck, go test -race, the watch example)"
+  bash tests/go/run.sh
 fi
 echo "== all suites passed"

@@ -12,6 +12,25 @@ PATTERNS = [
 ]
 PYTEST = re.compile(r"^=*\s*(.*\bin [\d.]+s)\b.*$", re.M)
 CTEST = re.compile(r"tests passed, (\d+) tests failed out of (\d+)")
+# go test -v: one line per test, subtests indented under their parent
+GO_TEST = re.compile(r"^( *)--- (PASS|FAIL|SKIP): ", re.M)
+
+
+def tally_go(text: str) -> tuple[int, int, int]:
+    """Counts the leaves of `go test -v` results: a parent whose subtests are listed
+    under it (more deeply indented, right after it) is not a test of its own, unless it
+    failed with none of its subtests failing (a failure of the parent's own code)."""
+    results = [(len(m.group(1)), m.group(2)) for m in GO_TEST.finditer(text)]
+    counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+    for i, (indent, outcome) in enumerate(results):
+        subtree = []
+        for child_indent, child_outcome in results[i + 1 :]:
+            if child_indent <= indent:
+                break
+            subtree.append(child_outcome)
+        if not subtree or (outcome == "FAIL" and "FAIL" not in subtree):
+            counts[outcome] += 1
+    return counts["PASS"], counts["FAIL"], counts["SKIP"]
 
 
 def tally(text: str) -> tuple[int, int, int]:
@@ -37,7 +56,8 @@ def tally(text: str) -> tuple[int, int, int]:
         bad, total = int(m.group(1)), int(m.group(2))
         passed += total - bad
         failed += bad
-    return passed, failed, skipped
+    go_passed, go_failed, go_skipped = tally_go(text)
+    return passed + go_passed, failed + go_failed, skipped + go_skipped
 
 
 def main() -> int:
