@@ -174,3 +174,112 @@ fn stubs_document_the_core_defaults() {
         );
     }
 }
+
+/// The comment block (`//` lines) that documents a Go name in `go/options.go`.
+fn go_comment(source: &str, name: &str) -> String {
+    let lines: Vec<&str> = source.lines().map(str::trim).collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("// {name} ")))
+        .unwrap_or_else(|| panic!("go/options.go documents no {name}"));
+    lines[start..]
+        .iter()
+        .take_while(|l| l.starts_with("//"))
+        .map(|l| l.trim_start_matches("//").trim())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n % (1024 * MIB) == 0 {
+        format!("{} GiB", n / (1024 * MIB))
+    } else if n % MIB == 0 {
+        format!("{} MiB", n / MIB)
+    } else {
+        n.to_string()
+    }
+}
+
+fn human_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn go_package_documents_the_core_defaults() {
+    let source = repo_file("go/options.go");
+    let d = ClientOptions::default();
+    let l = &d.limits;
+    let expected: Vec<(&str, Vec<String>)> = vec![
+        (
+            "WithConfigFiles",
+            vec![format!("Default: {}", d.use_config_files)],
+        ),
+        (
+            "WithConnectTimeout",
+            vec![format!("Default {}", human_duration(d.connect_timeout))],
+        ),
+        (
+            "WithReadTimeout",
+            vec![format!("Default {}", human_duration(d.read_timeout))],
+        ),
+        ("WithRetries", vec![format!("Default {}", d.max_retries)]),
+        (
+            "WithRetryDelays",
+            vec![
+                format!("default {}", human_duration(d.retry_base_delay)),
+                format!("default {}", human_duration(d.retry_max_delay)),
+            ],
+        ),
+        (
+            "MaxModuleBytes",
+            vec![format!("Default {}", human_bytes(l.max_module_bytes))],
+        ),
+        (
+            "MaxMetadataBytes",
+            vec![format!("Default {}", human_bytes(l.max_metadata_bytes))],
+        ),
+        (
+            "MaxDecompressedBytes",
+            vec![format!("Default {}", human_bytes(l.max_decompressed_bytes))],
+        ),
+        (
+            "MaxTarEntries",
+            vec![format!("Default {}", human_count(l.max_tar_entries))],
+        ),
+        (
+            "MaxIndexDepth",
+            vec![format!("Default {}", l.max_index_depth)],
+        ),
+        (
+            "MaxIndexEntries",
+            vec![format!("Default {}", human_count(l.max_index_entries))],
+        ),
+    ];
+    for (name, phrases) in expected {
+        let comment = go_comment(&source, name);
+        for phrase in phrases {
+            assert!(
+                comment.contains(&phrase),
+                "go/options.go: the comment of {name} should say {phrase:?}: {comment}"
+            );
+        }
+    }
+}
