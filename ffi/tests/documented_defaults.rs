@@ -192,7 +192,7 @@ fn go_comment(source: &str, name: &str) -> String {
 
 fn human_duration(d: std::time::Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")
@@ -201,9 +201,9 @@ fn human_duration(d: std::time::Duration) -> String {
 
 fn human_bytes(n: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if n % (1024 * MIB) == 0 {
+    if n.is_multiple_of(1024 * MIB) {
         format!("{} GiB", n / (1024 * MIB))
-    } else if n % MIB == 0 {
+    } else if n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else {
         n.to_string()
