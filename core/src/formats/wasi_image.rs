@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::tar_layers_last_first;
 use super::{is_image_config, single_layer_of, ConfigView, Format, ModuleSource, Plan, TarTarget};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::Variant;
 use crate::manifest::ImageManifest;
 use crate::media_types as mt;
@@ -62,10 +62,10 @@ impl Format for WasiImage {
                 .clone(),
             )
         } else {
-            let target = match entrypoint(config) {
-                Some(path) => TarTarget::Path(path),
-                None => TarTarget::BaseName(mt::COMPAT_MODULE_FILE),
-            };
+            // Without an Entrypoint the image is compat's (see `detect`).
+            let target = TarTarget::Path(entrypoint(config).ok_or_else(|| {
+                Error::invalid_format("wasi/wasm image has no raw Wasm layer and no Entrypoint")
+            })?);
             ModuleSource::InTar {
                 layers: tar_layers_last_first(manifest)?,
                 target,
