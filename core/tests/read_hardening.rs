@@ -220,9 +220,27 @@ async fn an_index_of_ordinary_platforms_gives_the_host_or_amd64() {
         .iter()
         .position(|(os, arch)| host.os == *os && host.architecture == *arch)
         .unwrap_or(1);
-    let img = pull(&layout.location("multi")).await.unwrap();
+    let logged: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let record_to = logged.clone();
+    wasm_image::logging::set_sink(
+        Arc::new(move |r: &wasm_image::logging::LogRecord| {
+            if r.message.contains("offers no Wasm platform") {
+                record_to.lock().unwrap().push(r.message.clone());
+            }
+        }),
+        wasm_image::logging::LogLevel::Info,
+    );
+    let pulled = pull(&layout.location("multi")).await;
+    wasm_image::logging::clear_sink();
+    let img = pulled.unwrap();
     assert_eq!(img.manifest_digest().to_string(), digest_of[expected]);
     assert_eq!(img.variant(), Variant::Compat);
+    let (os, arch) = platforms[expected];
+    let logged = logged.lock().unwrap().clone();
+    assert!(
+        logged.len() == 1 && logged[0].contains(&format!("platform={os}/{arch}")),
+        "the choice is logged: {logged:?}"
+    );
 
     // Asked for explicitly, a listed platform is taken and a missing one is NOT_FOUND.
     let call = |platform: &str| CallOptions {
