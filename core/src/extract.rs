@@ -15,6 +15,7 @@ use crate::image::RuntimeConfig;
 use crate::limits::Limits;
 use crate::media_types::{self as mt, Compression};
 use crate::module_facts::check_wasm_header;
+use crate::store::tar_safety::HeaderBudget;
 use crate::store::verified::BlobOpener;
 
 /// Reads move this much at a time: each read of a registry stream crosses from this
@@ -117,7 +118,10 @@ impl ModuleSink {
         let out = match destination {
             // Zeroed memory comes from the kernel already zero, so this writes nothing.
             Destination::Memory => SinkOut::Memory {
-                buffer: Box::new(OwnedBuffer(vec![0u8; exact])),
+                buffer: Box::new(OwnedBuffer(crate::limits::zeroed_bytes(
+                    exact as u64,
+                    "the module",
+                )?)),
                 filled: 0,
             },
             Destination::Buffer(allocate) => SinkOut::Memory {
@@ -463,12 +467,13 @@ fn search_layer(
             remaining: limits.max_decompressed_bytes,
             limit: limits.max_decompressed_bytes,
         };
-        let mut archive = tar::Archive::new(bounded);
-        let entries = archive
+        let budget = HeaderBudget::default();
+        let mut archive = tar::Archive::new(budget.reader(bounded));
+        let mut entries = archive
             .entries()
             .map_err(|e| layer_error(e, layer, "not a valid tar"))?;
         let mut count = 0u64;
-        for entry in entries {
+        while let Some(entry) = budget.next_entry(&mut entries) {
             let mut entry =
                 entry.map_err(|e| layer_error(e, layer, "corrupt tar or compressed data"))?;
             count += 1;
@@ -484,59 +489,71 @@ fn search_layer(
                 .into_owned();
             let kind = entry.header().entry_type();
             let regular = matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous);
-            if target_matches(target, &path) {
-                let shown = path.display().to_string();
-                if !regular {
-                    return Err(Error::invalid_format(format!(
+            // The entry's data is read to its end below, so only headers are read while
+            // the next entry is looked for (see `HeaderBudget`).
+            'entry: {
+                if target_matches(target, &path) {
+                    let shown = path.display().to_string();
+                    if !regular {
+                        return Err(Error::invalid_format(format!(
                         "layer {}: {shown:?} is a {} entry, not a regular file; links are never followed",
                         layer.digest,
                         entry_kind_name(kind)
                     )));
+                    }
+                    if normalize(&path).is_err() {
+                        return Err(Error::invalid_format(format!(
+                            "layer {}: {shown:?} has a path that escapes the image root",
+                            layer.digest
+                        )));
+                    }
+                    if module.is_some() {
+                        break 'entry;
+                    }
+                    // The entry's size, a PAX `size` record included, not the header's field.
+                    let size = entry.size();
+                    if size > limits.max_module_bytes {
+                        return Err(Error::limit_exceeded(format!(
+                            "layer {}: {shown:?} is {size} bytes, more than the module limit of {}",
+                            layer.digest, limits.max_module_bytes
+                        )));
+                    }
+                    let mut sink =
+                        ModuleSink::new(destination, size, limits.max_module_bytes, true)?;
+                    sink.fill_from(&mut entry)
+                        .map_err(|e| layer_error(e, layer, "cannot read the module"))?;
+                    module = Some((sink, format!("{shown:?} in layer {}", layer.digest)));
+                } else if want_runtime_config
+                    && regular
+                    && runtime_config.is_none()
+                    && path
+                        .file_name()
+                        .is_some_and(|n| n == mt::COMPAT_RUNTIME_CONFIG_FILE)
+                    && normalize(&path).is_ok()
+                {
+                    let too_big = || {
+                        Error::limit_exceeded(format!(
+                            "layer {}: runtime-config.json is more than the limit of {} bytes",
+                            layer.digest, limits.max_metadata_bytes
+                        ))
+                    };
+                    if entry.size() > limits.max_metadata_bytes {
+                        return Err(too_big());
+                    }
+                    // Read through the limit whatever the headers say.
+                    let mut data = Vec::new();
+                    (&mut entry)
+                        .take(limits.max_metadata_bytes.saturating_add(1))
+                        .read_to_end(&mut data)
+                        .map_err(|e| layer_error(e, layer, "cannot read runtime-config.json"))?;
+                    if data.len() as u64 > limits.max_metadata_bytes {
+                        return Err(too_big());
+                    }
+                    runtime_config = Some(data);
                 }
-                if normalize(&path).is_err() {
-                    return Err(Error::invalid_format(format!(
-                        "layer {}: {shown:?} has a path that escapes the image root",
-                        layer.digest
-                    )));
-                }
-                if module.is_some() {
-                    continue;
-                }
-                let size = entry
-                    .header()
-                    .size()
-                    .map_err(|e| layer_error(e, layer, "bad tar header"))?;
-                if size > limits.max_module_bytes {
-                    return Err(Error::limit_exceeded(format!(
-                        "layer {}: {shown:?} is {size} bytes, more than the module limit of {}",
-                        layer.digest, limits.max_module_bytes
-                    )));
-                }
-                let mut sink = ModuleSink::new(destination, size, limits.max_module_bytes, true)?;
-                sink.fill_from(&mut entry)
-                    .map_err(|e| layer_error(e, layer, "cannot read the module"))?;
-                module = Some((sink, format!("{shown:?} in layer {}", layer.digest)));
-            } else if want_runtime_config
-                && regular
-                && runtime_config.is_none()
-                && path
-                    .file_name()
-                    .is_some_and(|n| n == mt::COMPAT_RUNTIME_CONFIG_FILE)
-                && normalize(&path).is_ok()
-            {
-                let size = entry.header().size().unwrap_or(u64::MAX);
-                if size > limits.max_metadata_bytes {
-                    return Err(Error::limit_exceeded(format!(
-                        "layer {}: runtime-config.json is {size} bytes, more than the limit of {}",
-                        layer.digest, limits.max_metadata_bytes
-                    )));
-                }
-                let mut data = Vec::with_capacity(size as usize);
-                entry
-                    .read_to_end(&mut data)
-                    .map_err(|e| layer_error(e, layer, "cannot read runtime-config.json"))?;
-                runtime_config = Some(data);
             }
+            io::copy(&mut entry, &mut io::sink())
+                .map_err(|e| layer_error(e, layer, "corrupt tar or compressed data"))?;
         }
         // Read what follows the tar's end so the decompressor checks its trailer.
         let mut rest = archive.into_inner();

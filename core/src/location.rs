@@ -184,6 +184,13 @@ impl FromStr for Location {
     }
 }
 
+/// A `NAME[:TAG][@DIGEST]` reference after Docker's normalisation, the way `docker load`
+/// compares them: `wasm/x:v1` is `docker.io/wasm/x:v1`, `x` is `docker.io/library/x:latest`.
+/// `None` for text that is no registry reference.
+pub fn normalized_reference(s: &str) -> Option<(Repository, Selector)> {
+    parse_registry_reference(s).ok()
+}
+
 fn split_path_selector(rest: &str) -> std::result::Result<(PathBuf, Selector), String> {
     let (path, selector) = if let Some((path, digest)) = rest.split_once('@') {
         let digest: Digest = digest.parse().map_err(|e: Error| e.message().to_string())?;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Descriptor;
 use crate::error::{Error, Result};
+use crate::limits::MAX_IMAGE_LAYERS;
 use crate::media_types as mt;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +93,12 @@ pub fn parse(data: &[u8], declared: Option<&str>, what: &str) -> Result<Parsed> 
         }
         let manifest: ImageManifest = serde_json::from_slice(data)
             .map_err(|e| Error::invalid_format(format!("{what}: malformed image manifest: {e}")))?;
+        if manifest.layers.len() > MAX_IMAGE_LAYERS {
+            return Err(Error::limit_exceeded(format!(
+                "{what}: the manifest lists {} layers, more than the limit of {MAX_IMAGE_LAYERS}",
+                manifest.layers.len()
+            )));
+        }
         Ok(Parsed::Manifest(manifest))
     }
 }

@@ -96,8 +96,33 @@ fn matches(p: &Platform, wanted: &Platform) -> bool {
         && (wanted.variant.is_none() || p.variant == wanted.variant)
 }
 
+/// The platform this process runs on, in OCI's words (`linux/amd64`, `darwin/arm64`).
+pub fn host_platform() -> Platform {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    };
+    let (architecture, variant) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", None),
+        "x86" => ("386", None),
+        "aarch64" => ("arm64", None),
+        "arm" => ("arm", Some("v7".to_string())),
+        "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
+        "loongarch64" => ("loong64", None),
+        other => (other, None),
+    };
+    Platform {
+        os: os.to_string(),
+        architecture: architecture.to_string(),
+        variant,
+        os_version: None,
+    }
+}
+
 /// Picks one entry: skip attestations; the requested platform when present; a single
-/// remaining entry whatever its platform; else a Wasm platform; else an error listing them.
+/// remaining entry whatever its platform; else a Wasm platform; with no platform
+/// requested, the host's, then `linux/amd64` (a module is the same on every platform of
+/// an index, and Istio takes `linux/amd64`); else an error listing them.
 pub fn choose<'a>(index: &'a ImageIndex, wanted: Option<&Platform>) -> Result<&'a Descriptor> {
     let candidates: Vec<&Descriptor> = index
         .manifests
@@ -126,6 +151,36 @@ pub fn choose<'a>(index: &'a ImageIndex, wanted: Option<&Platform>) -> Result<&'
                 .find(|d| d.platform.as_ref().is_some_and(is_wasm_platform))
             {
                 return Ok(d);
+            }
+            if wanted.is_none() {
+                let host = host_platform();
+                let amd64 = Platform {
+                    os: "linux".into(),
+                    architecture: "amd64".into(),
+                    ..Default::default()
+                };
+                // The host's variant (arm/v7) is a preference, not a requirement.
+                let loose_host = Platform {
+                    variant: None,
+                    ..host.clone()
+                };
+                for (preferred, why) in [
+                    (&host, "the host's platform"),
+                    (&loose_host, "the host's platform"),
+                    (&amd64, "linux/amd64, as Istio takes"),
+                ] {
+                    if let Some(d) = several
+                        .iter()
+                        .find(|d| d.platform.as_ref().is_some_and(|p| matches(p, preferred)))
+                    {
+                        tracing::info!(
+                            manifest = %d.digest,
+                            platform = %preferred,
+                            "the index offers no Wasm platform and none was requested; taking {why}"
+                        );
+                        return Ok(d);
+                    }
+                }
             }
             let platforms: Vec<String> = several
                 .iter()
@@ -200,12 +255,39 @@ mod tests {
         );
     }
 
+    /// A compat module built for several platforms is the same module in each: with no
+    /// platform requested, the host's is taken, then linux/amd64.
+    #[test]
+    fn without_wasm_the_host_then_amd64_is_taken() {
+        let host = host_platform();
+        let idx = index(vec![
+            entry("plan9", "mips", 1),
+            entry(&host.os, &host.architecture, 2),
+            entry("linux", "amd64", 3),
+        ]);
+        assert_eq!(choose(&idx, None).unwrap().digest, Digest::sha256_of(&[2]));
+        let idx = index(vec![
+            entry("plan9", "mips", 1),
+            entry("linux", "amd64", 3),
+            entry("plan9", "386", 4),
+        ]);
+        assert_eq!(choose(&idx, None).unwrap().digest, Digest::sha256_of(&[3]));
+        // A platform that was asked for and is missing is not replaced by another.
+        let riscv: Platform = "linux/riscv64".parse().unwrap();
+        let err = choose(&idx, Some(&riscv)).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::NotFound, "{err}");
+        assert!(
+            err.message().contains("linux/riscv64 was requested"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn ambiguous_index_lists_platforms() {
-        let idx = index(vec![entry("linux", "amd64", 1), entry("linux", "arm64", 2)]);
+        let idx = index(vec![entry("plan9", "mips", 1), entry("plan9", "386", 2)]);
         let err = choose(&idx, None).unwrap_err();
         assert!(
-            err.message().contains("linux/amd64") && err.message().contains("linux/arm64"),
+            err.message().contains("plan9/mips") && err.message().contains("plan9/386"),
             "{err}"
         );
     }

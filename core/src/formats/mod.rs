@@ -142,13 +142,17 @@ pub(crate) fn single_layer_of<'m>(
     }
 }
 
-/// The tar layers of an image, from the last to the first (where the module usually is).
+/// The tar layers of an image, from the last to the first (where the module usually is),
+/// each digest once: a layer listed many times is searched (downloaded, decompressed)
+/// once, where it is listed last.
 pub(crate) fn tar_layers_last_first(manifest: &ImageManifest) -> Result<Vec<Descriptor>> {
+    let mut seen = std::collections::HashSet::new();
     let layers: Vec<Descriptor> = manifest
         .layers
         .iter()
         .rev()
         .filter(|l| mt::tar_layer_compression(&l.media_type).is_some())
+        .filter(|l| seen.insert(&l.digest))
         .cloned()
         .collect();
     if layers.is_empty() {

@@ -1,11 +1,16 @@
 //! Docker / containerd `wasi/wasm` platform images: an ordinary image config with
 //! `architecture: "wasm"`, the module either a raw Wasm layer or the entrypoint file.
+//!
+//! An image whose module is `plugin.wasm` in a tar layer is the specification's compat
+//! variant whatever platform its config names (buildx writes `wasip1/wasm` for it), so
+//! such images are left to `compat`: only an `Entrypoint` naming another file makes a tar
+//! image a `wasi/wasm` one.
 
 use serde_json::Value;
 
 use super::tar_layers_last_first;
 use super::{is_image_config, single_layer_of, ConfigView, Format, ModuleSource, Plan, TarTarget};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::Variant;
 use crate::manifest::ImageManifest;
 use crate::media_types as mt;
@@ -28,6 +33,12 @@ fn entrypoint(config: &ConfigView<'_>) -> Option<String> {
     }
 }
 
+/// Whether an entrypoint is the compat variant's `plugin.wasm` at the image root.
+fn names_compat_module(entrypoint: &str) -> bool {
+    let relative = entrypoint.trim_start_matches('/');
+    relative.strip_prefix("./").unwrap_or(relative) == mt::COMPAT_MODULE_FILE
+}
+
 impl Format for WasiImage {
     fn variant(&self) -> Variant {
         Variant::WasiImage
@@ -35,7 +46,9 @@ impl Format for WasiImage {
 
     fn detect(&self, manifest: &ImageManifest, config: &ConfigView<'_>) -> bool {
         is_image_config(config.media_type())
-            && (config.str_field("architecture") == Some("wasm") || has_raw_wasm_layer(manifest))
+            && (has_raw_wasm_layer(manifest)
+                || (config.str_field("architecture") == Some("wasm")
+                    && entrypoint(config).is_some_and(|e| !names_compat_module(&e))))
     }
 
     fn plan(&self, manifest: &ImageManifest, config: &ConfigView<'_>) -> Result<Plan> {
@@ -49,10 +62,10 @@ impl Format for WasiImage {
                 .clone(),
             )
         } else {
-            let target = match entrypoint(config) {
-                Some(path) => TarTarget::Path(path),
-                None => TarTarget::BaseName(mt::COMPAT_MODULE_FILE),
-            };
+            // Without an Entrypoint the image is compat's (see `detect`).
+            let target = TarTarget::Path(entrypoint(config).ok_or_else(|| {
+                Error::invalid_format("wasi/wasm image has no raw Wasm layer and no Entrypoint")
+            })?);
             ModuleSource::InTar {
                 layers: tar_layers_last_first(manifest)?,
                 target,

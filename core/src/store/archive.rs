@@ -28,7 +28,9 @@ use crate::location::Selector;
 use crate::store::layout::{
     classify_member, LayoutStore, Member, BLOBS_DIR, INDEX_FILE, OCI_LAYOUT_FILE,
 };
-use crate::store::tar_safety::{bad_tar, checked_entries, describe_entry_type, reject_compressed};
+use crate::store::tar_safety::{
+    bad_tar, checked_entries, describe_entry_type, reject_compressed, HeaderBudget,
+};
 use crate::store::{Access, BlobStream, RawManifest, Store};
 
 pub struct OciArchiveStore {
@@ -149,9 +151,12 @@ fn extract_layout(file: &Path, dest: &Path, name: &str) -> Result<()> {
     let mut input =
         fs::File::open(file).map_err(|e| Error::io(format!("{name}: opening the archive"), e))?;
     reject_compressed(&mut input, name)?;
-    let mut archive = tar::Archive::new(BufReader::new(input));
+    let budget = HeaderBudget::default();
+    let mut archive = tar::Archive::new(budget.reader(BufReader::new(input)));
     let mut skipped_docker_manifest = false;
-    for checked in checked_entries(archive.entries().map_err(&bad_tar)?, name) {
+    // Seeking past what is not unpacked, so only headers are read between entries.
+    let entries = archive.entries_with_seek().map_err(&bad_tar)?;
+    for checked in checked_entries(entries, budget.clone(), name) {
         let (mut entry, components) = checked?;
         let parts: Vec<&str> = components.iter().map(String::as_str).collect();
         let member = classify_member(&parts);

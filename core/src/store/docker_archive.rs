@@ -21,7 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::digest::{Descriptor, Digest};
 use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
-use crate::location::Selector;
+use crate::limits::MAX_IMAGE_LAYERS;
+use crate::location::{normalized_reference, Selector};
 use crate::media_types as mt;
 use crate::store::tar_index::{Span, TarIndex};
 use crate::store::{BlobStream, RawManifest, Store};
@@ -109,16 +110,30 @@ fn image_from(index: TarIndex, reference: Option<&str>) -> Result<DockerArchiveS
         config_span.size,
     );
     blobs.insert(config_digest, config_span);
+    if item.layers.len() > MAX_IMAGE_LAYERS {
+        return Err(Error::limit_exceeded(format!(
+            "{name}: the image lists {} layers, more than the limit of {MAX_IMAGE_LAYERS}",
+            item.layers.len()
+        )));
+    }
     let mut layers = Vec::with_capacity(item.layers.len());
+    // A layer listed many times (or through several links) is hashed once.
+    let mut hashed: HashMap<Span, Descriptor> = HashMap::new();
     for layer in &item.layers {
         let span = index.find(layer)?;
+        if let Some(known) = hashed.get(&span) {
+            layers.push(known.clone());
+            continue;
+        }
         let (digest, magic) = index.hash(span, layer)?;
         let media_type = if magic == [0x1f, 0x8b] {
             mt::DOCKER_LAYER_TAR_GZIP
         } else {
             mt::DOCKER_LAYER_TAR
         };
-        layers.push(Descriptor::new(media_type, digest.clone(), span.size));
+        let descriptor = Descriptor::new(media_type, digest.clone(), span.size);
+        hashed.insert(span, descriptor.clone());
+        layers.push(descriptor);
         blobs.insert(digest, span);
     }
     let manifest = serde_json::to_vec(&SchemaTwo {
@@ -171,15 +186,18 @@ fn choose<'a>(
                     ))
                 });
             }
+            // Docker writes `RepoTags` in its short form (`wasm/x:v1`), podman and skopeo
+            // in full (`docker.io/wasm/x:v1`): compare both sides normalised.
             let with_latest = format!("{reference}:latest");
+            let wanted = normalized_reference(reference);
+            let names_it = |tag: &String| {
+                *tag == reference
+                    || *tag == with_latest
+                    || (wanted.is_some() && normalized_reference(tag) == wanted)
+            };
             items
                 .iter()
-                .find(|item| {
-                    item.repo_tags
-                        .iter()
-                        .flatten()
-                        .any(|tag| tag == reference || *tag == with_latest)
-                })
+                .find(|item| item.repo_tags.iter().flatten().any(names_it))
                 .ok_or_else(|| {
                     Error::not_found(format!(
                         "{name}: no image tagged {reference:?} (RepoTags here: {})",
@@ -464,6 +482,61 @@ mod tests {
             b.describe(),
             format!("docker-archive:{}:b:v2", path.display())
         );
+    }
+
+    /// `docker save` writes `wasm/compat:v1`, podman `docker.io/wasm/compat:v1`: either
+    /// spelling of a Docker Hub reference finds the image, as with `docker load`.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn references_match_after_docker_hub_normalisation() {
+        let (a, b) = (tiny_image("a"), tiny_image("b"));
+        let manifest_json = serde_json::to_vec(&serde_json::json!([
+            {"Config": "cfg-a.json", "RepoTags": ["docker.io/wasm/compat:v1", "docker.io/library/solo:latest"], "Layers": ["a.tar"]},
+            {"Config": "cfg-b.json", "RepoTags": ["wasm/short:v2", "plain:latest"], "Layers": ["b.tar"]},
+        ]))
+        .unwrap();
+        let data = archive(&[
+            Item::File("cfg-a.json", &a.config),
+            Item::File("cfg-b.json", &b.config),
+            Item::File("a.tar", &a.layer),
+            Item::File("b.tar", &b.layer),
+            Item::File("manifest.json", &manifest_json),
+        ]);
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&data).unwrap();
+        let path = file.path();
+        let config_of = |store: &DockerArchiveStore| parse(store).config;
+        let cases = [
+            ("wasm/compat:v1", &a.config),
+            ("docker.io/wasm/compat:v1", &a.config),
+            ("index.docker.io/wasm/compat:v1", &a.config),
+            ("solo", &a.config),
+            ("solo:latest", &a.config),
+            ("library/solo", &a.config),
+            ("docker.io/wasm/short:v2", &b.config),
+            ("docker.io/library/plain", &b.config),
+            ("plain", &b.config),
+        ];
+        for (reference, config) in cases {
+            let store = DockerArchiveStore::open(path, Some(reference.into()))
+                .await
+                .unwrap_or_else(|e| panic!("{reference}: {e}"));
+            assert_eq!(
+                config_of(&store),
+                Descriptor::for_bytes(mt::DOCKER_IMAGE_CONFIG, config),
+                "{reference}"
+            );
+        }
+        for reference in [
+            "wasm/compat:v2",
+            "other/compat:v1",
+            "example.com/wasm/compat:v1",
+        ] {
+            let err = DockerArchiveStore::open(path, Some(reference.into()))
+                .await
+                .err()
+                .unwrap();
+            assert_eq!(err.kind(), ErrorKind::NotFound, "{reference}: {err}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]

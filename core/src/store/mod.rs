@@ -23,7 +23,7 @@ pub mod layout;
 pub mod read_ahead;
 pub mod registry;
 mod tar_index;
-mod tar_safety;
+pub(crate) mod tar_safety;
 pub mod verified;
 
 pub type BlobStream = Pin<Box<dyn AsyncRead + Send>>;

@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::store::layout::MAX_JSON_BYTES;
-use crate::store::tar_safety::{bad_tar, checked_entries, entry_components, reject_compressed};
+use crate::store::tar_safety::{
+    bad_tar, checked_entries, entry_components, reject_compressed, HeaderBudget,
+};
 
 /// Most links followed to find one file.
 const MAX_LINK_HOPS: usize = 16;
 
 /// Where a file lies in the tar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Span {
     pub(crate) offset: u64,
     pub(crate) size: u64,
@@ -59,9 +61,10 @@ impl TarIndex {
         reject_compressed(&mut file, &name)?;
         let bad_tar = bad_tar(&name);
         let mut entries = HashMap::new();
-        let mut archive = tar::Archive::new(BufReader::new(&file));
+        let budget = HeaderBudget::default();
+        let mut archive = tar::Archive::new(budget.reader(BufReader::new(&file)));
         let all = archive.entries_with_seek().map_err(&bad_tar)?;
-        for checked in checked_entries(all, &name) {
+        for checked in checked_entries(all, budget.clone(), &name) {
             let (entry, components) = checked?;
             let link = || -> Result<PathBuf> {
                 Ok(entry

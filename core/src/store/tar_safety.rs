@@ -11,22 +11,89 @@ use crate::error::{Error, Result};
 /// Most entries looked at in an archive.
 pub(crate) const MAX_ARCHIVE_ENTRIES: usize = 100_000;
 
-/// The error for a tar that cannot be read.
+/// Most bytes read to reach one entry: its header and the records before it (GNU long
+/// names and links, PAX headers), which the tar reader keeps in memory whole, plus the
+/// padding of the entry before. Real records are a few hundred bytes; without a bound, a
+/// 1 MB gzip layer declaring a 900 MiB long name costs 900 MiB of memory.
+pub(crate) const MAX_TAR_HEADER_BYTES: u64 = 256 * 1024;
+
+/// A reader under `tar::Archive` that fails once more than [`MAX_TAR_HEADER_BYTES`] are
+/// read while the archive looks for its next entry (see [`HeaderBudget`]).
+pub(crate) struct HeaderBounded<R> {
+    inner: R,
+    budget: HeaderBudget,
+}
+
+/// The switch shared by a [`HeaderBounded`] reader and the loop over the entries: on
+/// while the tar reader parses headers, off while the caller reads an entry's data.
+#[derive(Clone, Default)]
+pub(crate) struct HeaderBudget(std::rc::Rc<std::cell::Cell<Option<u64>>>);
+
+impl HeaderBudget {
+    pub(crate) fn reader<R>(&self, inner: R) -> HeaderBounded<R> {
+        HeaderBounded {
+            inner,
+            budget: self.clone(),
+        }
+    }
+
+    /// The next entry of `entries`, reading at most [`MAX_TAR_HEADER_BYTES`] to reach it.
+    /// Callers of a non-seekable archive read (or drain) each entry's data before asking
+    /// for the next, so only headers and padding are read here.
+    pub(crate) fn next_entry<I: Iterator>(&self, entries: &mut I) -> Option<I::Item> {
+        self.0.set(Some(MAX_TAR_HEADER_BYTES));
+        let next = entries.next();
+        self.0.set(None);
+        next
+    }
+}
+
+impl<R: Read> Read for HeaderBounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(left) = self.budget.0.get() else {
+            return self.inner.read(buf);
+        };
+        let n = self.inner.read(buf)?;
+        if n as u64 > left {
+            return Err(Error::limit_exceeded(format!(
+                "a tar entry's header records (long names, PAX headers) take more than {MAX_TAR_HEADER_BYTES} bytes"
+            ))
+            .into_io());
+        }
+        self.budget.0.set(Some(left - n as u64));
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for HeaderBounded<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// The error for a tar that cannot be read; our own errors (a bound reached) keep their kind.
 pub(crate) fn bad_tar(name: &str) -> impl Fn(io::Error) -> Error + '_ {
-    move |e| Error::invalid_format(format!("{name}: not a readable tar archive: {e}"))
+    move |e| match Error::find_in_io(&e) {
+        Some(ours) => ours.context(name),
+        None => Error::invalid_format(format!("{name}: not a readable tar archive: {e}")),
+    }
 }
 
 /// The entries of a tar with their checked paths: at most [`MAX_ARCHIVE_ENTRIES`] of
-/// them, each path made of normal components only (`.` dropped).
+/// them, each path made of normal components only (`.` dropped), each reached within
+/// `budget` (the archive reads through `budget.reader`, and skips by seeking).
 pub(crate) fn checked_entries<'a, R, I>(
-    entries: I,
+    mut entries: I,
+    budget: HeaderBudget,
     name: &'a str,
 ) -> impl Iterator<Item = Result<(tar::Entry<'a, R>, Vec<String>)>> + 'a
 where
     R: Read + 'a,
     I: Iterator<Item = io::Result<tar::Entry<'a, R>>> + 'a,
 {
-    entries.enumerate().map(move |(count, entry)| {
+    std::iter::from_fn(move || budget.next_entry(&mut entries))
+        .enumerate()
+        .map(move |(count, entry)| {
         if count >= MAX_ARCHIVE_ENTRIES {
             return Err(Error::limit_exceeded(format!(
                 "{name}: the archive has more than {MAX_ARCHIVE_ENTRIES} entries"

@@ -106,7 +106,10 @@ pub async fn read_small_blob(
 ) -> Result<Bytes> {
     check_size(store, descriptor, max_bytes, what)?;
     let mut reader = open_verified(store, descriptor, None).await?;
-    let mut out = Vec::with_capacity(descriptor.size as usize);
+    let mut out = crate::limits::reserve_bytes(
+        descriptor.size,
+        &format!("{}: {what} {}", store.describe(), descriptor.digest),
+    )?;
     reader.read_to_end(&mut out).await.map_err(Error::from_io)?;
     Ok(Bytes::from(out))
 }

@@ -156,6 +156,10 @@ impl Inner {
                 e
             }
         })?;
+        // index.json names the manifest by digest and size: bytes that are not those
+        // (a blob edited in place, an entry with a wrong size) are refused here, as blobs
+        // are when streamed.
+        descriptor.verify(&data, &format!("{}: manifest", self.name))?;
         Ok(RawManifest {
             bytes: Bytes::from(data),
             media_type: Some(descriptor.media_type),

@@ -47,6 +47,24 @@ fn manifest_media_type(response: &Response) -> Option<String> {
     }
 }
 
+/// The digest a response names in `Docker-Content-Digest`; a malformed one is an error.
+fn header_digest(response: &Response, ep: &Endpoint, what: &str) -> Result<Option<Digest>> {
+    header_str(response, DOCKER_CONTENT_DIGEST)
+        .map(|d| {
+            d.parse::<Digest>().map_err(|e| {
+                Error::new(
+                    ErrorKind::Registry,
+                    format!(
+                        "{}: {what}: the registry sent a malformed digest: {}",
+                        ep.describe(),
+                        e.message()
+                    ),
+                )
+            })
+        })
+        .transpose()
+}
+
 /// A repository in a registry (and its mirrors for reads).
 pub struct RegistryStore {
     repository: Repository,
@@ -154,8 +172,23 @@ impl RegistryStore {
         loop {
             let response = self.client().request(self.options(), ep, &req).await?;
             let media_type = manifest_media_type(&response);
+            let claimed = header_digest(&response, ep, &req.what)?;
             match read_bounded(response, max, &format!("{}: {}", ep.describe(), req.what)).await {
-                Ok(bytes) => return Ok(RawManifest { bytes, media_type }),
+                Ok(bytes) => {
+                    // The registry names the bytes it sent; bytes that are not what it
+                    // names were changed on the way (as go-containerregistry judges).
+                    if let Some(claimed) = claimed {
+                        Descriptor::new("", claimed, bytes.len() as u64).verify(
+                            &bytes,
+                            &format!(
+                                "{}: {} (against the registry's {DOCKER_CONTENT_DIGEST})",
+                                ep.describe(),
+                                req.what
+                            ),
+                        )?;
+                    }
+                    return Ok(RawManifest { bytes, media_type });
+                }
                 Err(e) if e.kind().is_transient() && tries < self.options().max_retries => {
                     tries += 1;
                     debug!(error = %e, "manifest body broke off; asking again");
@@ -170,21 +203,7 @@ impl RegistryStore {
         let reference = Self::reference(selector)?;
         let req = Self::manifest_req(ep, Method::HEAD, &reference);
         let response = self.client().request(self.options(), ep, &req).await?;
-        let header_digest = header_str(&response, DOCKER_CONTENT_DIGEST)
-            .map(|d| {
-                d.parse::<Digest>().map_err(|e| {
-                    Error::new(
-                        ErrorKind::Registry,
-                        format!(
-                            "{}: {}: the registry sent a malformed digest: {}",
-                            ep.describe(),
-                            req.what,
-                            e.message()
-                        ),
-                    )
-                })
-            })
-            .transpose()?;
+        let header_digest = header_digest(&response, ep, &req.what)?;
         if let (Some(wanted), Some(got)) = (&selector.digest, &header_digest) {
             if wanted != got {
                 return Err(Error::new(
