@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod buffer;
 pub mod build;
+pub mod cache;
 pub mod client;
 pub mod digest;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod manifest;
 pub mod media_types;
 pub mod module_facts;
 pub mod options;
+pub mod plain_module;
 pub mod progress;
 pub mod read_ahead;
 pub mod runtime;
@@ -28,6 +30,7 @@ pub mod store;
 pub mod transfer;
 
 pub use build::{build, BuildOptions};
+pub use cache::{Cache, CacheOptions, Entry, FetchOptions, Policy};
 pub use client::{default_client, Client, Resolved};
 pub use digest::{Descriptor, Digest, Platform};
 pub use error::{Error, ErrorKind, Result};

@@ -17,6 +17,7 @@ use crate::options::Context;
 pub mod archive;
 pub mod docker_archive;
 pub mod layout;
+pub mod plain_module;
 pub mod registry;
 
 pub type BlobStream = Pin<Box<dyn AsyncRead + Send>>;
@@ -88,6 +89,14 @@ pub async fn open(location: &Location, access: Access, ctx: &Context) -> Result<
                 )));
             }
             Arc::new(docker_archive::DockerArchiveStore::open(file, reference.clone()).await?)
+        }
+        Location::Url { .. } | Location::ModuleFile { .. } => {
+            if access == Access::Write {
+                return Err(crate::Error::invalid_argument(format!(
+                    "{location}: https://, http:// and file:// locations are read only"
+                )));
+            }
+            Arc::new(plain_module::PlainModuleStore::open(location, ctx).await?)
         }
     })
 }

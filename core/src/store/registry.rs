@@ -365,6 +365,15 @@ impl RegistryClient {
             .map_err(|e| e.context(format!("{}: {}", ep.describe(), req.what)))
     }
 
+    /// A plain GET of a URL outside any registry (a bare module download), with the same
+    /// TLS roots, timeouts, redirect rules and retries as registry requests; no
+    /// credentials are sent. The response is returned whatever its status.
+    pub async fn get_plain(&self, options: &ClientOptions, url: &Url) -> Result<Response> {
+        let http = self.http();
+        self.execute(options, &Method::GET, url, || http.get(url.clone()))
+            .await
+    }
+
     /// The retry loop shared by registry and token requests. Non-retryable statuses and
     /// the last retryable one are returned as responses for the caller to map.
     async fn execute(

@@ -1,0 +1,134 @@
+//! One download per image: threads of this process queue on an async mutex per key, and
+//! processes queue on an exclusive `flock` of `locks/<key>.lock` (released by the kernel
+//! if the holder dies). A download that fails leaves a note, so everyone who was already
+//! waiting gets the same error instead of trying again.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use super::index::{key_name, now_secs};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::layout::write_file_atomic;
+
+#[derive(Default)]
+pub struct Flights {
+    local: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
+}
+
+/// The right to download one image; dropping it lets the next one in.
+pub struct Flight {
+    _local: OwnedMutexGuard<()>,
+    _file: File,
+    failure_path: PathBuf,
+    staging: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FailureNote {
+    at: f64,
+    /// The expected digest the failed call carried: a mismatch is only shared with
+    /// callers who expected the same.
+    expected: String,
+    kind: u32,
+    message: String,
+    status: Option<u16>,
+    code: Option<String>,
+}
+
+impl Flights {
+    fn local(&self, key: &str) -> Arc<AsyncMutex<()>> {
+        let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = map.get(key).and_then(Weak::upgrade) {
+            return m;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let m = Arc::new(AsyncMutex::new(()));
+        map.insert(key.to_string(), Arc::downgrade(&m));
+        m
+    }
+
+    /// Waits for the right to download `key`.
+    pub async fn acquire(&self, root: &Path, key: &str) -> Result<Flight> {
+        let local = self.local(key).lock_owned().await;
+        let name = key_name(key);
+        let lock_path = root.join("locks").join(format!("{name}.lock"));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("cache {}", lock_path.display()), e))?;
+        // flock blocks the thread: wait on a blocking-pool thread, not a runtime worker.
+        let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .map_err(|_| Error::internal("the cache lock waiter died"))?
+            .map_err(|e| Error::io("cache download lock", e))?;
+        Ok(Flight {
+            _local: local,
+            _file: file,
+            failure_path: root.join("locks").join(format!("{name}.failed")),
+            staging: root.join("staging").join(name),
+        })
+    }
+}
+
+impl Flight {
+    /// The error of a download that failed after `since` (seconds since the epoch).
+    pub fn failed_since(&self, since: f64, expected: &str) -> Option<Error> {
+        let data = std::fs::read(&self.failure_path).ok()?;
+        let note: FailureNote = serde_json::from_slice(&data).ok()?;
+        if note.at < since || note.expected != expected {
+            return None;
+        }
+        let kind = ErrorKind::from_code(note.kind).unwrap_or(ErrorKind::Internal);
+        let mut err = Error::new(kind, note.message);
+        if let Some(status) = note.status {
+            err = err.with_registry(status, note.code);
+        }
+        Some(err)
+    }
+
+    pub fn record_failure(&self, err: &Error, expected: &str) {
+        let note = FailureNote {
+            at: now_secs(),
+            expected: expected.to_string(),
+            kind: err.kind().code(),
+            message: err.message().to_string(),
+            status: err.registry().map(|r| r.status),
+            code: err.registry().and_then(|r| r.code.clone()),
+        };
+        let (Some(dir), Some(name)) = (self.failure_path.parent(), self.failure_path.file_name())
+        else {
+            return;
+        };
+        if let Ok(data) = serde_json::to_vec(&note) {
+            let _ = write_file_atomic(dir, &name.to_string_lossy(), &data, false);
+        }
+    }
+
+    pub fn clear_failure(&self) {
+        let _ = std::fs::remove_file(&self.failure_path);
+    }
+
+    /// A fresh, empty directory for this download's partial files (a killed download's
+    /// leftovers are removed first: its lock died with it, so nobody else uses them).
+    pub fn fresh_staging(&self) -> Result<PathBuf> {
+        let io = |e| Error::io(format!("cache staging {}", self.staging.display()), e);
+        match std::fs::remove_dir_all(&self.staging) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        std::fs::create_dir_all(&self.staging).map_err(io)?;
+        Ok(self.staging.clone())
+    }
+
+    pub fn remove_staging(&self) {
+        let _ = std::fs::remove_dir_all(&self.staging);
+    }
+}
