@@ -174,6 +174,7 @@ fn commit(
     options: &CacheOptions,
     done: Downloaded,
     refs: &[(String, String)],
+    location: &str,
 ) -> Result<Entry> {
     let _lock = index.lock()?;
     index.install_module(&done.file, &done.digest)?;
@@ -199,7 +200,6 @@ fn commit(
             },
         )?;
     }
-    let location = refs.first().map(|(_, s)| s.as_str()).unwrap_or_default();
     lease_module(index, options, &done.digest, &done.resolved, location)?.ok_or_else(|| {
         Error::internal(format!(
             "cache entry {} vanished while it was being added",
@@ -518,7 +518,9 @@ pub(crate) async fn fetch(
         }
         let index = index.clone();
         let copts_owned = copts.clone();
-        let entry = tokio::task::spawn_blocking(move || commit(&index, &copts_owned, done, &refs))
+        let shown = shown.clone();
+        let entry =
+            tokio::task::spawn_blocking(move || commit(&index, &copts_owned, done, &refs, &shown))
         .await
         .map_err(|_| Error::internal("the cache commit task died"))??;
         inner.counters.miss(size);

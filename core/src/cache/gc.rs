@@ -249,6 +249,19 @@ fn remove_leftovers(index: &Index, live: &HashSet<Digest>) -> Result<u64> {
             removed += 1;
         }
     }
+    // Failure notes matter only to callers waiting while the download failed; a note
+    // whose download lock is free has nobody waiting on it.
+    let locks = index.dir("locks");
+    for item in fs::read_dir(&locks).map_err(io_err(&locks))?.flatten() {
+        let path = item.path();
+        if path.extension().is_some_and(|e| e == "failed") {
+            let lock = path.with_extension("lock");
+            let free = fs::File::open(&lock).map_or(true, |f| f.try_lock().is_ok());
+            if free && remove_if_present(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
     let staging = index.dir("staging");
     for item in fs::read_dir(&staging).map_err(io_err(&staging))?.flatten() {
         let name = item.file_name().to_string_lossy().into_owned();
