@@ -184,10 +184,12 @@ pub fn collect(
             report.kept_leased += 1;
         }
     }
+    let removed: HashSet<&Digest> = report.removed.iter().map(|r| &r.module_digest).collect();
     let live: HashSet<Digest> = entries
-        .into_iter()
-        .map(|e| e.digest)
-        .filter(|d| !report.removed.iter().any(|r| r.module_digest == *d))
+        .iter()
+        .map(|e| &e.digest)
+        .filter(|d| !removed.contains(d))
+        .cloned()
         .collect();
     report.leftovers_removed = remove_leftovers(index, &live)?;
     if !report.removed.is_empty() {
