@@ -148,7 +148,11 @@ impl fmt::Display for Location {
                 }
                 Ok(())
             }
-            Location::Url { url } => f.write_str(url),
+            // A query may carry a signature: messages and logs never show it.
+            Location::Url { url } => match url.split_once('?') {
+                Some((base, _)) => write!(f, "{base}?…"),
+                None => f.write_str(url),
+            },
             Location::ModuleFile { path } => write!(f, "file://{}", path.display()),
         }
     }
@@ -631,6 +635,12 @@ mod tests {
             Location::ModuleFile {
                 path: "/srv/f.wasm".into()
             }
+        );
+        assert_eq!(
+            Location::parse("https://h.example/m.wasm?X-Signature=secret")
+                .unwrap()
+                .to_string(),
+            "https://h.example/m.wasm?…"
         );
         // One colon and no slashes keeps meaning a layout directory.
         assert!(matches!(

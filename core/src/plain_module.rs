@@ -93,7 +93,10 @@ async fn open_url(url: &str, ctx: &Context) -> Result<PlainModule> {
     let parsed = Url::parse(url)
         .map_err(|e| Error::invalid_reference(format!("{url:?} is not a valid URL: {e}")))?;
     check_scheme(&parsed, ctx)?;
-    let what = url.to_string();
+    let what = Location::Url {
+        url: url.to_string(),
+    }
+    .to_string();
     let response = ctx
         .registry
         .get_plain(&ctx.options, &parsed)

@@ -72,6 +72,9 @@ fn mismatch(location: &str, expected: &Digest, entry: &Entry) -> Error {
 /// The key a location's ref is stored under: a pinned location without its tag (the
 /// digest wins), so `oci://h/r:t@D`, `h/r@D` and `docker://h/r@D` share one.
 fn ref_key(location: &Location) -> String {
+    if let Location::Url { url } = location {
+        return url.clone();
+    }
     match location.selector().digest {
         Some(d) if !location.is_plain_module() => location
             .with_selector(Selector {

@@ -64,16 +64,34 @@ impl Flights {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| Error::io(format!("cache {}", lock_path.display()), e))?;
+        let failure_path = root.join("locks").join(format!("{name}.failed"));
+        let staging = root.join("staging").join(&name);
         // flock blocks the thread: wait on a blocking-pool thread, not a runtime worker.
-        let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
-            .await
-            .map_err(|_| Error::internal("the cache lock waiter died"))?
-            .map_err(|e| Error::io("cache download lock", e))?;
+        // gc unlinks idle lock files while holding them, so a lock taken on a file that is
+        // no longer at its path is taken again on the current one.
+        let file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
+            let mut file = file;
+            loop {
+                file.lock()?;
+                if super::lease::still_linked(&file, &lock_path)? {
+                    return Ok(file);
+                }
+                file = File::options()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&lock_path)?;
+            }
+        })
+        .await
+        .map_err(|_| Error::internal("the cache lock waiter died"))?
+        .map_err(|e| Error::io("cache download lock", e))?;
         Ok(Flight {
             _local: local,
             _file: file,
-            failure_path: root.join("locks").join(format!("{name}.failed")),
-            staging: root.join("staging").join(name),
+            failure_path,
+            staging,
         })
     }
 }

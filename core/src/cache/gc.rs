@@ -251,19 +251,6 @@ fn remove_leftovers(index: &Index, live: &HashSet<Digest>) -> Result<u64> {
             removed += 1;
         }
     }
-    // Failure notes matter only to callers waiting while the download failed; a note
-    // whose download lock is free has nobody waiting on it.
-    let locks = index.dir("locks");
-    for item in fs::read_dir(&locks).map_err(io_err(&locks))?.flatten() {
-        let path = item.path();
-        if path.extension().is_some_and(|e| e == "failed") {
-            let lock = path.with_extension("lock");
-            let free = fs::File::open(&lock).map_or(true, |f| f.try_lock().is_ok());
-            if free && remove_if_present(&path).is_ok() {
-                removed += 1;
-            }
-        }
-    }
     let staging = index.dir("staging");
     for item in fs::read_dir(&staging).map_err(io_err(&staging))?.flatten() {
         let name = item.file_name().to_string_lossy().into_owned();
@@ -277,6 +264,24 @@ fn remove_leftovers(index: &Index, live: &HashSet<Digest>) -> Result<u64> {
         if file.try_lock().is_ok() {
             let _ = fs::remove_dir_all(item.path());
             removed += 1;
+        }
+    }
+    // Download locks nobody holds (one per image ever fetched) and their failure notes,
+    // which matter only to callers waiting while that download failed. A lock is
+    // unlinked while held; a waiter that opened it meanwhile sees that and retries.
+    let locks = index.dir("locks");
+    for item in fs::read_dir(&locks).map_err(io_err(&locks))?.flatten() {
+        let path = item.path();
+        let is_download_lock = path.extension().is_some_and(|e| e == "lock")
+            && path.file_stem().is_some_and(|s| s != "index");
+        if !is_download_lock {
+            continue;
+        }
+        if let Some(held) = Exclusive::try_take(&path).ok().flatten() {
+            let _ = remove_if_present(&path.with_extension("failed"));
+            if held.remove().is_ok() {
+                removed += 1;
+            }
         }
     }
     Ok(removed)

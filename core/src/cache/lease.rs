@@ -24,7 +24,7 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
 /// Whether the file we hold is still the one at `path` (eviction unlinks lock files
 /// while holding them; a lock on an unlinked file protects nothing).
 #[cfg(unix)]
-fn still_linked(file: &File, path: &Path) -> io::Result<bool> {
+pub(super) fn still_linked(file: &File, path: &Path) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let held = file.metadata()?;
     match std::fs::metadata(path) {
@@ -35,7 +35,7 @@ fn still_linked(file: &File, path: &Path) -> io::Result<bool> {
 }
 
 #[cfg(not(unix))]
-fn still_linked(_file: &File, path: &Path) -> io::Result<bool> {
+pub(super) fn still_linked(_file: &File, path: &Path) -> io::Result<bool> {
     Ok(path.exists())
 }
 
