@@ -61,10 +61,7 @@ pub struct Exclusive {
 
 impl Exclusive {
     pub fn try_take(path: &Path) -> io::Result<Option<Exclusive>> {
-        let file = match open_lock_file(path) {
-            Ok(f) => f,
-            Err(e) => return Err(e),
-        };
+        let file = open_lock_file(path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Ok(None),
