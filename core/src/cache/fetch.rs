@@ -141,6 +141,37 @@ fn lease_module(
     }))
 }
 
+/// Records that a tag still resolves to `resolved`, unless the ref already says so
+/// recently: callers sharing one download, or re-resolving with `always`, mostly write
+/// nothing.
+fn confirm_tag(
+    index: &Index,
+    options: &CacheOptions,
+    key: &str,
+    location: &str,
+    resolved: &str,
+    entry: &Entry,
+) -> Result<()> {
+    let now = now_secs();
+    let fresh = index.read_ref(key).is_some_and(|r| {
+        r.resolved == resolved
+            && r.module == entry.module_digest
+            && now - r.confirmed_at < options.tag_ttl.as_secs_f64() / 2.0
+    });
+    if fresh {
+        return Ok(());
+    }
+    index.write_ref(
+        key,
+        &RefRecord {
+            location: location.to_string(),
+            resolved: resolved.to_string(),
+            module: entry.module_digest.clone(),
+            confirmed_at: now,
+        },
+    )
+}
+
 fn lookup(
     index: &Index,
     options: &CacheOptions,
@@ -441,15 +472,7 @@ pub(crate) async fn fetch(
                 return Err(mismatch(&shown, expected.expect("mismatch"), &entry));
             }
             if pinned.is_none() {
-                index.write_ref(
-                    &key,
-                    &RefRecord {
-                        location: shown.clone(),
-                        resolved: resolved.clone(),
-                        module: entry.module_digest.clone(),
-                        confirmed_at: now_secs(),
-                    },
-                )?;
+                confirm_tag(index, copts, &key, &shown, &resolved, &entry)?;
             }
             return hit(entry);
         }
@@ -460,38 +483,42 @@ pub(crate) async fn fetch(
         }
     };
 
-    // 3. Download, once across threads and processes.
+    // 3. Download, once across threads and processes: threads of this process queue
+    // first (and most find the download done when their turn comes, without touching
+    // the file lock), then processes queue on the file lock.
     let arrived = now_secs();
-    let flight = inner.flights.acquire(index.root(), &plan.key).await?;
     let expectation = expected.map(|d| d.to_string()).unwrap_or_default();
-    if let Some(e) = flight.failed_since(arrived, &expectation) {
-        return Err(e);
-    }
-    let finished_meanwhile = if plain {
-        index
-            .read_ref(&plan.key)
-            .filter(|r| r.confirmed_at >= arrived)
-            .and_then(|r| lease_module(index, copts, &r.module, "", &shown).transpose())
-            .transpose()?
-    } else {
-        lookup(index, copts, &plan.key, &shown)?.map(|k| k.entry)
+    let finished_meanwhile = || -> Result<Option<Entry>> {
+        if plain {
+            index
+                .read_ref(&plan.key)
+                .filter(|r| r.confirmed_at >= arrived)
+                .and_then(|r| lease_module(index, copts, &r.module, "", &shown).transpose())
+                .transpose()
+        } else {
+            Ok(lookup(index, copts, &plan.key, &shown)?.map(|k| k.entry))
+        }
     };
-    if let Some(entry) = finished_meanwhile {
+    let share = |entry: Entry| -> Result<Entry> {
         if !expected_matches(expected, &entry) {
             return Err(mismatch(&shown, expected.expect("mismatch"), &entry));
         }
         if !plain && pinned.is_none() {
-            index.write_ref(
-                &key,
-                &RefRecord {
-                    location: shown.clone(),
-                    resolved: plan.resolved.clone(),
-                    module: entry.module_digest.clone(),
-                    confirmed_at: now_secs(),
-                },
-            )?;
+            confirm_tag(index, copts, &key, &shown, &plan.resolved, &entry)?;
         }
-        return hit(entry);
+        inner.counters.hit(false);
+        Ok(entry)
+    };
+    let queued = inner.flights.queue(&plan.key).await;
+    if let Some(entry) = finished_meanwhile()? {
+        return share(entry);
+    }
+    let flight = inner.flights.lock(queued, index.root(), &plan.key).await?;
+    if let Some(e) = flight.failed_since(arrived, &expectation) {
+        return Err(e);
+    }
+    if let Some(entry) = finished_meanwhile()? {
+        return share(entry);
     }
 
     let outcome = async {

@@ -20,6 +20,9 @@ pub struct Flights {
     local: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
 }
 
+/// First in this process's queue for one image.
+pub struct Queued(OwnedMutexGuard<()>);
+
 /// The right to download one image; dropping it lets the next one in.
 pub struct Flight {
     _local: OwnedMutexGuard<()>,
@@ -52,9 +55,14 @@ impl Flights {
         m
     }
 
-    /// Waits for the right to download `key`.
-    pub async fn acquire(&self, root: &Path, key: &str) -> Result<Flight> {
-        let local = self.local(key).lock_owned().await;
+    /// Waits for this process's other fetches of `key` to finish.
+    pub async fn queue(&self, key: &str) -> Queued {
+        Queued(self.local(key).lock_owned().await)
+    }
+
+    /// Then waits for other processes': the right to download `key`.
+    pub async fn lock(&self, queued: Queued, root: &Path, key: &str) -> Result<Flight> {
+        let local = queued.0;
         let name = key_name(key);
         let lock_path = root.join("locks").join(format!("{name}.lock"));
         let file = File::options()
