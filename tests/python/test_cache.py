@@ -40,7 +40,20 @@ def _push(tb: Testbed, module: bytes, repo: str, tag: str) -> str:
 
 
 def _requests(tb: Testbed, repo: str) -> List[dict]:
-    return [r for r in tb.fault_log(match=repo) if r["path"].startswith(f"/v2/{repo}/")]
+    """The proxy's log for this repository, once it has settled: the proxy records a
+    request after it has answered it, so a client can be done before its request shows."""
+    def read() -> List[dict]:
+        return [r for r in tb.fault_log(match=repo) if r["path"].startswith(f"/v2/{repo}/")]
+
+    seen = read()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = read()
+        if len(now) == len(seen):
+            return now
+        seen = now
+    return seen
 
 
 def _blob_gets(tb: Testbed, repo: str, digest: str) -> int:
@@ -537,6 +550,40 @@ def test_bad_inputs_are_typed_and_leave_the_cache_consistent(
         wasm_image.Cache(dir=blocker / "sub")
     assert [e.module_digest for e in cache.entries()] == [sha256(module_bytes)]
     assert_consistent(cache)
+
+
+def test_an_unwritable_cache_dir_is_an_io_error(
+    tb: Testbed, repo: str, module_bytes: bytes, tmp_path: Path
+) -> None:
+    _push(tb, module_bytes, repo, "v1")
+    loc = f"{tb.host('plain')}/{repo}:v1"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    cache = wasm_image.Cache(dir=ro / "c")
+    if os.geteuid() == 0:
+        # Root writes through permission bits: make the directory a read-only bind mount.
+        for argv in (["mount", "--bind", str(ro), str(ro)], ["mount", "-o", "remount,bind,ro", str(ro)]):
+            done = subprocess.run(argv, capture_output=True, text=True)
+            if done.returncode != 0:
+                subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+                pytest.skip(f"cannot make a read-only mount here: {done.stderr.strip()}")
+    else:
+        for d in [ro, *(ro / "c").rglob("*")]:
+            if d.is_dir():
+                d.chmod(0o555)
+    try:
+        with pytest.raises(wasm_image.IoError):
+            _client(tb, cache).fetch(loc)
+        with pytest.raises(wasm_image.IoError):
+            wasm_image.Cache(dir=ro / "new")
+        assert cache.entries() == []
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+        else:
+            for d in [ro, *(ro / "c").rglob("*")]:
+                if d.is_dir():
+                    d.chmod(0o755)
 
 
 def _tiny_filesystem(path: Path) -> Optional[str]:

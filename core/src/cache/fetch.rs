@@ -403,23 +403,26 @@ pub(crate) async fn fetch(
         Ok(entry)
     };
 
+    // A download that fails after this moment fails this call too (see `Flight`).
+    let arrived = now_secs();
+
     // 1. The cache alone.
-    let mut known = lookup(index, copts, &key, &shown)?;
-    if let Some(k) = &known {
+    let trusted = |k: &Known| {
         let age = now_secs() - k.reference.confirmed_at;
-        let trusted = pinned.is_some()
+        pinned.is_some()
             || options.policy == Policy::Never
             || (options.policy == Policy::IfNotPresent
                 && (age >= 0.0 && age < copts.tag_ttl.as_secs_f64()
-                    || (plain && expected.is_some())));
-        if trusted {
-            if expected_matches(expected, &k.entry) {
-                return hit(known.take().expect("checked").entry);
-            }
-            // A pinned location cannot change; a tag may have moved to the expected one.
-            if pinned.is_some() || options.policy == Policy::Never {
-                return Err(mismatch(&shown, expected.expect("mismatch"), &k.entry));
-            }
+                    || (plain && expected.is_some())))
+    };
+    let mut known = lookup(index, copts, &key, &shown)?;
+    if let Some(k) = known.as_ref().filter(|k| trusted(k)) {
+        if expected_matches(expected, &k.entry) {
+            return hit(known.take().expect("checked").entry);
+        }
+        // A pinned location cannot change; a tag may have moved to the expected one.
+        if pinned.is_some() || options.policy == Policy::Never {
+            return Err(mismatch(&shown, expected.expect("mismatch"), &k.entry));
         }
     }
     if plain && options.policy != Policy::Always {
@@ -436,7 +439,21 @@ pub(crate) async fn fetch(
         )));
     }
 
-    // 2. Resolve a tag (one manifest request).
+    // 2. Resolve a tag (one manifest request). Under if-not-present, threads of this
+    // process asking for one tag take turns, so one resolves it and the rest find it
+    // confirmed (64 callers make one request, not 64).
+    let _tag_turn = if !plain && pinned.is_none() && options.policy == Policy::IfNotPresent {
+        let turn = inner.flights.queue(&format!("resolve {key}")).await;
+        known = lookup(index, copts, &key, &shown)?;
+        if let Some(k) = known.as_ref().filter(|k| trusted(k)) {
+            if expected_matches(expected, &k.entry) {
+                return hit(known.take().expect("checked").entry);
+            }
+        }
+        Some(turn)
+    } else {
+        None
+    };
     let plan = if plain {
         Plan {
             key: key.clone(),
@@ -486,7 +503,6 @@ pub(crate) async fn fetch(
     // 3. Download, once across threads and processes: threads of this process queue
     // first (and most find the download done when their turn comes, without touching
     // the file lock), then processes queue on the file lock.
-    let arrived = now_secs();
     let expectation = expected.map(|d| d.to_string()).unwrap_or_default();
     let finished_meanwhile = || -> Result<Option<Entry>> {
         if plain {
