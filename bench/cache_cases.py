@@ -195,6 +195,7 @@ def seed_entries(cache_dir: Path, template_digest: str, count: int) -> None:
         rec = dict(record, digest=f"sha256:{d}", size=len(data))
         e = cache_dir / "entries" / f"{d}.json"
         e.write_text(json.dumps(rec))
+        (cache_dir / "leases" / f"{d}.lock").touch()  # every insert leaves its lease file
         os.utime(e, (now - count + i, now - count + i))  # distinct last uses
 
 
