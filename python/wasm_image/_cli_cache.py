@@ -9,7 +9,7 @@ from wasm_image import Cache, Client
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Dict, List, Optional
+    from typing import Any, Callable, Dict, Optional
 
     from wasm_image.cli import Output
 
@@ -44,9 +44,10 @@ def open_cache(args: argparse.Namespace) -> Optional[Cache]:
     """The cache the verb names, or None for verbs that use none."""
     if not hasattr(args, "cache_dir"):
         return None
+    tag_ttl = getattr(args, "tag_ttl", None)
     return Cache(
         dir=args.cache_dir,
-        tag_ttl=getattr(args, "tag_ttl", None) or 60.0,
+        tag_ttl=60.0 if tag_ttl is None else tag_ttl,
         stale_on_error=getattr(args, "stale_on_error", False),
     )
 
@@ -144,7 +145,3 @@ def add_verbs(verb: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--max-age", type=float, metavar="SECONDS", help="gc: evict modules unused for longer")
     add_cache_options(p)
     p.set_defaults(run=cmd_cache)
-
-
-def verbs_help() -> List[str]:
-    return list(EPILOGS)
