@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
@@ -306,6 +307,32 @@ def test_concurrent_failures_share_one_error(
     assert len({str(r) for r in results}) == 1
     assert _blob_gets(tb, repo, digest) == 1
     assert cache.entries() == []
+
+
+def test_threads_queued_on_a_failing_tag_share_its_error(
+    tb: Testbed, repo: str, module_bytes: bytes, cache: wasm_image.Cache, faults: Callable[..., None]
+) -> None:
+    _push(tb, module_bytes, repo, "v1")
+    faults(match=f"/v2/{repo}/manifests/v1", action="status", status=503, times=-1)
+    client = _client(tb, cache, retries=2, retry_base_delay=0.2)
+    barrier = threading.Barrier(8)
+    errors: List[BaseException] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            client.fetch(f"{tb.host('faulty')}/{repo}:v1")
+        except wasm_image.WasmImageError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 8 and len({(e.kind, str(e)) for e in errors}) == 1, errors
+    # One resolution with its retries, not eight.
+    assert len([r for r in _requests(tb, repo) if "/manifests/" in r["path"]]) == 3
 
 
 _HOLDER = textwrap.dedent(

@@ -442,13 +442,19 @@ pub(crate) async fn fetch(
     // 2. Resolve a tag (one manifest request). Under if-not-present, threads of this
     // process asking for one tag take turns, so one resolves it and the rest find it
     // confirmed (64 callers make one request, not 64).
-    let _tag_turn = if !plain && pinned.is_none() && options.policy == Policy::IfNotPresent {
+    let tag_turn = if !plain && pinned.is_none() && options.policy == Policy::IfNotPresent {
         let turn = inner.flights.queue(&format!("resolve {key}")).await;
         known = lookup(index, copts, &key, &shown)?;
         if let Some(k) = known.as_ref().filter(|k| trusted(k)) {
             if expected_matches(expected, &k.entry) {
                 return hit(known.take().expect("checked").entry);
             }
+        }
+        if let Some(e) = inner.flights.resolve_failure_since(&key, arrived) {
+            if stale_on_error && is_outage(&e) {
+                return stale(cache, known, e, &shown);
+            }
+            return Err(e);
         }
         Some(turn)
     } else {
@@ -465,8 +471,15 @@ pub(crate) async fn fetch(
             Some(d) => d,
             None => match client.resolve(&shown, call).await {
                 Ok(r) => r.digest,
-                Err(e) if stale_on_error && is_outage(&e) => return stale(cache, known, e, &shown),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if tag_turn.is_some() && e.kind() != ErrorKind::Cancelled {
+                        inner.flights.note_resolve_failure(&key, &e);
+                    }
+                    if stale_on_error && is_outage(&e) {
+                        return stale(cache, known, e, &shown);
+                    }
+                    return Err(e);
+                }
             },
         };
         let pull = parsed.with_selector(Selector {

@@ -18,6 +18,17 @@ use crate::store::layout::write_file_atomic;
 #[derive(Default)]
 pub struct Flights {
     local: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
+    /// The last failed resolution per tag, for the threads that queued behind it.
+    resolve_failures: Mutex<HashMap<String, (f64, Error)>>,
+}
+
+/// The same error again (errors carry a source that cannot be cloned).
+fn again(e: &Error) -> Error {
+    let mut copy = Error::new(e.kind(), e.message()).with_retry_after(e.retry_after());
+    if let Some(r) = e.registry() {
+        copy = copy.with_registry(r.status, r.code.clone());
+    }
+    copy
 }
 
 /// First in this process's queue for one image.
@@ -53,6 +64,32 @@ impl Flights {
         let m = Arc::new(AsyncMutex::new(()));
         map.insert(key.to_string(), Arc::downgrade(&m));
         m
+    }
+
+    /// Remembers that resolving `key` failed, so the threads queued behind this one get
+    /// the same error instead of each waiting out their own retries.
+    pub fn note_resolve_failure(&self, key: &str, err: &Error) {
+        let mut map = self
+            .resolve_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.insert(key.to_string(), (now_secs(), again(err)));
+    }
+
+    /// The failure of a resolution of `key` that ended after `since`.
+    pub fn resolve_failure_since(&self, key: &str, since: f64) -> Option<Error> {
+        let mut map = self
+            .resolve_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match map.get(key) {
+            Some((at, e)) if *at >= since => Some(again(e)),
+            Some(_) => {
+                map.remove(key);
+                None
+            }
+            None => None,
+        }
     }
 
     /// Waits for this process's other fetches of `key` to finish.
