@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -11,17 +11,9 @@ use wasm_image::cache::{CachedEntry as CoreCachedEntry, GcReport as CoreGcReport
 use wasm_image::{CacheOptions, FetchOptions, Policy};
 
 use crate::bridge::{self, ToPython};
+use crate::client::seconds;
 use crate::errors::{invalid_argument, IntoPyResult};
 use crate::image::{py_list, py_str, RuntimeConfig};
-
-fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        invalid_argument(
-            py,
-            format!("{name} must be a non-negative number of seconds, got {value}"),
-        )
-    })
-}
 
 /// The per-call fetch options, from Python's arguments (parsed by core).
 pub fn fetch_options(

@@ -1,28 +1,16 @@
 //! The fetch flow: answer from the cache when the policy allows, else resolve, else
 //! download once (under the image's flight lock), verify, and add the entry atomically.
 
-use std::path::Path;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
+use super::download::{self, Plan};
 use super::entry::Entry;
-use super::flight::Flight;
-use super::index::{now_secs, ImageRecord, Index, ModuleRecord, RefRecord};
-use super::lease::Lease;
-use super::{gc, Cache, CacheOptions, FetchOptions, Policy};
+use super::index::now_secs;
+use super::lookup::{confirm_tag, lease_module, lookup, ref_key, Known};
+use super::{Cache, FetchOptions, Policy};
 use crate::client::Client;
-use crate::digest::{Algorithm, Digest, Hasher};
+use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
-use crate::image::RuntimeConfig;
 use crate::location::{Location, Selector};
 use crate::options::{CallOptions, Context};
-
-/// A cache hit for a location, with what its ref says.
-struct Known {
-    entry: Entry,
-    reference: RefRecord,
-}
-
 /// Errors that mean "the registry cannot be asked right now", which stale-on-error
 /// bridges; a 404 or 401 is an answer and is never papered over.
 fn is_outage(e: &Error) -> bool {
@@ -67,292 +55,6 @@ fn mismatch(location: &str, expected: &Digest, entry: &Entry) -> Error {
             entry.module_digest
         ),
     )
-}
-
-/// The key a location's ref is stored under: a pinned location without its tag (the
-/// digest wins), so `oci://h/r:t@D`, `h/r@D` and `docker://h/r@D` share one.
-fn ref_key(location: &Location) -> String {
-    if let Location::Url { url } = location {
-        return url.clone();
-    }
-    match location.selector().digest {
-        Some(d) if !location.is_plain_module() => location
-            .with_selector(Selector {
-                tag: None,
-                digest: Some(d),
-            })
-            .to_string(),
-        _ => location.to_string(),
-    }
-}
-
-/// A module entry by digest and image key, leased, its size checked (and its digest,
-/// with `verify_on_hit`). A damaged one is dropped and reads as absent.
-fn lease_module(
-    index: &Index,
-    options: &CacheOptions,
-    digest: &Digest,
-    resolved: &str,
-    location: &str,
-) -> Result<Option<Entry>> {
-    let Some(record) = index.read_record(digest) else {
-        return Ok(None);
-    };
-    let Some(image) = record.images.get(resolved).cloned() else {
-        return Ok(None);
-    };
-    let lease_path = index.lease_path(digest);
-    let lease = Lease::acquire(&lease_path)
-        .map_err(|e| Error::io(format!("cache lease {}", lease_path.display()), e))?;
-    // Eviction may have run between reading the record and taking the lease.
-    if !index.record_path(digest).exists() {
-        return Ok(None);
-    }
-    let path = index.module_path(digest);
-    let intact = match std::fs::metadata(&path) {
-        Ok(m) => {
-            m.len() == record.size
-                && (!options.verify_on_hit || gc::module_intact(&path, digest, record.size))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(Error::io(format!("cache {}", path.display()), e)),
-    };
-    if !intact {
-        tracing::warn!(module = %digest, path = %path.display(), "cached module is damaged; dropping it and fetching again");
-        drop(lease);
-        gc::drop_damaged(index, digest)?;
-        return Ok(None);
-    }
-    index.touch(digest);
-    Ok(Some(Entry {
-        path,
-        module_digest: record.digest,
-        size: record.size,
-        manifest_digest: image.manifest_digest,
-        index_digest: image.index_digest,
-        variant: image.variant,
-        runtime_config: image
-            .runtime_config
-            .and_then(|raw| RuntimeConfig::from_object(raw).ok()),
-        annotations: image.annotations,
-        stale: false,
-        location: location.to_string(),
-        _lease: lease,
-    }))
-}
-
-/// Records that a tag still resolves to `resolved`, unless the ref already says so
-/// recently: callers sharing one download, or re-resolving with `always`, mostly write
-/// nothing.
-fn confirm_tag(
-    index: &Index,
-    options: &CacheOptions,
-    key: &str,
-    location: &str,
-    resolved: &str,
-    entry: &Entry,
-) -> Result<()> {
-    let now = now_secs();
-    let fresh = index.read_ref(key).is_some_and(|r| {
-        r.resolved == resolved
-            && r.module == entry.module_digest
-            && now - r.confirmed_at < options.tag_ttl.as_secs_f64() / 2.0
-    });
-    if fresh {
-        return Ok(());
-    }
-    index.write_ref(
-        key,
-        &RefRecord {
-            location: location.to_string(),
-            resolved: resolved.to_string(),
-            module: entry.module_digest.clone(),
-            confirmed_at: now,
-        },
-    )
-}
-
-fn lookup(
-    index: &Index,
-    options: &CacheOptions,
-    key: &str,
-    location: &str,
-) -> Result<Option<Known>> {
-    let Some(reference) = index.read_ref(key) else {
-        return Ok(None);
-    };
-    Ok(lease_module(
-        index,
-        options,
-        &reference.module,
-        &reference.resolved,
-        location,
-    )?
-    .map(|entry| Known { entry, reference }))
-}
-
-/// What a download produced, ready to be added.
-struct Downloaded {
-    file: std::path::PathBuf,
-    digest: Digest,
-    size: u64,
-    resolved: String,
-    image: ImageRecord,
-}
-
-/// Adds an entry under the index lock: module renamed into place, then its record, then
-/// the refs; the caller's lease is taken before the lock is released, so an eviction
-/// running next cannot take it away.
-fn commit(
-    index: &Index,
-    options: &CacheOptions,
-    done: Downloaded,
-    refs: &[(String, String)],
-    location: &str,
-) -> Result<Entry> {
-    let _lock = index.lock()?;
-    index.install_module(&done.file, &done.digest)?;
-    let mut record = index
-        .read_record(&done.digest)
-        .filter(|r| r.size == done.size)
-        .unwrap_or_else(|| ModuleRecord {
-            digest: done.digest.clone(),
-            size: done.size,
-            images: Default::default(),
-        });
-    record.images.insert(done.resolved.clone(), done.image);
-    index.write_record(&record)?;
-    let now = now_secs();
-    for (key, shown) in refs {
-        index.write_ref(
-            key,
-            &RefRecord {
-                location: shown.clone(),
-                resolved: done.resolved.clone(),
-                module: done.digest.clone(),
-                confirmed_at: now,
-            },
-        )?;
-    }
-    lease_module(index, options, &done.digest, &done.resolved, location)?.ok_or_else(|| {
-        Error::internal(format!(
-            "cache entry {} vanished while it was being added",
-            done.digest
-        ))
-    })
-}
-
-/// Streams a bare module into `file`: bounded, hashed, its Wasm header checked, synced.
-async fn download_plain(ctx: &Context, location: &Location, file: &Path) -> Result<(Digest, u64)> {
-    let limit = ctx.options.limits.max_module_bytes;
-    let mut opened = crate::plain_module::open(location, ctx).await?;
-    let what = opened.what.clone();
-    let write_err = |e| Error::io(format!("cache {}", file.display()), e);
-    let mut out = tokio::fs::File::create(file).await.map_err(write_err)?;
-    let mut hasher = Hasher::new(Algorithm::Sha256);
-    let mut head = Vec::with_capacity(8);
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = opened
-            .reader
-            .read(&mut buf)
-            .await
-            .map_err(|e| Error::from_io(e).context(&what))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        if size > limit {
-            return Err(Error::limit_exceeded(format!(
-                "{what}: the module is larger than the limit of {limit} bytes"
-            )));
-        }
-        if head.len() < 8 {
-            let take = (8 - head.len()).min(n);
-            head.extend_from_slice(&buf[..take]);
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).await.map_err(write_err)?;
-    }
-    if let Some(announced) = opened.size {
-        if announced != size {
-            return Err(Error::new(
-                ErrorKind::Network,
-                format!("{what}: the transfer ended after {size} of {announced} bytes"),
-            ));
-        }
-    }
-    crate::extract::check_wasm_header(&head, &what)?;
-    out.flush().await.map_err(write_err)?;
-    out.sync_all().await.map_err(write_err)?;
-    Ok((hasher.finish(), size))
-}
-
-/// Where a download goes and what it is filed under.
-struct Plan {
-    /// Flight and ref key of the content being fetched (the pinned form for images).
-    key: String,
-    /// The location pulled (pinned to the resolved digest for images).
-    pull: Location,
-    /// The digest the location resolved to; `""` for a bare module.
-    resolved: String,
-}
-
-async fn download(
-    client: &Client,
-    ctx: &Context,
-    plan: &Plan,
-    flight: &Flight,
-    call: &CallOptions,
-) -> Result<Downloaded> {
-    let staging = flight.fresh_staging()?;
-    let file = staging.join("module.wasm");
-    if plan.pull.is_plain_module() {
-        let (digest, size) = download_plain(ctx, &plan.pull, &file).await?;
-        return Ok(Downloaded {
-            file,
-            digest,
-            size,
-            resolved: plan.resolved.clone(),
-            image: ImageRecord {
-                manifest_digest: None,
-                index_digest: None,
-                variant: None,
-                runtime_config: None,
-                annotations: Default::default(),
-            },
-        });
-    }
-    let info = client
-        .pull_to_file(&plan.pull.to_string(), &file, call)
-        .await?;
-    Ok(Downloaded {
-        file,
-        digest: info.module_digest,
-        size: info.module_size,
-        resolved: plan.resolved.clone(),
-        image: ImageRecord {
-            manifest_digest: Some(info.manifest_digest),
-            index_digest: info.index_digest,
-            variant: Some(info.variant.name().to_string()),
-            runtime_config: info.runtime_config.map(|r| r.raw),
-            annotations: info.annotations,
-        },
-    })
-}
-
-/// Runs eviction after an insert when the cache has bounds.
-async fn evict_after_insert(cache: &Cache) {
-    let o = &cache.inner().options;
-    if o.max_bytes.is_none() && o.max_age.is_none() {
-        return;
-    }
-    let cache = cache.clone();
-    let result = tokio::task::spawn_blocking(move || cache.gc()).await;
-    if let Ok(Err(e)) = result {
-        tracing::warn!(error = %e, "cache eviction after an insert failed");
-    }
 }
 
 fn stale(cache: &Cache, known: Option<Known>, error: Error, location: &str) -> Result<Entry> {
@@ -551,7 +253,7 @@ pub(crate) async fn fetch(
     }
 
     let outcome = async {
-        let done = download(client, ctx, &plan, &flight, call).await?;
+        let done = download::download(client, ctx, &plan, &flight, call).await?;
         let size = done.size;
         let mut refs = vec![(plan.key.clone(), plan.pull.to_string())];
         if plan.key != key {
@@ -579,7 +281,7 @@ pub(crate) async fn fetch(
         let copts_owned = copts.clone();
         let shown = shown.clone();
         let entry =
-            tokio::task::spawn_blocking(move || commit(&index, &copts_owned, done, &refs, &shown))
+            tokio::task::spawn_blocking(move || download::commit(&index, &copts_owned, done, &refs, &shown))
         .await
         .map_err(|_| Error::internal("the cache commit task died"))??;
         inner.counters.miss(size);
@@ -591,7 +293,7 @@ pub(crate) async fn fetch(
         Ok(entry) => {
             flight.clear_failure();
             drop(flight);
-            evict_after_insert(cache).await;
+            download::evict_after_insert(cache).await;
             Ok(entry)
         }
         Err(e) => {

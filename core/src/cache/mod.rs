@@ -29,12 +29,14 @@ use std::time::Duration;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
+mod download;
 mod entry;
 pub(crate) mod fetch;
 mod flight;
 mod gc;
 mod index;
 mod lease;
+mod lookup;
 
 pub use entry::{CachedEntry, Entry};
 pub use gc::{GcReport, Removed, VerifyReport};
