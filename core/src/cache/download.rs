@@ -8,11 +8,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::entry::Entry;
 use super::flight::Flight;
 use super::index::{now_secs, ImageRecord, Index, ModuleRecord, RefRecord};
-use super::lookup::lease_module;
-use super::{Cache, CacheOptions};
+use super::lease::Lease;
+use super::Cache;
 use crate::client::Client;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
+use crate::image::RuntimeConfig;
 use crate::location::Location;
 use crate::options::{CallOptions, Context};
 
@@ -30,7 +31,6 @@ pub(super) struct Downloaded {
 /// running next cannot take it away.
 pub(super) fn commit(
     index: &Index,
-    options: &CacheOptions,
     done: Downloaded,
     refs: &[(String, String)],
     location: &str,
@@ -45,7 +45,9 @@ pub(super) fn commit(
             size: done.size,
             images: Default::default(),
         });
-    record.images.insert(done.resolved.clone(), done.image);
+    record
+        .images
+        .insert(done.resolved.clone(), done.image.clone());
     index.write_record(&record)?;
     let now = now_secs();
     for (key, shown) in refs {
@@ -59,11 +61,25 @@ pub(super) fn commit(
             },
         )?;
     }
-    lease_module(index, options, &done.digest, &done.resolved, location)?.ok_or_else(|| {
-        Error::internal(format!(
-            "cache entry {} vanished while it was being added",
-            done.digest
-        ))
+    // Eviction takes the index lock too, so nothing can remove the entry before this.
+    let lease_path = index.lease_path(&done.digest);
+    let lease = Lease::acquire(&lease_path)
+        .map_err(|e| Error::io(format!("cache lease {}", lease_path.display()), e))?;
+    let image = done.image;
+    Ok(Entry {
+        path: index.module_path(&done.digest),
+        module_digest: done.digest,
+        size: done.size,
+        manifest_digest: image.manifest_digest,
+        index_digest: image.index_digest,
+        variant: image.variant,
+        runtime_config: image
+            .runtime_config
+            .and_then(|raw| RuntimeConfig::from_object(raw).ok()),
+        annotations: image.annotations,
+        stale: false,
+        location: location.to_string(),
+        _lease: lease,
     })
 }
 

@@ -278,10 +278,9 @@ pub(crate) async fn fetch(
             }
         }
         let index = index.clone();
-        let copts_owned = copts.clone();
         let shown = shown.clone();
         let entry =
-            tokio::task::spawn_blocking(move || download::commit(&index, &copts_owned, done, &refs, &shown))
+            tokio::task::spawn_blocking(move || download::commit(&index, done, &refs, &shown))
         .await
         .map_err(|_| Error::internal("the cache commit task died"))??;
         inner.counters.miss(size);
