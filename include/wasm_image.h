@@ -195,6 +195,27 @@ typedef uint32_t wasm_image_log_level_t;
 typedef struct wasm_image_build_options_t wasm_image_build_options_t;
 
 /**
+ * A snapshot of the cache's entries, least recently used first. Free with
+ * `wasm_image_cache_entries_free`.
+ */
+typedef struct wasm_image_cache_entries_t wasm_image_cache_entries_t;
+
+/**
+ * Options for `wasm_image_cache_open`, built with setters and copied when the cache is
+ * opened. Defaults: the directory `$XDG_CACHE_HOME/wasm-image` (else
+ * `~/.cache/wasm-image`), no size or age bound, tags trusted for 60 s, no
+ * stale-on-error, sizes (not digests) checked on every hit.
+ */
+typedef struct wasm_image_cache_options_t wasm_image_cache_options_t;
+
+/**
+ * A cache directory shared by threads and processes. Thread-safe. Give it to clients
+ * with `wasm_image_client_options_set_cache`; free it with `wasm_image_cache_free`
+ * (clients made with it keep it alive).
+ */
+typedef struct wasm_image_cache_t wasm_image_cache_t;
+
+/**
  * Options of one call (pull, push, copy, resolve): platform, progress callback,
  * cancellation token. Passing NULL instead means no callback, no token and the
  * client's platform. The setters may be used from any thread (each call takes a
@@ -237,6 +258,19 @@ typedef struct wasm_image_client_t wasm_image_client_t;
 typedef struct wasm_image_error_t wasm_image_error_t;
 
 /**
+ * A fetched module, leased: its file stays readable at `wasm_image_fetch_entry_path`
+ * (in this and every other process) until the handle is freed. Immutable; may be read
+ * from any thread.
+ */
+typedef struct wasm_image_fetch_entry_t wasm_image_fetch_entry_t;
+
+/**
+ * Options of one fetch: pull policy, expected digest, stale-on-error. NULL in their
+ * place means `if-not-present`, no expected digest and the cache's stale-on-error.
+ */
+typedef struct wasm_image_fetch_options_t wasm_image_fetch_options_t;
+
+/**
  * A Wasm module with its image, from `wasm_image_pull`, `wasm_image_build` or (without
  * the module bytes) `wasm_image_pull_to_file`. Immutable: it may be read from many
  * threads at once. Free it with `wasm_image_image_free`, after which nothing borrowed
@@ -249,6 +283,39 @@ typedef struct wasm_image_image_t wasm_image_image_t;
  * declares. Immutable (any thread may read it); free with `wasm_image_module_facts_free`.
  */
 typedef struct wasm_image_module_facts_t wasm_image_module_facts_t;
+
+/**
+ * Counters of one cache handle (this process's use of the directory).
+ */
+typedef struct {
+    uint64_t hits;
+    /**
+     * Hits served stale because the registry could not be reached.
+     */
+    uint64_t stale_hits;
+    uint64_t misses;
+    uint64_t bytes_downloaded;
+    uint64_t evictions;
+} wasm_image_cache_stats_t;
+
+/**
+ * What `wasm_image_cache_gc` did.
+ */
+typedef struct {
+    /**
+     * Modules evicted.
+     */
+    uint64_t removed;
+    uint64_t freed_bytes;
+    /**
+     * Modules due for eviction but leased, so kept.
+     */
+    uint64_t kept_leased;
+    /**
+     * Files of interrupted writers removed.
+     */
+    uint64_t leftovers_removed;
+} wasm_image_gc_report_t;
 
 /**
  * One progress report of a blob transfer. The strings are valid only during the
@@ -389,6 +456,253 @@ wasm_image_error_t *wasm_image_build(const uint8_t *module,
                                      size_t len,
                                      const wasm_image_build_options_t *options,
                                      wasm_image_image_t **image_out);
+
+/**
+ * Makes cache options with the defaults. Never returns NULL. Free with
+ * `wasm_image_cache_options_free`.
+ */
+wasm_image_cache_options_t *wasm_image_cache_options_new(void);
+
+/**
+ * Frees cache options. NULL and a second free are ignored.
+ */
+void wasm_image_cache_options_free(wasm_image_cache_options_t *options);
+
+/**
+ * The cache directory (created when missing); NULL restores the default. Errors:
+ * `INVALID_ARGUMENT` for bad UTF-8.
+ */
+wasm_image_error_t *wasm_image_cache_options_set_dir(const wasm_image_cache_options_t *options,
+                                                     const char *dir);
+
+/**
+ * Evicts least-recently-used modules (never leased ones) while their total size is
+ * above `max_bytes`, after every insert and on `wasm_image_cache_gc`.
+ */
+wasm_image_error_t *wasm_image_cache_options_set_max_bytes(const wasm_image_cache_options_t *options,
+                                                           uint64_t max_bytes);
+
+/**
+ * Evicts modules unused for longer than `max_age_ms` milliseconds.
+ */
+wasm_image_error_t *wasm_image_cache_options_set_max_age_ms(const wasm_image_cache_options_t *options,
+                                                            uint64_t max_age_ms);
+
+/**
+ * How long a tag's resolution is trusted under the `if-not-present` policy.
+ */
+wasm_image_error_t *wasm_image_cache_options_set_tag_ttl_ms(const wasm_image_cache_options_t *options,
+                                                            uint64_t tag_ttl_ms);
+
+/**
+ * When re-resolving fails with a network, timeout, 5xx or rate-limit error, serve the
+ * last module known for the location (`wasm_image_fetch_entry_stale` then says so).
+ */
+wasm_image_error_t *wasm_image_cache_options_set_stale_on_error(const wasm_image_cache_options_t *options,
+                                                                bool enabled);
+
+/**
+ * Re-hash the module on every cache hit (a damaged entry is then never served even
+ * when its size is right).
+ */
+wasm_image_error_t *wasm_image_cache_options_set_verify(const wasm_image_cache_options_t *options,
+                                                        bool enabled);
+
+/**
+ * Opens (creating when needed) a cache directory. `options` may be NULL for the
+ * defaults. Errors: `INVALID_ARGUMENT` when the path is not a directory or no default
+ * directory can be found; `IO` when it cannot be created.
+ */
+wasm_image_error_t *wasm_image_cache_open(const wasm_image_cache_options_t *options,
+                                          wasm_image_cache_t **cache_out);
+
+/**
+ * Frees a cache handle. NULL and a second free are ignored. Entries fetched through it
+ * stay valid until freed themselves.
+ */
+void wasm_image_cache_free(wasm_image_cache_t *cache);
+
+/**
+ * The cache directory, borrowed until the cache is freed. NULL for NULL.
+ */
+const char *wasm_image_cache_dir(const wasm_image_cache_t *cache);
+
+/**
+ * Fills `*stats_out` with the handle's counters.
+ */
+wasm_image_error_t *wasm_image_cache_stats(const wasm_image_cache_t *cache,
+                                           wasm_image_cache_stats_t *stats_out);
+
+/**
+ * Evicts least recently used modules, never a leased one (held by an unfreed fetch
+ * entry in any process), and removes what interrupted writers left. `max_bytes` and
+ * `max_age_ms` point at bounds for this run, or are NULL for the cache's own (0 bytes
+ * empties the cache of everything not leased). `report_out` may be NULL. Errors: `IO`.
+ */
+wasm_image_error_t *wasm_image_cache_gc(const wasm_image_cache_t *cache,
+                                        const uint64_t *max_bytes,
+                                        const uint64_t *max_age_ms,
+                                        wasm_image_gc_report_t *report_out);
+
+/**
+ * Re-hashes every module; damaged entries are dropped (and fetched again when next
+ * asked for). `checked_out` and `dropped_out` may be NULL. Errors: `IO`.
+ */
+wasm_image_error_t *wasm_image_cache_verify(const wasm_image_cache_t *cache,
+                                            uint64_t *checked_out,
+                                            uint64_t *dropped_out);
+
+/**
+ * Lists the complete entries. Errors: `IO`.
+ */
+wasm_image_error_t *wasm_image_cache_entries(const wasm_image_cache_t *cache,
+                                             wasm_image_cache_entries_t **entries_out);
+
+/**
+ * How many entries the list holds; 0 for NULL.
+ */
+size_t wasm_image_cache_entries_count(const wasm_image_cache_entries_t *list);
+
+/**
+ * The `index`th entry's module digest; NULL past the end.
+ */
+const char *wasm_image_cache_entries_module_digest(const wasm_image_cache_entries_t *list,
+                                                   size_t index);
+
+/**
+ * The `index`th entry's module file; NULL past the end.
+ */
+const char *wasm_image_cache_entries_path(const wasm_image_cache_entries_t *list,
+                                          size_t index);
+
+/**
+ * The `index`th entry's size in bytes; 0 past the end.
+ */
+uint64_t wasm_image_cache_entries_size(const wasm_image_cache_entries_t *list,
+                                       size_t index);
+
+/**
+ * When the `index`th entry was last used, in milliseconds since the Unix epoch.
+ */
+uint64_t wasm_image_cache_entries_last_used_ms(const wasm_image_cache_entries_t *list,
+                                               size_t index);
+
+/**
+ * Whether the `index`th entry was leased when listed.
+ */
+bool wasm_image_cache_entries_leased(const wasm_image_cache_entries_t *list,
+                                     size_t index);
+
+/**
+ * Frees a list. NULL and a second free are ignored.
+ */
+void wasm_image_cache_entries_free(wasm_image_cache_entries_t *list);
+
+/**
+ * Makes clients built from these options fetch through `cache` (NULL: the default
+ * directory). The options keep their own reference.
+ */
+wasm_image_error_t *wasm_image_client_options_set_cache(const wasm_image_client_options_t *options,
+                                                        const wasm_image_cache_t *cache);
+
+/**
+ * Makes fetch options with the defaults. Never returns NULL.
+ */
+wasm_image_fetch_options_t *wasm_image_fetch_options_new(void);
+
+/**
+ * Frees fetch options. NULL and a second free are ignored.
+ */
+void wasm_image_fetch_options_free(wasm_image_fetch_options_t *options);
+
+/**
+ * `"if-not-present"` (a digest-pinned location answered from the cache with no
+ * request, a tag re-resolved at most every tag TTL), `"always"` (resolve the tag on
+ * every call; download only when its digest changed) or `"never"` (the cache only;
+ * `NOT_FOUND` otherwise); Kubernetes' spellings (`"IfNotPresent"`, …) too. Errors:
+ * `INVALID_ARGUMENT` for another word.
+ */
+wasm_image_error_t *wasm_image_fetch_options_set_policy(const wasm_image_fetch_options_t *options,
+                                                        const char *policy);
+
+/**
+ * The digest the module or its manifest (or index) must have, `"sha256:<hex>"` or the
+ * bare hex; NULL clears it. A mismatch is `DIGEST_MISMATCH` and nothing is cached.
+ * Errors: `INVALID_ARGUMENT` for a malformed digest.
+ */
+wasm_image_error_t *wasm_image_fetch_options_set_expected_digest(const wasm_image_fetch_options_t *options,
+                                                                 const char *digest);
+
+/**
+ * Overrides the cache's stale-on-error for fetches with these options.
+ */
+wasm_image_error_t *wasm_image_fetch_options_set_stale_on_error(const wasm_image_fetch_options_t *options,
+                                                                bool enabled);
+
+/**
+ * The module for a control plane: from the client's cache when the policy allows, else
+ * downloaded once (however many threads and processes ask at the same time), verified
+ * and added. Every location form works, plus `https://HOST/PATH` (a bare module;
+ * `http://` only for hosts on the insecure list) and `file:///PATH`. `fetch_options`
+ * and `call` may be NULL. On success `*entry_out` receives the entry (free it with
+ * `wasm_image_fetch_entry_free` to release the lease); on failure NULL.
+ *
+ * Blocks like `wasm_image_pull`. Errors: as `wasm_image_pull`, plus `NOT_FOUND` under
+ * the `never` policy for a location not cached and `DIGEST_MISMATCH` for an expected
+ * digest that matches neither module nor manifest.
+ */
+wasm_image_error_t *wasm_image_fetch(const wasm_image_client_t *client,
+                                     const char *location,
+                                     const wasm_image_fetch_options_t *fetch_options,
+                                     const wasm_image_call_options_t *call,
+                                     wasm_image_fetch_entry_t **entry_out);
+
+/**
+ * The read-only module file, borrowed until the entry is freed. NULL for NULL.
+ */
+const char *wasm_image_fetch_entry_path(const wasm_image_fetch_entry_t *e);
+
+/**
+ * The module's digest, `"sha256:…"`. NULL for NULL.
+ */
+const char *wasm_image_fetch_entry_module_digest(const wasm_image_fetch_entry_t *e);
+
+/**
+ * The manifest's digest; NULL for a bare module (`https://`, `file://`).
+ */
+const char *wasm_image_fetch_entry_manifest_digest(const wasm_image_fetch_entry_t *e);
+
+/**
+ * The index's digest when the location named an index; NULL otherwise.
+ */
+const char *wasm_image_fetch_entry_index_digest(const wasm_image_fetch_entry_t *e);
+
+/**
+ * The image format's name (`"oci"`, `"compat"`, …); NULL for a bare module.
+ */
+const char *wasm_image_fetch_entry_variant(const wasm_image_fetch_entry_t *e);
+
+/**
+ * The runtime config as JSON, unknown fields included; NULL when the image has none.
+ */
+const char *wasm_image_fetch_entry_runtime_config_json(const wasm_image_fetch_entry_t *e);
+
+/**
+ * The module's size in bytes; 0 for NULL.
+ */
+uint64_t wasm_image_fetch_entry_size(const wasm_image_fetch_entry_t *e);
+
+/**
+ * Whether the entry was served from the cache because the registry could not be
+ * reached (stale-on-error); false for NULL.
+ */
+bool wasm_image_fetch_entry_stale(const wasm_image_fetch_entry_t *e);
+
+/**
+ * Frees the entry and releases its lease: eviction may then remove the file. NULL and a
+ * second free are ignored.
+ */
+void wasm_image_fetch_entry_free(wasm_image_fetch_entry_t *e);
 
 /**
  * Makes a token, not cancelled. Never returns NULL. Free with

@@ -4,51 +4,54 @@
 //! extract + verify → [`WasmImage`], and back for writing (build → encode → store).
 //! The modules are listed in that order.
 
-/// Credentials: where they are looked up, in which order, and how they are matched.
-pub mod auth;
-/// Module and options to an image ready to store.
-pub mod build;
-/// The operations: pull, push, copy, resolve.
-pub mod client;
-/// Digests, descriptors, platforms, and readers that verify digest and size.
-pub mod digest;
-/// What the bindings share: the runtime blocking calls run on, log forwarding, module buffers.
-pub mod embed;
 /// Error kinds every face reports, and errors carrying them.
 pub mod error;
-/// Carries out a format's plan: the module out of its layer, verified and bounded.
-pub mod extract;
-/// Local files: atomic durable writes, bounded reads, the caller's input files.
-pub mod files;
-/// The Wasm-in-OCI formats: detection and plans (read), encoders (write); no I/O.
-pub mod formats;
-/// The parallel, reproducible gzip encoder of compat layers.
-pub mod gzip;
-/// The image model: WasmImage, RuntimeConfig, Variant.
-pub mod image;
 /// Limits on sizes and counts that untrusted input must stay within.
 pub mod limits;
-/// Where images live: registry references and the local store forms.
-pub mod location;
-/// The one place that parses manifests and judges their media type.
-pub mod manifest;
-/// Every media type and annotation key, in one table.
-pub mod media_types;
-/// Facts about a module from a Wasm parser, and the Wasm header check.
-pub mod module_facts;
 /// Client-wide options and per-call options.
 pub mod options;
 /// Progress events and the callback that receives them.
 pub mod progress;
-/// Choosing one manifest from an index.
-pub mod select;
+/// Where images live: registry references, the local store forms, bare module URLs.
+pub mod location;
+/// Credentials: where they are looked up, in which order, and how they are matched.
+pub mod auth;
 /// Every store behind one trait, with verified reads and transfers on top.
 pub mod store;
+/// Digests, descriptors, platforms, and readers that verify digest and size.
+pub mod digest;
+/// Every media type and annotation key, in one table.
+pub mod media_types;
+/// The one place that parses manifests and judges their media type.
+pub mod manifest;
+/// Choosing one manifest from an index.
+pub mod select;
+/// The Wasm-in-OCI formats: detection and plans (read), encoders (write); no I/O.
+pub mod formats;
+/// Carries out a format's plan: the module out of its layer, verified and bounded.
+pub mod extract;
+/// Facts about a module from a Wasm parser, and the Wasm header check.
+pub mod module_facts;
+/// The image model: WasmImage, RuntimeConfig, Variant.
+pub mod image;
+/// Module and options to an image ready to store.
+pub mod build;
+/// The parallel, reproducible gzip encoder of compat layers.
+pub mod gzip;
+/// The operations: pull, push, copy, resolve, fetch.
+pub mod client;
+/// The control-plane module cache: entries, leases, pull policies, one download per image.
+pub mod cache;
+/// Local files: atomic durable writes, bounded reads, the caller's input files.
+pub mod files;
+/// What the bindings share: the runtime blocking calls run on, log forwarding, module buffers.
+pub mod embed;
 
 // Bindings reach these by their original paths.
 pub use embed::{buffer, logging, runtime};
 
 pub use build::{build, BuildOptions};
+pub use cache::{Cache, CacheOptions, Entry, FetchOptions, Policy};
 pub use client::{default_client, Client, Resolved};
 pub use digest::{Descriptor, Digest, Platform};
 pub use error::{Error, ErrorKind, Result};

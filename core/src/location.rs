@@ -80,6 +80,15 @@ pub enum Location {
         file: PathBuf,
         reference: Option<String>,
     },
+    /// Read only: a bare module served over `https://` (or `http://`, allowed only for
+    /// hosts on the client's insecure list; `store::plain_module` checks that).
+    Url {
+        url: String,
+    },
+    /// Read only: a bare module file, written `file:///PATH`.
+    ModuleFile {
+        path: PathBuf,
+    },
 }
 
 impl Location {
@@ -92,7 +101,9 @@ impl Location {
             Location::Registry { selector, .. }
             | Location::Layout { selector, .. }
             | Location::OciArchive { selector, .. } => selector.clone(),
-            Location::DockerArchive { .. } => Selector::default(),
+            Location::DockerArchive { .. } | Location::Url { .. } | Location::ModuleFile { .. } => {
+                Selector::default()
+            }
         }
     }
 
@@ -103,13 +114,19 @@ impl Location {
             Location::Registry { selector, .. }
             | Location::Layout { selector, .. }
             | Location::OciArchive { selector, .. } => *selector = new,
-            Location::DockerArchive { .. } => {}
+            Location::DockerArchive { .. } | Location::Url { .. } | Location::ModuleFile { .. } => {
+            }
         }
         out
     }
 
     pub fn is_registry(&self) -> bool {
         matches!(self, Location::Registry { .. })
+    }
+
+    /// A bare module (`https://`, `http://`, `file://`), not an image: it has no manifest.
+    pub fn is_plain_module(&self) -> bool {
+        matches!(self, Location::Url { .. } | Location::ModuleFile { .. })
     }
 }
 
@@ -131,6 +148,12 @@ impl fmt::Display for Location {
                 }
                 Ok(())
             }
+            // A query may carry a signature: messages and logs never show it.
+            Location::Url { url } => match url.split_once('?') {
+                Some((base, _)) => write!(f, "{base}?…"),
+                None => f.write_str(url),
+            },
+            Location::ModuleFile { path } => write!(f, "file://{}", path.display()),
         }
     }
 }
@@ -146,7 +169,7 @@ impl FromStr for Location {
         if s.chars().any(|c| c.is_control()) {
             return Err(fail("contains control characters".into()));
         }
-        if let Some(rest) = s.strip_prefix("oci:") {
+        if let Some(rest) = s.strip_prefix("oci:").filter(|r| !r.starts_with("//")) {
             let (dir, selector) = split_path_selector(rest).map_err(fail)?;
             return Ok(Location::Layout { dir, selector });
         }
@@ -170,10 +193,21 @@ impl FromStr for Location {
                 reference,
             });
         }
-        let rest = s.strip_prefix("docker://").unwrap_or(s);
+        if let Some(rest) = s.strip_prefix("file://") {
+            return parse_file_url(rest).map_err(fail);
+        }
+        if s.starts_with("https://") || s.starts_with("http://") {
+            return parse_module_url(s).map_err(fail);
+        }
+        // `oci://` is how Istio, Envoy Gateway, Helm and Flux name a registry; `oci:` (one
+        // colon, no slashes) stays a layout directory.
+        let rest = s
+            .strip_prefix("docker://")
+            .or_else(|| s.strip_prefix("oci://"))
+            .unwrap_or(s);
         if let Some((scheme, _)) = rest.split_once("://") {
             return Err(fail(format!(
-                "unknown transport {scheme:?}; use HOST/REPO[:TAG], docker://, oci:, oci-archive: or docker-archive:"
+                "unknown transport {scheme:?}; use HOST/REPO[:TAG], docker://, oci://, oci:, oci-archive:, docker-archive:, https:// or file://"
             )));
         }
         let (repository, selector) = parse_registry_reference(rest).map_err(fail)?;
@@ -189,6 +223,75 @@ impl FromStr for Location {
 /// `None` for text that is no registry reference.
 pub fn normalized_reference(s: &str) -> Option<(Repository, Selector)> {
     parse_registry_reference(s).ok()
+}
+
+/// `file:///PATH`: only an empty or `localhost` authority, so a path is never mistaken
+/// for a host.
+fn parse_file_url(rest: &str) -> std::result::Result<Location, String> {
+    let path = match rest.split_once('/') {
+        Some(("" | "localhost", _)) => &rest[rest.find('/').unwrap_or(0)..],
+        _ => {
+            return Err(
+                "a file URL must be file:///ABSOLUTE/PATH (no host other than localhost)".into(),
+            )
+        }
+    };
+    if path == "/" {
+        return Err("the file path is empty".into());
+    }
+    if path.contains('?') || path.contains('#') {
+        return Err("a file URL takes no query or fragment".into());
+    }
+    let decoded = percent_decode(path)?;
+    Ok(Location::ModuleFile {
+        path: PathBuf::from(decoded),
+    })
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent escape at byte {i}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8(out).map_err(|_| "the path is not UTF-8".to_string())?;
+    if decoded.contains('\0') {
+        return Err("the path contains a NUL byte".into());
+    }
+    Ok(decoded)
+}
+
+/// `https://HOST[:PORT]/PATH` (or `http://`): a host and a path are required; the URL is
+/// kept as written (normalised by the URL parser), credentials in it are refused so they
+/// never reach a log.
+fn parse_module_url(s: &str) -> std::result::Result<Location, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("not a valid URL: {e}"))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials in the URL are refused; give them to the client instead".into());
+    }
+    if url.path().is_empty() || url.path() == "/" {
+        return Err("the URL names no file (expected https://HOST/PATH)".into());
+    }
+    if url.fragment().is_some() {
+        return Err("a module URL takes no fragment".into());
+    }
+    Ok(Location::Url {
+        url: url.to_string(),
+    })
 }
 
 fn split_path_selector(rest: &str) -> std::result::Result<(PathBuf, Selector), String> {
@@ -488,7 +591,13 @@ mod tests {
             ("x@sha256:123", "64"),
             ("oci:", "empty"),
             ("oci:dir:", "tag"),
-            ("http://x/y", "transport"),
+            ("ftp://x/y", "transport"),
+            ("http://", "URL"),
+            ("https://host", "names no file"),
+            ("https://u:p@host/m.wasm", "credentials"),
+            ("file://host/x.wasm", "file:///"),
+            ("file:///", "empty"),
+            ("file:///a%zz", "percent"),
             ("a//b", "\"\""),
             ("-bad-.io/x", "host"),
         ] {
@@ -499,12 +608,63 @@ mod tests {
     }
 
     #[test]
+    fn control_plane_forms() {
+        assert_eq!(
+            registry("oci://ghcr.io/acme/filter:v1"),
+            (
+                "ghcr.io".into(),
+                "acme/filter".into(),
+                Some("v1".into()),
+                None
+            )
+        );
+        assert_eq!(
+            registry(&format!("oci://127.0.0.1:5000/a/b@{D}")),
+            ("127.0.0.1:5000".into(), "a/b".into(), None, Some(D.into()))
+        );
+        assert_eq!(
+            Location::parse("https://example.com/p/filter.wasm").unwrap(),
+            Location::Url {
+                url: "https://example.com/p/filter.wasm".into()
+            }
+        );
+        assert!(Location::parse("http://127.0.0.1:8080/m.wasm")
+            .unwrap()
+            .is_plain_module());
+        assert_eq!(
+            Location::parse("file:///srv/my%20filter.wasm").unwrap(),
+            Location::ModuleFile {
+                path: "/srv/my filter.wasm".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("file://localhost/srv/f.wasm").unwrap(),
+            Location::ModuleFile {
+                path: "/srv/f.wasm".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("https://h.example/m.wasm?X-Signature=secret")
+                .unwrap()
+                .to_string(),
+            "https://h.example/m.wasm?…"
+        );
+        // One colon and no slashes keeps meaning a layout directory.
+        assert!(matches!(
+            Location::parse("oci:store:v1").unwrap(),
+            Location::Layout { .. }
+        ));
+    }
+
+    #[test]
     fn display_round_trips() {
         for s in [
             "127.0.0.1:5000/a/b:v1",
             "oci:/x:t",
             "oci-archive:/x.tar:t",
             "docker.io/library/p:latest",
+            "https://example.com/m.wasm",
+            "file:///srv/f.wasm",
         ] {
             assert_eq!(Location::parse(s).unwrap().to_string(), s);
         }

@@ -57,6 +57,9 @@ pub struct ClientOptions {
     /// The platform to prefer when an index offers several non-Wasm manifests.
     pub platform: Option<Platform>,
     pub user_agent: String,
+    /// The module cache `fetch` uses; `None`: the default directory
+    /// (`$XDG_CACHE_HOME/wasm-image`).
+    pub cache: Option<crate::cache::Cache>,
 }
 
 impl Default for ClientOptions {
@@ -76,6 +79,7 @@ impl Default for ClientOptions {
             mirrors: BTreeMap::new(),
             platform: None,
             user_agent: concat!("wasm-image/", env!("CARGO_PKG_VERSION")).to_string(),
+            cache: None,
         }
     }
 }

@@ -26,6 +26,12 @@ impl Handle for wasm_image_client_t {
     const NAME: &'static str = "wasm_image_client_t";
 }
 
+impl wasm_image_client_t {
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
 /// Makes a client. `options` may be NULL for the defaults; they are copied, so they may
 /// be freed right after. On success `*client_out` receives the client; on failure NULL.
 ///

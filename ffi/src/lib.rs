@@ -11,6 +11,7 @@
 // The header lists each file's functions together (files in name order).
 mod boundary;
 mod build_image;
+mod cache;
 mod call;
 mod client;
 mod error;
@@ -24,6 +25,7 @@ mod strings;
 use std::ffi::c_char;
 
 pub use build_image::*;
+pub use cache::*;
 pub use call::*;
 pub use client::*;
 pub use error::*;

@@ -41,7 +41,7 @@ enum CredentialArg {
     Basic((String, String)),
 }
 
-fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
+pub(crate) fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(value).map_err(|_| {
         invalid_argument(
             py,
@@ -252,6 +252,19 @@ impl<'c> Ops<'c> {
             Ok(c.resolve(location, &o).await?.digest.to_string())
         })
     }
+
+    fn fetch(
+        &self,
+        py: Python<'_>,
+        location: &str,
+        fetch: wasm_image::FetchOptions,
+        call: Call<'_>,
+    ) -> PyResult<crate::cache::FetchEntry> {
+        let entry = self.run(py, call, |c, o| async move {
+            c.fetch(location, &fetch, &o).await
+        })?;
+        Ok(entry.into())
+    }
 }
 
 fn default_ops(py: Python<'_>) -> PyResult<Ops<'static>> {
@@ -287,7 +300,7 @@ impl Client {
     #[pyo3(signature = (*, credentials=None, docker_config=None, use_config_files=None, insecure=None,
                         ca_certs=None, connect_timeout=None, read_timeout=None, retries=None,
                         retry_base_delay=None, retry_max_delay=None, limits=None, mirrors=None,
-                        platform=None, user_agent=None, progress=None))]
+                        platform=None, user_agent=None, progress=None, cache=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -306,6 +319,7 @@ impl Client {
         platform: Option<&str>,
         user_agent: Option<String>,
         progress: Option<Py<PyAny>>,
+        cache: Option<PyRef<'_, crate::cache::Cache>>,
     ) -> PyResult<Client> {
         let mut options = ClientOptions::default();
         if let Some(credentials) = credentials {
@@ -361,6 +375,7 @@ impl Client {
         if let Some(ua) = user_agent {
             options.user_agent = ua;
         }
+        options.cache = cache.map(|c| c.inner.clone());
         let inner = bridge::compute(py, || wasm_image::Client::new(options))?;
         Ok(Client { inner, progress })
     }
@@ -516,6 +531,57 @@ impl Client {
         })
     }
 
+    /// The module for a control plane, from the cache when the policy allows; returns a
+    /// leased entry (a context manager).
+    #[pyo3(signature = (location, *, policy="if-not-present", expected_digest=None, stale_on_error=None,
+                        platform=None, progress=None, cancel=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn fetch(
+        &self,
+        py: Python<'_>,
+        location: &str,
+        policy: &str,
+        expected_digest: Option<&str>,
+        stale_on_error: Option<bool>,
+        platform: Option<&str>,
+        progress: Option<Py<PyAny>>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<crate::cache::FetchEntry> {
+        let fetch = crate::cache::fetch_options(py, policy, expected_digest, stale_on_error)?;
+        let call = Call {
+            platform,
+            progress,
+            cancel: cancel.as_deref(),
+        };
+        self.ops().fetch(py, location, fetch, call)
+    }
+
+    #[pyo3(signature = (location, *, policy="if-not-present", expected_digest=None, stale_on_error=None,
+                        platform=None, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn fetch_async<'py>(
+        &self,
+        py: Python<'py>,
+        location: String,
+        policy: &str,
+        expected_digest: Option<&str>,
+        stale_on_error: Option<bool>,
+        platform: Option<&str>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fetch = crate::cache::fetch_options(py, policy, expected_digest, stale_on_error)?;
+        self.ops().spawn(py, platform, progress, |c, o| async move {
+            c.fetch(&location, &fetch, &o).await
+        })
+    }
+
+    /// The cache `fetch` uses (the default directory's when none was given).
+    #[getter]
+    fn cache(&self, py: Python<'_>) -> PyResult<crate::cache::Cache> {
+        let inner = bridge::compute(py, || self.inner.cache())?;
+        Ok(crate::cache::Cache { inner })
+    }
+
     fn resolve_async<'py>(&self, py: Python<'py>, location: String) -> PyResult<Bound<'py, PyAny>> {
         self.ops().spawn(py, None, None, |c, o| async move {
             Ok(c.resolve(&location, &o).await?.digest.to_string())
@@ -627,6 +693,29 @@ pub fn resolve(
         ..Call::default()
     };
     default_ops(py)?.resolve(py, location, call)
+}
+
+#[pyfunction]
+#[pyo3(signature = (location, *, policy="if-not-present", expected_digest=None, stale_on_error=None,
+                    platform=None, progress=None, cancel=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn fetch(
+    py: Python<'_>,
+    location: &str,
+    policy: &str,
+    expected_digest: Option<&str>,
+    stale_on_error: Option<bool>,
+    platform: Option<&str>,
+    progress: Option<Py<PyAny>>,
+    cancel: Option<PyRef<'_, CancelToken>>,
+) -> PyResult<crate::cache::FetchEntry> {
+    let fetch = crate::cache::fetch_options(py, policy, expected_digest, stale_on_error)?;
+    let call = Call {
+        platform,
+        progress,
+        cancel: cancel.as_deref(),
+    };
+    default_ops(py)?.fetch(py, location, fetch, call)
 }
 
 #[pyfunction]

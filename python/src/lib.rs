@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 
 mod bridge;
+mod cache;
 mod client;
 mod errors;
 mod image;
@@ -30,5 +31,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client::resolve, m)?)?;
     m.add_function(wrap_pyfunction!(client::build, m)?)?;
     m.add_function(wrap_pyfunction!(client::module_facts, m)?)?;
+    m.add_class::<cache::Cache>()?;
+    m.add_class::<cache::CacheStats>()?;
+    m.add_class::<cache::CachedEntry>()?;
+    m.add_class::<cache::GcReport>()?;
+    m.add_class::<cache::FetchEntry>()?;
+    m.add_function(wrap_pyfunction!(client::fetch, m)?)?;
     Ok(())
 }

@@ -36,6 +36,9 @@ from wasm_image._errors import (
     WasmImageError,
 )
 from wasm_image._native import (
+    Cache,
+    CachedEntry,
+    CacheStats,
     CancelToken,
     Client,
     ImageInfo,
@@ -47,6 +50,9 @@ from wasm_image._native import (
     __version__,
     build,
     copy,
+    fetch,
+    FetchEntry,
+    GcReport,
     module_facts,
     pull,
     pull_to_file,
@@ -68,6 +74,7 @@ __all__ = [
     "copy",
     "resolve",
     "module_facts",
+    "fetch",
     # types
     "Client",
     "Limits",
@@ -77,6 +84,12 @@ __all__ = [
     "RuntimeConfig",
     "ModuleFacts",
     "ProgressEvent",
+    # control-plane fetch and cache
+    "Cache",
+    "FetchEntry",
+    "CacheStats",
+    "CachedEntry",
+    "GcReport",
     # errors
     "WasmImageError",
     "InvalidArgumentError",

@@ -1,13 +1,20 @@
 # Type stubs for the native module. Checked against it by `python -m mypy.stubtest`.
 import os
+import pathlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Optional, Union, final
+from types import TracebackType
+from typing import Any, Literal, Optional, Union, final
 
 __version__: str
 __all__ = [
     "__version__",
+    "Cache",
+    "CacheStats",
+    "CachedEntry",
     "CancelToken",
     "Client",
+    "FetchEntry",
+    "GcReport",
     "ImageInfo",
     "Limits",
     "ModuleFacts",
@@ -16,6 +23,7 @@ __all__ = [
     "WasmImage",
     "build",
     "copy",
+    "fetch",
     "module_facts",
     "pull",
     "pull_to_file",
@@ -24,6 +32,7 @@ __all__ = [
 ]
 
 _Path = Union[str, os.PathLike[str]]
+_Policy = Union[Literal["if-not-present", "always", "never", "IfNotPresent", "Always", "Never"], str]
 _Progress = Callable[[ProgressEvent], object]
 
 @final
@@ -176,6 +185,7 @@ class Client:
         platform: Optional[str] = None,
         user_agent: Optional[str] = None,
         progress: Optional[_Progress] = None,
+        cache: Optional[Cache] = None,
     ) -> Client:
         """A client: options shared by its calls, and its connections and caches. An
         argument left out keeps the library's default.
@@ -189,6 +199,29 @@ class Client:
         """
     @property
     def limits(self) -> Limits: ...
+    @property
+    def cache(self) -> Cache: ...
+    def fetch(
+        self,
+        location: str,
+        *,
+        policy: _Policy = "if-not-present",
+        expected_digest: Optional[str] = None,
+        stale_on_error: Optional[bool] = None,
+        platform: Optional[str] = None,
+        progress: Optional[_Progress] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> FetchEntry: ...
+    def fetch_async(
+        self,
+        location: str,
+        *,
+        policy: _Policy = "if-not-present",
+        expected_digest: Optional[str] = None,
+        stale_on_error: Optional[bool] = None,
+        platform: Optional[str] = None,
+        progress: Optional[_Progress] = None,
+    ) -> Awaitable[FetchEntry]: ...
     def pull(
         self,
         location: str,
@@ -259,6 +292,16 @@ def copy(
     source: str, destination: str, *, progress: Optional[_Progress] = None, cancel: Optional[CancelToken] = None
 ) -> str: ...
 def resolve(location: str, *, cancel: Optional[CancelToken] = None) -> str: ...
+def fetch(
+    location: str,
+    *,
+    policy: _Policy = "if-not-present",
+    expected_digest: Optional[str] = None,
+    stale_on_error: Optional[bool] = None,
+    platform: Optional[str] = None,
+    progress: Optional[_Progress] = None,
+    cancel: Optional[CancelToken] = None,
+) -> FetchEntry: ...
 def build(
     module: Union[bytes, bytearray, _Path],
     *,
@@ -271,3 +314,107 @@ def build(
     source_date_epoch: Optional[int] = None,
 ) -> WasmImage: ...
 def module_facts(module: Union[bytes, bytearray, _Path]) -> ModuleFacts: ...
+
+@final
+class Cache:
+    def __new__(
+        cls,
+        dir: Optional[_Path] = None,
+        max_bytes: Optional[int] = None,
+        max_age: Optional[float] = None,
+        tag_ttl: float = 60.0,
+        *,
+        stale_on_error: bool = False,
+        verify: bool = False,
+    ) -> Cache: ...
+    @property
+    def dir(self) -> pathlib.Path: ...
+    @property
+    def max_bytes(self) -> Optional[int]: ...
+    @property
+    def max_age(self) -> Optional[float]: ...
+    @property
+    def tag_ttl(self) -> float: ...
+    @property
+    def stale_on_error(self) -> bool: ...
+    @property
+    def verify(self) -> bool: ...
+    def stats(self) -> CacheStats: ...
+    def entries(self) -> list[CachedEntry]: ...
+    def gc(self, *, max_bytes: Optional[int] = None, max_age: Optional[float] = None) -> GcReport: ...
+    def verify_all(self) -> list[str]: ...
+
+@final
+class CacheStats:
+    @property
+    def hits(self) -> int: ...
+    @property
+    def stale_hits(self) -> int: ...
+    @property
+    def misses(self) -> int: ...
+    @property
+    def bytes_downloaded(self) -> int: ...
+    @property
+    def evictions(self) -> int: ...
+
+@final
+class CachedEntry:
+    @property
+    def module_digest(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def path(self) -> pathlib.Path: ...
+    @property
+    def last_used(self) -> float: ...
+    @property
+    def manifest_digests(self) -> list[str]: ...
+    @property
+    def leased(self) -> bool: ...
+
+@final
+class GcReport:
+    @property
+    def removed(self) -> list[str]: ...
+    @property
+    def freed_bytes(self) -> int: ...
+    @property
+    def kept_leased(self) -> int: ...
+    @property
+    def leftovers_removed(self) -> int: ...
+
+@final
+class FetchEntry:
+    @property
+    def path(self) -> pathlib.Path: ...
+    @property
+    def module(self) -> bytes: ...
+    @property
+    def module_digest(self) -> str: ...
+    @property
+    def manifest_digest(self) -> Optional[str]: ...
+    @property
+    def index_digest(self) -> Optional[str]: ...
+    @property
+    def variant(self) -> Optional[str]: ...
+    @property
+    def runtime_config(self) -> Optional[RuntimeConfig]: ...
+    @property
+    def annotations(self) -> dict[str, str]: ...
+    @property
+    def stale(self) -> bool: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def released(self) -> bool: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> FetchEntry: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+        /,
+    ) -> Literal[False]: ...

@@ -24,6 +24,7 @@ import sys
 import time
 
 import wasm_image
+from wasm_image import _cli_cache
 from wasm_image import Client, ImageInfo, ProgressEvent, WasmImage, WasmImageError
 
 TYPE_CHECKING = False
@@ -266,6 +267,9 @@ locations:
   oci:DIR[:TAG]                            an OCI image layout directory
   oci-archive:FILE[:TAG]                   a tar of an OCI image layout
   docker-archive:FILE[:REF]                what `docker save` writes (read only)
+  oci://HOST[:PORT]/REPO[:TAG][@DIGEST]    a registry, as control planes write it
+  https://HOST/PATH                        a bare module (http:// only with --insecure HOST)
+  file:///PATH                             a bare module file
 """
 
 EPILOGS = {
@@ -298,6 +302,9 @@ example:
   wasm-image resolve ghcr.io/example/filter:v1
 """,
 }
+
+
+EPILOGS.update(_cli_cache.EPILOGS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -379,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("resolve", "print the manifest digest a location names, without fetching the module")
     p.add_argument("location", metavar="LOCATION")
     p.set_defaults(run=cmd_resolve)
+
+    _cli_cache.add_verbs(verb)
     return parser
 
 
@@ -399,6 +408,7 @@ def make_client(args: argparse.Namespace) -> Client:
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
         retries=args.retries,
+        cache=_cli_cache.open_cache(args),
     )
 
 

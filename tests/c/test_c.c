@@ -1094,6 +1094,180 @@ struct test {
     void (*run)(void);
 };
 
+/* ------------------------------------------------------------- control-plane cache -- */
+
+/* A client whose fetches go through `cache` (and which reaches the test bed's plain
+ * registries when there is one). */
+static wasm_image_client_t *cache_client(wasm_image_cache_t *cache) {
+    wasm_image_client_options_t *options = wasm_image_client_options_new();
+    wasm_image_client_t *client = NULL;
+    wasm_image_error_t *err = wasm_image_client_options_set_cache(options, cache);
+    if (err) {
+        fprintf(stderr, "    set_cache: %s\n", wasm_image_error_message(err));
+        wasm_image_error_free(err);
+    } else if (wi_env("WI_PLAIN")) {
+        client = registry_client(options);
+    } else if ((err = wasm_image_client_new(options, &client)) != NULL) {
+        fprintf(stderr, "    client: %s\n", wasm_image_error_message(err));
+        wasm_image_error_free(err);
+    }
+    wasm_image_client_options_free(options);
+    return client;
+}
+
+static wasm_image_cache_t *open_cache(const char *dir, int64_t max_bytes) {
+    wasm_image_cache_options_t *options = wasm_image_cache_options_new();
+    wasm_image_cache_t *cache = NULL;
+    wasm_image_error_t *err = wasm_image_cache_options_set_dir(options, dir);
+    if (!err && max_bytes >= 0) err = wasm_image_cache_options_set_max_bytes(options, (uint64_t)max_bytes);
+    if (!err) err = wasm_image_cache_open(options, &cache);
+    if (err) {
+        fprintf(stderr, "    cache: %s: %s\n", wasm_image_error_name(err), wasm_image_error_message(err));
+        wasm_image_error_free(err);
+    }
+    wasm_image_cache_options_free(options);
+    return cache;
+}
+
+static void test_cache_fetch_file_lease_and_gc(void) {
+    char *dir = wi_tempdir("cache");
+    char module_path[4200], cache_dir[4200], location[4300];
+    wasm_image_cache_t *cache = NULL;
+    wasm_image_client_t *client = NULL;
+    wasm_image_fetch_entry_t *entry = NULL, *again = NULL;
+    wasm_image_fetch_options_t *fetch = wasm_image_fetch_options_new();
+    wasm_image_cache_entries_t *list = NULL;
+    wasm_image_cache_stats_t stats;
+    wasm_image_gc_report_t report;
+    uint64_t zero = 0, checked = 0, dropped = 0;
+    size_t len = 0;
+    unsigned char *data = NULL;
+    char expected[80];
+    REQUIRE(dir != NULL);
+    snprintf(module_path, sizeof module_path, "%s/plugin.wasm", dir);
+    snprintf(cache_dir, sizeof cache_dir, "%s/cache", dir);
+    snprintf(location, sizeof location, "file://%s", module_path);
+    REQUIRE(wi_write_file(module_path, WI_MODULE, WI_MODULE_LEN) == 0);
+    cache = open_cache(cache_dir, -1);
+    REQUIRE(cache != NULL);
+    CHECK_STR(wasm_image_cache_dir(cache), cache_dir);
+    client = cache_client(cache);
+    REQUIRE(client != NULL);
+
+    OK(wasm_image_fetch(client, location, NULL, NULL, &entry));
+    data = wi_read_file(wasm_image_fetch_entry_path(entry), &len);
+    CHECK(data && len == WI_MODULE_LEN && memcmp(data, WI_MODULE, len) == 0);
+    CHECK(wasm_image_fetch_entry_size(entry) == WI_MODULE_LEN);
+    CHECK(wasm_image_fetch_entry_manifest_digest(entry) == NULL);
+    CHECK(wasm_image_fetch_entry_variant(entry) == NULL);
+    CHECK(!wasm_image_fetch_entry_stale(entry));
+    snprintf(expected, sizeof expected, "%s", wasm_image_fetch_entry_module_digest(entry) + strlen("sha256:"));
+
+    /* With the digest given (bare hex, as Istio writes it), a hit even under "never". */
+    OK(wasm_image_fetch_options_set_policy(fetch, "never"));
+    OK(wasm_image_fetch_options_set_expected_digest(fetch, expected));
+    OK(wasm_image_fetch(client, location, fetch, NULL, &again));
+    CHECK_STR(wasm_image_fetch_entry_path(again), wasm_image_fetch_entry_path(entry));
+    OK(wasm_image_cache_stats(cache, &stats));
+    CHECK(stats.misses == 1 && stats.hits == 1 && stats.bytes_downloaded == WI_MODULE_LEN);
+
+    /* Leased: gc down to 0 bytes keeps it; released: gone. */
+    OK(wasm_image_cache_entries(cache, &list));
+    CHECK(wasm_image_cache_entries_count(list) == 1);
+    CHECK(wasm_image_cache_entries_leased(list, 0));
+    CHECK(wasm_image_cache_entries_size(list, 0) == WI_MODULE_LEN);
+    CHECK(wasm_image_cache_entries_module_digest(list, 1) == NULL);
+    OK(wasm_image_cache_gc(cache, &zero, NULL, &report));
+    CHECK(report.removed == 0 && report.kept_leased == 1);
+    OK(wasm_image_cache_verify(cache, &checked, &dropped));
+    CHECK(checked == 1 && dropped == 0);
+    wasm_image_fetch_entry_free(entry);
+    wasm_image_fetch_entry_free(again);
+    entry = again = NULL;
+    OK(wasm_image_cache_gc(cache, &zero, NULL, &report));
+    CHECK(report.removed == 1 && report.freed_bytes == WI_MODULE_LEN);
+
+    /* Bad input: typed errors, outputs cleared. */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_fetch_options_set_policy(fetch, "sometimes"));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_fetch_options_set_expected_digest(fetch, "sha256:12"));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_NOT_FOUND, wasm_image_fetch(client, location, fetch, NULL, &entry));
+    CHECK(entry == NULL);
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_REFERENCE, wasm_image_fetch(client, "file://host/x", NULL, NULL, &entry));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_fetch(client, NULL, NULL, NULL, &entry));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_cache_open(NULL, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_cache_gc(NULL, NULL, NULL, NULL));
+    CHECK(wasm_image_fetch_entry_path(NULL) == NULL);
+out:
+    free(data);
+    wasm_image_cache_entries_free(list);
+    wasm_image_fetch_entry_free(entry);
+    wasm_image_fetch_entry_free(again);
+    wasm_image_fetch_options_free(fetch);
+    wasm_image_client_free(client);
+    wasm_image_cache_free(cache);
+    if (dir) wi_remove_tree(dir);
+    free(dir);
+}
+
+static void test_registry_cache_pinned_hits_make_no_requests(void) {
+    char repo[128], location[512], pinned[700], url[512], *dir = NULL, *digest = NULL;
+    wasm_image_cache_t *cache = NULL;
+    wasm_image_client_t *client = NULL;
+    wasm_image_image_t *built = NULL;
+    wasm_image_fetch_entry_t *entry = NULL;
+    wasm_image_fetch_options_t *fetch = wasm_image_fetch_options_new();
+    int rule_added = 0;
+    repo[0] = 0;
+    if (!wi_env("WI_PLAIN")) wasm_image_fetch_options_free(fetch);
+    SKIP_UNLESS_REGISTRY();
+    dir = wi_tempdir("cache-registry");
+    REQUIRE(dir != NULL);
+    cache = open_cache(dir, -1);
+    REQUIRE(cache != NULL);
+    client = cache_client(cache);
+    REQUIRE(client != NULL);
+    built = build_module("oci");
+    REQUIRE(built != NULL);
+    wi_unique_repo(repo, sizeof repo, "cache");
+    snprintf(location, sizeof location, "%s/%s:v1", wi_env("WI_PLAIN"), repo);
+    OK(wasm_image_push(client, built, location, NULL, &digest));
+    snprintf(pinned, sizeof pinned, "oci://%s/%s@%s", wi_env("WI_FAULTY"), repo, digest);
+    OK(wasm_image_fetch_options_set_expected_digest(fetch, digest));
+    OK(wasm_image_fetch(client, pinned, fetch, NULL, &entry));
+    CHECK_STR(wasm_image_fetch_entry_manifest_digest(entry), digest);
+    CHECK_STR(wasm_image_fetch_entry_variant(entry), "oci");
+    CHECK(wasm_image_fetch_entry_runtime_config_json(entry) != NULL);
+    wasm_image_fetch_entry_free(entry);
+    entry = NULL;
+    /* Every further request to this repository fails: pinned hits must not ask. */
+    {
+        char rule[512];
+        snprintf(rule, sizeof rule, "{\"match\": \"%s\", \"action\": \"status\", \"status\": 500, \"times\": -1}", repo);
+        REQUIRE(wi_http("POST", wi_env("WI_FAULTY_CONTROL"), rule) == 200);
+        rule_added = 1;
+        for (int i = 0; i < 3; i++) {
+            OK(wasm_image_fetch(client, pinned, fetch, NULL, &entry));
+            wasm_image_fetch_entry_free(entry);
+            entry = NULL;
+        }
+    }
+    OK(wasm_image_fetch_options_set_expected_digest(fetch, "sha256:0000000000000000000000000000000000000000000000000000000000000000"));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_DIGEST_MISMATCH, wasm_image_fetch(client, pinned, fetch, NULL, &entry));
+out:
+    if (rule_added) {
+        snprintf(url, sizeof url, "%s?match=%s", wi_env("WI_FAULTY_CONTROL"), repo);
+        CHECK(wi_http("DELETE", url, NULL) == 200);
+    }
+    wasm_image_string_free(digest);
+    wasm_image_image_free(built);
+    wasm_image_fetch_entry_free(entry);
+    wasm_image_fetch_options_free(fetch);
+    wasm_image_client_free(client);
+    wasm_image_cache_free(cache);
+    if (dir) wi_remove_tree(dir);
+    free(dir);
+}
+
 static const struct test TESTS[] = {
     {"version", test_version},
     {"error_kinds_have_their_contract_numbers", test_error_kinds_have_their_contract_numbers},
@@ -1114,6 +1288,8 @@ static const struct test TESTS[] = {
     {"registry_cancel_from_another_thread", test_registry_cancel_from_another_thread},
     {"registry_read_timeout", test_registry_read_timeout},
     {"registry_progress_on_calling_thread", test_registry_progress_on_calling_thread},
+    {"cache_fetch_file_lease_and_gc", test_cache_fetch_file_lease_and_gc},
+    {"registry_cache_pinned_hits_make_no_requests", test_registry_cache_pinned_hits_make_no_requests},
     {"no_signal_handler_was_installed", test_no_signal_handler_was_installed},
 };
 

@@ -133,3 +133,27 @@ def errors(c: Client) -> Optional[int]:
     except WasmImageError as e:
         print(e)
     return None
+
+
+def control_plane(path: Path) -> Optional[bytes]:
+    cache = wasm_image.Cache(path, max_bytes=1 << 30, max_age=86400.0, tag_ttl=30.0, stale_on_error=True)
+    c = Client(cache=cache, insecure=["127.0.0.1:5000"])
+    with c.fetch("oci://127.0.0.1:5000/filters/x:v1", policy="always", expected_digest=None) as entry:
+        module_path: Path = entry.path
+        stale: bool = entry.stale
+        manifest: Optional[str] = entry.manifest_digest
+        print(module_path, stale, manifest, entry.variant, entry.runtime_config, entry.module_digest)
+        data: bytes = entry.module
+    stats: wasm_image.CacheStats = cache.stats()
+    entries: List[wasm_image.CachedEntry] = cache.entries()
+    report: wasm_image.GcReport = cache.gc(max_bytes=0)
+    print(stats.hits, stats.misses, [e.leased for e in entries], report.removed, cache.verify_all())
+    plain: wasm_image.FetchEntry = wasm_image.fetch("file:///srv/filter.wasm", policy="never")
+    plain.release()
+    return data
+
+
+async def control_plane_async(c: Client) -> str:
+    entry = await c.fetch_async("oci://127.0.0.1:5000/filters/x:v1")
+    with entry:
+        return entry.module_digest

@@ -20,6 +20,7 @@ pub mod conformance;
 mod context;
 pub mod docker_archive;
 pub mod layout;
+pub mod plain_module;
 pub mod read_ahead;
 pub mod registry;
 mod tar_index;
@@ -95,6 +96,14 @@ pub async fn open(location: &Location, access: Access, ctx: &Context) -> Result<
                 )));
             }
             Arc::new(docker_archive::DockerArchiveStore::open(file, reference.clone()).await?)
+        }
+        Location::Url { .. } | Location::ModuleFile { .. } => {
+            if access == Access::Write {
+                return Err(crate::Error::invalid_argument(format!(
+                    "{location}: https://, http:// and file:// locations are read only"
+                )));
+            }
+            Arc::new(plain_module::PlainModuleStore::open(location, ctx).await?)
         }
     })
 }

@@ -39,6 +39,14 @@ impl RegistryClient {
         })
     }
 
+    /// A plain GET of a URL outside any registry (a bare module download), with the same
+    /// TLS roots, timeouts, redirect rules and retries as registry requests; no
+    /// credentials are sent. The response is returned whatever its status.
+    pub async fn get_plain(&self, options: &ClientOptions, url: &Url) -> Result<Response> {
+        let client = self.http.client();
+        execute(options, &Method::GET, url, || client.get(url.clone())).await
+    }
+
     /// Sends a request with authentication, retries and error mapping. Returns only
     /// successful (2xx) responses.
     pub(super) async fn request(
