@@ -177,10 +177,24 @@ fn is_retryable_error(e: &reqwest::Error) -> bool {
     e.is_timeout() || e.is_connect() || e.is_request() || e.is_body()
 }
 
-/// Seconds from a `Retry-After` header (the HTTP-date form is read as "soon").
+/// Seconds from a `Retry-After` header: delay-seconds, or an HTTP-date (RFC 9110 §10.2.3)
+/// counted from now (a date in the past means "now"). Unreadable values mean "soon".
 pub(super) fn retry_after(headers: &HeaderMap) -> Option<u64> {
+    retry_after_at(headers, std::time::SystemTime::now())
+}
+
+fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<u64> {
     let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    v.parse::<u64>().ok().or(Some(1))
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(secs);
+    }
+    match httpdate::parse_http_date(v) {
+        Ok(when) => Some(
+            when.duration_since(now)
+                .map_or(0, |d| d.as_secs_f64().ceil() as u64),
+        ),
+        Err(_) => Some(1),
+    }
 }
 
 /// Exponential backoff from the base delay, capped, with jitter (half fixed, half random).
@@ -283,10 +297,16 @@ mod tests {
         assert_eq!(retry_after(&h), None);
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(7));
+        // An HTTP-date counts from now; one in the past means "now".
         h.insert(
             header::RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
+        let date = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(retry_after_at(&h, date - Duration::from_secs(90)), Some(90));
+        assert_eq!(retry_after_at(&h, date + Duration::from_secs(5)), Some(0));
+        assert_eq!(retry_after(&h), Some(0));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon-ish"));
         assert_eq!(retry_after(&h), Some(1));
     }
 }
