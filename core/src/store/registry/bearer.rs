@@ -15,12 +15,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::options::ClientOptions;
 
 use super::endpoint::{host_port, show_url, Endpoint};
-use super::errors::{no_credentials, rejected};
+use super::errors::{no_credentials, quoted, rejected, QUOTED_CHARS};
 use super::http::{execute, read_limited, retry_after, HttpClient, ERROR_BODY_LIMIT};
 use super::ssrf::InternalAddressGuard;
 
 /// Lifetime of a token whose answer has no `expires_in`.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// Longest a token is kept, whatever `expires_in` says: a token server chooses that
+/// number, and a huge one would overflow the clock arithmetic.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Challenge {
@@ -187,7 +190,8 @@ impl Authenticator {
             |m: String| Error::new(ErrorKind::Unauthorized, format!("{}: {m}", ep.describe()));
         let mut url = Url::parse(realm).map_err(|_| {
             unauthorized(format!(
-                "the token server address {realm:?} in the registry's challenge is not a URL"
+                "the token server address \"{}\" in the registry's challenge is not a URL",
+                quoted(realm, QUOTED_CHARS)
             ))
         })?;
         match url.scheme() {
@@ -199,7 +203,7 @@ impl Authenticator {
                     show_url(&url)
                 )))
             }
-            other => return Err(unauthorized(format!("the token server address uses scheme {other:?}; only http(s) is allowed"))),
+            other => return Err(unauthorized(format!("the token server address uses scheme \"{}\"; only http(s) is allowed", quoted(other, QUOTED_CHARS)))),
         }
         self.guard.check_realm(ep, &url).await?;
         let (with_credentials, basic, refresh) = match secret {
@@ -311,10 +315,7 @@ impl Authenticator {
                     ),
                 )
             })?;
-        let lifetime = answer
-            .expires_in
-            .filter(|s| *s > 0)
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        let lifetime = token_lifetime(answer.expires_in);
         // Renew a little early so a token does not expire between check and use.
         let margin = (lifetime / 10).min(Duration::from_secs(10));
         Ok(CachedToken {
@@ -323,6 +324,14 @@ impl Authenticator {
             with_credentials,
         })
     }
+}
+
+/// How long to keep a token the server says lives `expires_in` seconds.
+fn token_lifetime(expires_in: Option<u64>) -> Duration {
+    expires_in
+        .filter(|s| *s > 0)
+        .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+        .min(MAX_TOKEN_LIFETIME)
 }
 
 pub(super) fn sensitive(value: &str) -> Result<HeaderValue> {
@@ -452,6 +461,16 @@ mod tests {
         );
         assert_eq!(parse_challenges(&headers(&["Negotiate"])), None);
         assert_eq!(parse_challenges(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn token_lifetimes_are_clamped() {
+        assert_eq!(token_lifetime(None), DEFAULT_TOKEN_LIFETIME);
+        assert_eq!(token_lifetime(Some(0)), DEFAULT_TOKEN_LIFETIME);
+        assert_eq!(token_lifetime(Some(300)), Duration::from_secs(300));
+        assert_eq!(token_lifetime(Some(u64::MAX)), MAX_TOKEN_LIFETIME);
+        // What fetch_token then computes must not overflow.
+        let _ = Instant::now() + token_lifetime(Some(u64::MAX));
     }
 
     #[tokio::test]

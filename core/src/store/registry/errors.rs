@@ -157,6 +157,33 @@ pub(super) fn transport_error(e: &reqwest::Error, url: &Url) -> Error {
     Error::new(kind, format!("{what}{to} {target}: {chain}"))
 }
 
+/// Longest distribution error code kept (real ones are a few words: `MANIFEST_UNKNOWN`).
+const CODE_CHARS: usize = 64;
+/// Longest registry error message, URL or header value quoted in an error.
+pub(super) const QUOTED_CHARS: usize = 200;
+
+/// Text a registry sent, fit to quote in an error message or a log: at most `max`
+/// characters (then `…`), with control characters (newlines, ANSI escapes) escaped so a
+/// hostile registry can neither flood nor forge what the user's terminal shows.
+pub(super) fn quoted(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 2));
+    let mut shown = 0;
+    for c in text.chars() {
+        let escaped = c.is_control().then(|| c.escape_default().to_string());
+        let width = escaped.as_ref().map_or(1, |e| e.chars().count());
+        if shown + width > max {
+            out.push('…');
+            break;
+        }
+        shown += width;
+        match escaped {
+            Some(e) => out.push_str(&e),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 /// The distribution error `code` and `message` from a JSON error body.
 pub(super) fn registry_error(body: &[u8]) -> (Option<String>, Option<String>) {
     #[derive(serde::Deserialize)]
@@ -172,10 +199,12 @@ pub(super) fn registry_error(body: &[u8]) -> (Option<String>, Option<String>) {
     match serde_json::from_slice::<Body>(body) {
         Ok(b) => match b.errors.into_iter().next() {
             Some(i) => (
-                i.code.filter(|c| !c.is_empty()),
+                i.code
+                    .filter(|c| !c.is_empty())
+                    .map(|c| quoted(&c, CODE_CHARS)),
                 i.message
                     .filter(|m| !m.is_empty())
-                    .map(|m| m.chars().take(200).collect()),
+                    .map(|m| quoted(&m, QUOTED_CHARS)),
             ),
             None => (None, None),
         },
@@ -214,5 +243,29 @@ mod tests {
             )
         );
         assert_eq!(registry_error(b"<html>"), (None, None));
+    }
+
+    #[test]
+    fn registry_text_is_bounded_and_escaped() {
+        // JSON escapes: a newline, an ANSI colour sequence, a carriage return.
+        let hostile_code = format!(r"EVIL\n\u001b[31mFAKE\r{}", "X".repeat(5000));
+        let body = format!(
+            r#"{{"errors":[{{"code":"{hostile_code}","message":"line1\nline2\u001b[0m{}"}}]}}"#,
+            "m".repeat(60_000)
+        );
+        let (code, message) = registry_error(body.as_bytes());
+        let (code, message) = (code.unwrap(), message.unwrap());
+        assert!(code.chars().count() <= CODE_CHARS + 1, "{}", code.len());
+        assert!(
+            message.chars().count() <= QUOTED_CHARS + 1,
+            "{}",
+            message.len()
+        );
+        for text in [&code, &message] {
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
+        assert!(code.starts_with(r"EVIL\n\u{1b}[31mFAKE\r"), "{code}");
+        assert!(code.ends_with('…'));
+        assert_eq!(quoted("short", 10), "short");
     }
 }
