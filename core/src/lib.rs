@@ -10,6 +10,8 @@ pub mod auth;
 pub mod build;
 /// The operations: pull, push, copy, resolve.
 pub mod client;
+/// Copying a tree of manifests between stores: each digest once, within the limits.
+mod copy;
 /// Digests, descriptors, platforms, and readers that verify digest and size.
 pub mod digest;
 /// What the bindings share: the runtime blocking calls run on, log forwarding, module buffers.
@@ -46,7 +48,7 @@ pub mod select;
 pub mod store;
 
 // Bindings reach these by their original paths.
-pub use embed::{buffer, logging, runtime};
+pub use embed::{buffer, logging, panics, runtime};
 
 pub use build::{build, BuildOptions};
 pub use client::{default_client, Client, Resolved};
