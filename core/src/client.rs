@@ -1,23 +1,20 @@
 //! The operations: pull, push, copy, resolve. Everything here is store-agnostic; stores
 //! come from the location, formats from the manifest.
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
+use crate::copy::Copy;
 use crate::digest::{Descriptor, Digest};
 use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
 use crate::extract::{self, Destination};
 use crate::formats::{self, ConfigView, ModuleSource};
 use crate::image::{BlobBody, ImageInfo, WasmImage};
-use crate::location::{Location, Selector};
-use crate::manifest::{self, Parsed};
-use crate::media_types as mt;
+use crate::location::Location;
 use crate::options::{CallOptions, ClientOptions};
 use crate::select;
-use crate::store::verified::{self, BlobOpener, FetchedManifest};
+use crate::store::verified::{self, BlobOpener};
 use crate::store::Context;
 use crate::store::{self, Access, RawManifest, Store};
 
@@ -257,15 +254,9 @@ impl Client {
         let src = store::open(&source_location, Access::Read, &self.ctx).await?;
         let dst = store::open(&destination_location, Access::Write, &self.ctx).await?;
         let limits = self.ctx.options.limits;
-        let top = copy_tree(
-            src.as_ref(),
-            dst.as_ref(),
-            source_location.selector(),
-            0,
-            &limits,
-            call,
-        )
-        .await?;
+        let top = Copy::new(src.as_ref(), dst.as_ref(), &limits, call)
+            .tree(source_location.selector())
+            .await?;
         let dst_selector = destination_location.selector();
         if let Some(d) = &dst_selector.digest {
             if *d != top.digest {
@@ -295,58 +286,6 @@ impl Client {
             size: descriptor.size,
         })
     }
-}
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Copies everything a manifest or index references (blobs, child manifests), but not the
-/// top manifest itself, which the caller writes last so it never points at missing content.
-fn copy_tree<'a>(
-    src: &'a dyn Store,
-    dst: &'a dyn Store,
-    selector: Selector,
-    depth: u32,
-    limits: &'a crate::Limits,
-    call: &'a CallOptions,
-) -> BoxFuture<'a, Result<FetchedManifest>> {
-    Box::pin(async move {
-        let fetched = verified::fetch_manifest(src, &selector, limits.max_metadata_bytes).await?;
-        let what = format!("{}{selector}", src.describe());
-        match manifest::parse(&fetched.raw.bytes, fetched.raw.media_type.as_deref(), &what)? {
-            Parsed::Manifest(m) => {
-                let blobs = std::iter::once(&m.config).chain(&m.layers);
-                verified::all_of(
-                    blobs.map(|blob| verified::copy_blob(src, dst, blob, call.progress.as_ref())),
-                )
-                .await?;
-            }
-            Parsed::Index(index) => {
-                if depth >= limits.max_index_depth {
-                    return Err(Error::limit_exceeded(format!(
-                        "{what}: indexes nest deeper than the limit of {}",
-                        limits.max_index_depth
-                    )));
-                }
-                for child in &index.manifests {
-                    if !(mt::is_manifest(&child.media_type) || mt::is_index(&child.media_type)) {
-                        continue;
-                    }
-                    let child_selector = Selector {
-                        tag: None,
-                        digest: Some(child.digest.clone()),
-                    };
-                    let mut fetched_child =
-                        copy_tree(src, dst, child_selector, depth + 1, limits, call).await?;
-                    if fetched_child.raw.media_type.is_none() {
-                        fetched_child.raw.media_type = Some(child.media_type.clone());
-                    }
-                    dst.put_manifest(&fetched_child.raw, &fetched_child.digest, None)
-                        .await?;
-                }
-            }
-        }
-        Ok(fetched)
-    })
 }
 
 /// Shared so bindings can build a `CallOptions` in one line.
