@@ -13,6 +13,8 @@ mod fetch;
 mod http;
 mod session;
 mod ssrf;
+#[cfg(test)]
+mod test_server;
 mod upload;
 
 use async_trait::async_trait;
