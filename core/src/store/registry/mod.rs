@@ -14,7 +14,7 @@ mod http;
 mod session;
 mod ssrf;
 #[cfg(test)]
-mod test_server;
+pub(crate) mod test_server;
 mod upload;
 
 use async_trait::async_trait;

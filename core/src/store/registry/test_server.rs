@@ -8,21 +8,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What the server was asked: the request line and the headers.
-pub(super) struct Request {
-    pub(super) method: String,
-    pub(super) path: String,
-    pub(super) headers: Vec<(String, String)>,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
-pub(super) struct TestServer {
-    pub(super) addr: SocketAddr,
+impl Request {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
     /// Requests answered so far.
-    pub(super) hits: Arc<AtomicUsize>,
+    pub(crate) hits: Arc<AtomicUsize>,
 }
 
 /// Serves on `ip` (any loopback address), an ephemeral port. `answer` writes the whole
 /// response to the stream; a write error (the client gave up) ends that connection.
-pub(super) fn serve(
+pub(crate) fn serve(
     ip: &str,
     answer: impl Fn(&Request, &mut TcpStream) -> std::io::Result<()> + Send + Sync + 'static,
 ) -> TestServer {
@@ -78,7 +87,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
 }
 
 /// A complete response with a body and extra headers.
-pub(super) fn respond(
+pub(crate) fn respond(
     stream: &mut TcpStream,
     status: &str,
     headers: &[(&str, &str)],
