@@ -278,8 +278,8 @@ mod tests {
         let err = Copy::new(&src, &Memory::default(), &small, &call)
             .tree(by_digest(&wide))
             .await
-            .err()
-            .expect("refused");
+            .map(drop)
+            .expect_err("refused");
         assert_eq!(err.kind(), ErrorKind::LimitExceeded, "{err}");
         assert!(err.message().contains("lists 30 manifests"), "{err}");
         // Indexes each within the limit, more distinct manifests than it in all.
@@ -291,8 +291,8 @@ mod tests {
         let err = Copy::new(&src, &Memory::default(), &small, &call)
             .tree(by_digest(&top))
             .await
-            .err()
-            .expect("refused");
+            .map(drop)
+            .expect_err("refused");
         assert_eq!(err.kind(), ErrorKind::LimitExceeded, "{err}");
         assert!(err.message().contains("distinct manifests"), "{err}");
         // Within the limits it copies.

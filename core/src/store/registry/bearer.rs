@@ -603,8 +603,8 @@ mod tests {
         ] {
             let err = token(&http, &o, &registry, &realm)
                 .await
-                .err()
-                .expect(&realm);
+                .map(drop)
+                .expect_err(&realm);
             assert!(err.message().contains("refusing"), "{realm}: {err}");
         }
         assert_eq!(
@@ -640,8 +640,8 @@ mod tests {
                     "manifest :v1",
                 )
                 .await
-                .err()
-                .expect("refused");
+                .map(drop)
+                .expect_err("refused");
             assert_eq!(err.kind(), ErrorKind::Unauthorized, "{realm}: {err}");
         }
     }
