@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use crate::copy::Copy;
+use crate::deadline;
 use crate::digest::{Descriptor, Digest};
 use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
@@ -65,7 +66,11 @@ impl Client {
             Some(allocate) => Destination::Buffer(allocate.clone()),
             None => Destination::Memory,
         };
-        let pulled = self.pull_into(location, destination, call).await?;
+        let pulled = deadline::within(
+            &self.ctx.options,
+            self.pull_into(location, destination, call),
+        )
+        .await?;
         let module = pulled
             .module
             .ok_or_else(|| Error::internal("module missing after an in-memory pull"))?;
@@ -90,10 +95,8 @@ impl Client {
                 path.display()
             )));
         }
-        Ok(self
-            .pull_into(location, Destination::File(path.to_path_buf()), call)
-            .await?
-            .info)
+        let into_file = self.pull_into(location, Destination::File(path.to_path_buf()), call);
+        Ok(deadline::within(&self.ctx.options, into_file).await?.info)
     }
 
     async fn pull_into(
@@ -194,6 +197,19 @@ impl Client {
         location: &str,
         call: &CallOptions,
     ) -> Result<Digest> {
+        deadline::within(
+            &self.ctx.options,
+            self.push_unbounded(image, location, call),
+        )
+        .await
+    }
+
+    async fn push_unbounded(
+        &self,
+        image: &WasmImage,
+        location: &str,
+        call: &CallOptions,
+    ) -> Result<Digest> {
         let location = Location::parse(location)?;
         let selector = location.selector();
         if let Some(d) = &selector.digest {
@@ -249,6 +265,19 @@ impl Client {
         destination: &str,
         call: &CallOptions,
     ) -> Result<Digest> {
+        deadline::within(
+            &self.ctx.options,
+            self.copy_unbounded(source, destination, call),
+        )
+        .await
+    }
+
+    async fn copy_unbounded(
+        &self,
+        source: &str,
+        destination: &str,
+        call: &CallOptions,
+    ) -> Result<Digest> {
         let source_location = Location::parse(source)?;
         let destination_location = Location::parse(destination)?;
         let src = store::open(&source_location, Access::Read, &self.ctx).await?;
@@ -276,7 +305,11 @@ impl Client {
 
     /// The digest a reference names, without downloading the module (one request to a
     /// registry).
-    pub async fn resolve(&self, location: &str, _call: &CallOptions) -> Result<Resolved> {
+    pub async fn resolve(&self, location: &str, call: &CallOptions) -> Result<Resolved> {
+        deadline::within(&self.ctx.options, self.resolve_unbounded(location, call)).await
+    }
+
+    async fn resolve_unbounded(&self, location: &str, _call: &CallOptions) -> Result<Resolved> {
         let location = Location::parse(location)?;
         let store = store::open(&location, Access::Read, &self.ctx).await?;
         let descriptor = store.resolve(&location.selector()).await?;

@@ -12,6 +12,8 @@ pub mod build;
 pub mod client;
 /// Copying a tree of manifests between stores: each digest once, within the limits.
 mod copy;
+/// The time limit of one call.
+mod deadline;
 /// Digests, descriptors, platforms, and readers that verify digest and size.
 pub mod digest;
 /// What the bindings share: the runtime blocking calls run on, log forwarding, module buffers.
