@@ -166,8 +166,7 @@ fn resolve_location(
         "https" => true,
         "http" => {
             answered.scheme() == "http"
-                || host_port(&url)
-                    .is_some_and(|h| options.insecure_registries.iter().any(|r| *r == h))
+                || host_port(&url).is_some_and(|h| options.insecure_registries.contains(&h))
         }
         _ => false,
     };
