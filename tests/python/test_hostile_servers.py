@@ -1,0 +1,115 @@
+"""Registries that misbehave on purpose, served by a small HTTP server of this test's own
+(faults a real registry cannot produce): a token lifetime that overflows, and a body
+that trickles in a byte at a time, each within the read timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterator
+
+import pytest
+
+import wasm_image
+
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+@pytest.fixture()
+def serve() -> Iterator[Callable[[Handler], str]]:
+    """Starts a server on loopback answering every request with `handler`; gives HOST:PORT."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(handler: Handler) -> str:
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                handler(self)
+
+            do_HEAD = do_GET  # noqa: N815
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        servers.append(server)
+        return f"127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def answer(h: BaseHTTPRequestHandler, status: int, body: dict, headers: dict | None = None) -> None:
+    data = json.dumps(body).encode()
+    h.send_response(status)
+    for k, v in (headers or {}).items():
+        h.send_header(k, v)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    if h.command != "HEAD":
+        h.wfile.write(data)
+
+
+def test_a_token_lifetime_that_overflows_is_no_panic(serve) -> None:
+    host = ""
+
+    def registry(h: BaseHTTPRequestHandler) -> None:
+        if h.path.startswith("/token"):
+            return answer(h, 200, {"token": "t0k", "expires_in": 18446744073709551615})
+        if h.headers.get("Authorization") != "Bearer t0k":
+            realm = f"http://{host}/token"
+            return answer(h, 401, {"errors": [{"code": "UNAUTHORIZED"}]},
+                          {"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'})
+        answer(h, 404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]})
+
+    host = serve(registry)
+    client = wasm_image.Client(insecure=[host], use_config_files=False, retries=0)
+    # The token was accepted and used: the registry's own answer comes back.
+    with pytest.raises(wasm_image.NotFoundError):
+        client.pull(f"{host}/hostile/module:v1")
+
+
+def trickle(h: BaseHTTPRequestHandler) -> None:
+    h.send_response(200)
+    h.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+    h.send_header("Content-Length", str(1 << 20))
+    h.end_headers()
+    try:
+        for _ in range(1 << 20):
+            h.wfile.write(b" ")
+            h.wfile.flush()
+            time.sleep(0.3)
+    except OSError:
+        pass  # the client gave up
+
+
+def test_call_timeout_bounds_a_trickling_download(serve) -> None:
+    host = serve(trickle)
+    client = wasm_image.Client(
+        insecure=[host], use_config_files=False, retries=0, read_timeout=20, call_timeout=2
+    )
+    started = time.monotonic()
+    with pytest.raises(wasm_image.TimeoutError, match="time limit"):
+        client.pull(f"{host}/slow/module:v1")
+    # Generous: the point is that it ends, not how precisely.
+    assert time.monotonic() - started < 60
+
+    async def pull_async() -> None:
+        await client.pull_async(f"{host}/slow/module:v1")
+
+    with pytest.raises(wasm_image.TimeoutError, match="time limit"):
+        asyncio.run(pull_async())
+
+
+def test_call_timeout_must_be_a_number_of_seconds() -> None:
+    with pytest.raises(wasm_image.InvalidArgumentError, match="call_timeout"):
+        wasm_image.Client(call_timeout=-1)
