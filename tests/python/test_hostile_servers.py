@@ -1,10 +1,12 @@
 """Registries that misbehave on purpose, served by a small HTTP server of this test's own
-(faults a real registry cannot produce): a token lifetime that overflows, and a body
-that trickles in a byte at a time, each within the read timeout."""
+(faults a real registry cannot produce): a token lifetime that overflows, a body that
+trickles in a byte at a time, each within the read timeout, and a module declared huge
+and sent slowly."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 import time
@@ -14,6 +16,7 @@ from typing import Callable, Iterator
 import pytest
 
 import wasm_image
+from conftest import run_python
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
@@ -113,3 +116,60 @@ def test_call_timeout_bounds_a_trickling_download(serve) -> None:
 def test_call_timeout_must_be_a_number_of_seconds() -> None:
     with pytest.raises(wasm_image.InvalidArgumentError, match="call_timeout"):
         wasm_image.Client(call_timeout=-1)
+
+
+DECLARED = 200 * 1024 * 1024
+
+# Pulls the slow module in a fresh process (so its peak RSS is its own) and prints that
+# peak in KiB once the call has been cut off.
+PEAK_CHILD = """
+import resource, sys, wasm_image
+host = sys.argv[1]
+client = wasm_image.Client(insecure=[host], use_config_files=False, retries=0,
+                           read_timeout=20, call_timeout=3)
+try:
+    client.pull(host + "/slow/module:v1")
+except wasm_image.TimeoutError:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_a_module_declared_huge_and_sent_slowly_holds_only_what_arrived(serve) -> None:
+    config = b"{}"
+    layer_digest = "sha256:" + "ab" * 32  # never reached: the call is cut off first
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.wasm.config.v1+json", "size": len(config),
+                   "digest": "sha256:" + hashlib.sha256(config).hexdigest()},
+        "layers": [{"mediaType": "application/vnd.wasm.content.layer.v1+wasm", "size": DECLARED,
+                    "digest": layer_digest}],
+    }
+
+    def registry(h: BaseHTTPRequestHandler) -> None:
+        if "/manifests/" in h.path:
+            return answer(h, 200, manifest)
+        if h.path.endswith(manifest["config"]["digest"]):
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(config)))
+            h.end_headers()
+            return h.wfile.write(config)
+        h.send_response(200)
+        h.send_header("Content-Length", str(DECLARED))
+        h.end_headers()
+        try:
+            h.wfile.write(b"\0asm\x01\0\0\0")
+            for _ in range(DECLARED):
+                h.wfile.write(b"\0" * 1024)
+                h.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass
+
+    host = serve(registry)
+    done = run_python(PEAK_CHILD, host, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr
+    peak_mib = int(done.stdout.split()[-1]) / 1024
+    # The interpreter and the library take a few tens of MiB; the declared 200 MiB must
+    # not be among them.
+    assert peak_mib < DECLARED / (1024 * 1024) / 2, f"peak RSS {peak_mib:.0f} MiB"
