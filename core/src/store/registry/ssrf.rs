@@ -24,6 +24,15 @@ use super::endpoint::Endpoint;
 /// Whether an address is one a token server must not be on.
 pub(super) type IsInternal = fn(IpAddr) -> bool;
 
+/// How a name's addresses decide whether it is internal.
+#[derive(Clone, Copy)]
+enum Resolved {
+    /// Any internal address makes it internal (a token server: refuse on doubt).
+    AnyInternal,
+    /// Only all addresses internal make it internal (a registry: guard on doubt).
+    AllInternal,
+}
+
 /// Looks a name up (the system's resolver; tests give their own).
 pub(super) type Lookup = Arc<dyn Fn(&str) -> std::io::Result<Vec<IpAddr>> + Send + Sync>;
 
@@ -71,11 +80,19 @@ impl InternalAddressGuard {
                 format!("{}: the token server address has no host", ep.describe()),
             ));
         };
-        if !self.is_internal_host(&realm_host).await {
+        if !self
+            .is_internal_host(&realm_host, Resolved::AnyInternal)
+            .await
+        {
             return Ok(true);
         }
+        // The registry counts as internal only if every address of it is: a name that
+        // also resolves to a public address must not switch the guard off.
         let registry_host = ep.base.host_str().unwrap_or_default().to_string();
-        if self.is_internal_host(&registry_host).await {
+        if self
+            .is_internal_host(&registry_host, Resolved::AllInternal)
+            .await
+        {
             return Ok(false);
         }
         Err(Error::new(
@@ -90,7 +107,7 @@ impl InternalAddressGuard {
 
     /// Whether a host, as written or as it resolves now, is internal. Resolved afresh on
     /// every call: a cached answer is what DNS rebinding exploits.
-    pub(super) async fn is_internal_host(&self, host: &str) -> bool {
+    async fn is_internal_host(&self, host: &str, rule: Resolved) -> bool {
         let bare = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -104,7 +121,10 @@ impl InternalAddressGuard {
         let (lookup, is_internal) = (self.lookup.clone(), self.is_internal);
         run_blocking(move |_| {
             Ok(lookup(&bare)
-                .map(|ips| ips.into_iter().any(is_internal))
+                .map(|ips| match rule {
+                    Resolved::AnyInternal => ips.into_iter().any(is_internal),
+                    Resolved::AllInternal => !ips.is_empty() && ips.into_iter().all(is_internal),
+                })
                 .unwrap_or(false))
         })
         .await
@@ -314,6 +334,29 @@ mod tests {
             .check_realm(&local, &Url::parse("http://127.0.0.1:9999/token").unwrap())
             .await
             .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_registry_counts_as_internal_only_if_all_its_addresses_are() {
+        let lookup: Lookup = Arc::new(|name: &str| {
+            Ok(match name {
+                "mixed.test" => vec!["10.0.0.5".parse().unwrap(), "8.8.8.8".parse().unwrap()],
+                "inside.test" => vec!["10.0.0.5".parse().unwrap(), "10.0.0.6".parse().unwrap()],
+                _ => vec![],
+            })
+        });
+        let guard = InternalAddressGuard::with(is_internal_ip, lookup);
+        let o = ClientOptions::default();
+        let realm = Url::parse("https://10.0.0.7/token").unwrap();
+        let mixed = Endpoint::new("mixed.test", "mixed.test", "a".into(), None, &o).unwrap();
+        let err = guard.check_realm(&mixed, &realm).await.unwrap_err();
+        assert!(err.message().contains("refusing the token server"), "{err}");
+        let inside = Endpoint::new("inside.test", "inside.test", "a".into(), None, &o).unwrap();
+        assert!(!guard.check_realm(&inside, &realm).await.unwrap());
+        // A realm name with any internal address is refused.
+        let realm = Url::parse("https://mixed.test/token").unwrap();
+        let public = Endpoint::new("8.8.8.8", "8.8.8.8", "a".into(), None, &o).unwrap();
+        assert!(guard.check_realm(&public, &realm).await.is_err());
     }
 
     #[test]
