@@ -159,30 +159,7 @@ pub(super) fn transport_error(e: &reqwest::Error, url: &Url) -> Error {
 
 /// Longest distribution error code kept (real ones are a few words: `MANIFEST_UNKNOWN`).
 const CODE_CHARS: usize = 64;
-/// Longest registry error message, URL or header value quoted in an error.
-pub(super) const QUOTED_CHARS: usize = 200;
-
-/// Text a registry sent, fit to quote in an error message or a log: at most `max`
-/// characters (then `…`), with control characters (newlines, ANSI escapes) escaped so a
-/// hostile registry can neither flood nor forge what the user's terminal shows.
-pub(super) fn quoted(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max * 2));
-    let mut shown = 0;
-    for c in text.chars() {
-        let escaped = c.is_control().then(|| c.escape_default().to_string());
-        let width = escaped.as_ref().map_or(1, |e| e.chars().count());
-        if shown + width > max {
-            out.push('…');
-            break;
-        }
-        shown += width;
-        match escaped {
-            Some(e) => out.push_str(&e),
-            None => out.push(c),
-        }
-    }
-    out
-}
+pub(super) use crate::error::{quoted, QUOTED_CHARS};
 
 /// The distribution error `code` and `message` from a JSON error body.
 pub(super) fn registry_error(body: &[u8]) -> (Option<String>, Option<String>) {

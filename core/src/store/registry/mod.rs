@@ -45,7 +45,8 @@ fn manifest_media_type(response: &Response) -> Option<String> {
     let ct = ct.split(';').next().unwrap_or_default().trim();
     match ct {
         "" | "application/json" | "text/plain" | OCTET_STREAM => None,
-        other => Some(other.to_string()),
+        // Bounded and escaped: it may be quoted in an error.
+        other => Some(errors::quoted(other, errors::QUOTED_CHARS)),
     }
 }
 
@@ -328,9 +329,10 @@ impl Store for RegistryStore {
                 return Err(Error::new(
                     ErrorKind::DigestMismatch,
                     format!(
-                        "{}: {}: the registry computed digest {got}, expected {digest}",
+                        "{}: {}: the registry computed digest {}, expected {digest}",
                         ep.describe(),
-                        req.what
+                        req.what,
+                        errors::quoted(got, errors::QUOTED_CHARS)
                     ),
                 ));
             }
