@@ -177,3 +177,15 @@ def test_a_module_declared_huge_and_sent_slowly_holds_only_what_arrived(serve) -
     # The interpreter and the library take a few tens of MiB; the declared 200 MiB must
     # not be among them.
     assert peak_mib < DECLARED / (1024 * 1024) / 2, f"peak RSS {peak_mib:.0f} MiB"
+
+
+def test_the_cli_takes_a_call_timeout(serve, tmp_path) -> None:
+    host = serve(trickle)
+    out = tmp_path / "module.wasm"
+    done = run_python(
+        "from wasm_image.cli import main; raise SystemExit(main())",
+        "--insecure", host, "--call-timeout", "1", "--retries", "0",
+        "pull", f"{host}/slow/module:v1", "-o", str(out),
+    )
+    assert done.returncode != 0 and "TIMEOUT" in done.stderr, done.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == [], "a partial file was left"
