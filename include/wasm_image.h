@@ -1248,6 +1248,15 @@ wasm_image_error_t *wasm_image_client_options_set_retry_max_delay_ms(const wasm_
                                                                      uint64_t milliseconds);
 
 /**
+ * The longest one call (pull, push, copy, resolve) may take in all, retries included, in
+ * milliseconds; it then fails with `TIMEOUT`. The read timeout bounds each wait for
+ * bytes, which a server trickling a byte at a time never exceeds; this bounds the whole.
+ * 0 means no bound. Default 0.
+ */
+wasm_image_error_t *wasm_image_client_options_set_call_timeout_ms(const wasm_image_client_options_t *options,
+                                                                  uint64_t milliseconds);
+
+/**
  * The largest module accepted, in bytes. Default 256 MiB. Exceeding it fails a call with `LIMIT_EXCEEDED`.
  */
 wasm_image_error_t *wasm_image_client_options_set_max_module_bytes(const wasm_image_client_options_t *options,

@@ -1,23 +1,21 @@
 //! The operations: pull, push, copy, resolve. Everything here is store-agnostic; stores
 //! come from the location, formats from the manifest.
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
+use crate::copy::Copy;
+use crate::deadline;
 use crate::digest::{Descriptor, Digest};
 use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
 use crate::extract::{self, Destination};
 use crate::formats::{self, ConfigView, ModuleSource};
 use crate::image::{BlobBody, ImageInfo, WasmImage};
-use crate::location::{Location, Selector};
-use crate::manifest::{self, Parsed};
-use crate::media_types as mt;
+use crate::location::Location;
 use crate::options::{CallOptions, ClientOptions};
 use crate::select;
-use crate::store::verified::{self, BlobOpener, FetchedManifest};
+use crate::store::verified::{self, BlobOpener};
 use crate::store::Context;
 use crate::store::{self, Access, RawManifest, Store};
 
@@ -68,7 +66,11 @@ impl Client {
             Some(allocate) => Destination::Buffer(allocate.clone()),
             None => Destination::Memory,
         };
-        let pulled = self.pull_into(location, destination, call).await?;
+        let pulled = deadline::within(
+            &self.ctx.options,
+            self.pull_into(location, destination, call),
+        )
+        .await?;
         let module = pulled
             .module
             .ok_or_else(|| Error::internal("module missing after an in-memory pull"))?;
@@ -93,10 +95,8 @@ impl Client {
                 path.display()
             )));
         }
-        Ok(self
-            .pull_into(location, Destination::File(path.to_path_buf()), call)
-            .await?
-            .info)
+        let into_file = self.pull_into(location, Destination::File(path.to_path_buf()), call);
+        Ok(deadline::within(&self.ctx.options, into_file).await?.info)
     }
 
     async fn pull_into(
@@ -197,6 +197,19 @@ impl Client {
         location: &str,
         call: &CallOptions,
     ) -> Result<Digest> {
+        deadline::within(
+            &self.ctx.options,
+            self.push_unbounded(image, location, call),
+        )
+        .await
+    }
+
+    async fn push_unbounded(
+        &self,
+        image: &WasmImage,
+        location: &str,
+        call: &CallOptions,
+    ) -> Result<Digest> {
         let location = Location::parse(location)?;
         let selector = location.selector();
         if let Some(d) = &selector.digest {
@@ -252,20 +265,27 @@ impl Client {
         destination: &str,
         call: &CallOptions,
     ) -> Result<Digest> {
+        deadline::within(
+            &self.ctx.options,
+            self.copy_unbounded(source, destination, call),
+        )
+        .await
+    }
+
+    async fn copy_unbounded(
+        &self,
+        source: &str,
+        destination: &str,
+        call: &CallOptions,
+    ) -> Result<Digest> {
         let source_location = Location::parse(source)?;
         let destination_location = Location::parse(destination)?;
         let src = store::open(&source_location, Access::Read, &self.ctx).await?;
         let dst = store::open(&destination_location, Access::Write, &self.ctx).await?;
         let limits = self.ctx.options.limits;
-        let top = copy_tree(
-            src.as_ref(),
-            dst.as_ref(),
-            source_location.selector(),
-            0,
-            &limits,
-            call,
-        )
-        .await?;
+        let top = Copy::new(src.as_ref(), dst.as_ref(), &limits, call)
+            .tree(source_location.selector())
+            .await?;
         let dst_selector = destination_location.selector();
         if let Some(d) = &dst_selector.digest {
             if *d != top.digest {
@@ -310,7 +330,11 @@ impl Client {
 
     /// The digest a reference names, without downloading the module (one request to a
     /// registry).
-    pub async fn resolve(&self, location: &str, _call: &CallOptions) -> Result<Resolved> {
+    pub async fn resolve(&self, location: &str, call: &CallOptions) -> Result<Resolved> {
+        deadline::within(&self.ctx.options, self.resolve_unbounded(location, call)).await
+    }
+
+    async fn resolve_unbounded(&self, location: &str, _call: &CallOptions) -> Result<Resolved> {
         let location = Location::parse(location)?;
         let store = store::open(&location, Access::Read, &self.ctx).await?;
         let descriptor = store.resolve(&location.selector()).await?;
@@ -320,58 +344,6 @@ impl Client {
             size: descriptor.size,
         })
     }
-}
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Copies everything a manifest or index references (blobs, child manifests), but not the
-/// top manifest itself, which the caller writes last so it never points at missing content.
-fn copy_tree<'a>(
-    src: &'a dyn Store,
-    dst: &'a dyn Store,
-    selector: Selector,
-    depth: u32,
-    limits: &'a crate::Limits,
-    call: &'a CallOptions,
-) -> BoxFuture<'a, Result<FetchedManifest>> {
-    Box::pin(async move {
-        let fetched = verified::fetch_manifest(src, &selector, limits.max_metadata_bytes).await?;
-        let what = format!("{}{selector}", src.describe());
-        match manifest::parse(&fetched.raw.bytes, fetched.raw.media_type.as_deref(), &what)? {
-            Parsed::Manifest(m) => {
-                let blobs = std::iter::once(&m.config).chain(&m.layers);
-                verified::all_of(
-                    blobs.map(|blob| verified::copy_blob(src, dst, blob, call.progress.as_ref())),
-                )
-                .await?;
-            }
-            Parsed::Index(index) => {
-                if depth >= limits.max_index_depth {
-                    return Err(Error::limit_exceeded(format!(
-                        "{what}: indexes nest deeper than the limit of {}",
-                        limits.max_index_depth
-                    )));
-                }
-                for child in &index.manifests {
-                    if !(mt::is_manifest(&child.media_type) || mt::is_index(&child.media_type)) {
-                        continue;
-                    }
-                    let child_selector = Selector {
-                        tag: None,
-                        digest: Some(child.digest.clone()),
-                    };
-                    let mut fetched_child =
-                        copy_tree(src, dst, child_selector, depth + 1, limits, call).await?;
-                    if fetched_child.raw.media_type.is_none() {
-                        fetched_child.raw.media_type = Some(child.media_type.clone());
-                    }
-                    dst.put_manifest(&fetched_child.raw, &fetched_child.digest, None)
-                        .await?;
-                }
-            }
-        }
-        Ok(fetched)
-    })
 }
 
 /// Shared so bindings can build a `CallOptions` in one line.

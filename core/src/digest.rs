@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256, Sha512};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{quoted, Error, ErrorKind, Result, QUOTED_CHARS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algorithm {
@@ -68,15 +68,17 @@ impl FromStr for Digest {
     fn from_str(s: &str) -> Result<Digest> {
         let (algorithm, hex) = s.split_once(':').ok_or_else(|| {
             Error::invalid_reference(format!(
-                "digest {s:?} has no algorithm prefix (expected sha256:<64 hex>)"
+                "digest \"{}\" has no algorithm prefix (expected sha256:<64 hex>)",
+                quoted(s, QUOTED_CHARS)
             ))
         })?;
         let algorithm = match algorithm {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            other => {
+            _ => {
                 return Err(Error::invalid_reference(format!(
-                    "digest {s:?} uses unsupported algorithm {other:?} (expected sha256 or sha512)"
+                    "digest \"{}\" uses an unsupported algorithm (expected sha256 or sha512)",
+                    quoted(s, QUOTED_CHARS)
                 )))
             }
         };
@@ -86,7 +88,8 @@ impl FromStr for Digest {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(Error::invalid_reference(format!(
-                "digest {s:?} must have {} lower-case hex characters after \"{}:\"",
+                "digest \"{}\" must have {} lower-case hex characters after \"{}:\"",
+                quoted(s, QUOTED_CHARS),
                 algorithm.hex_len(),
                 algorithm.name()
             )));
@@ -426,6 +429,19 @@ impl<W: io::Write> io::Write for HashingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hostile_digest_string_is_quoted_bounded_and_escaped() {
+        for s in [
+            format!("sha256:\n\u{1b}[31m{}", "a".repeat(5000)),
+            format!("md5\r\n{}:00", "x".repeat(5000)),
+            "x".repeat(60_000),
+        ] {
+            let err = s.parse::<Digest>().unwrap_err();
+            assert!(err.message().len() < 600, "{}", err.message().len());
+            assert!(!err.message().chars().any(char::is_control), "{err}");
+        }
+    }
 
     #[test]
     fn parses_and_rejects_digests() {

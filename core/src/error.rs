@@ -243,6 +243,32 @@ impl From<std::io::Error> for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Longest piece of untrusted text (a registry's message, a URL, a header, a digest
+/// string from a manifest) quoted in an error.
+pub(crate) const QUOTED_CHARS: usize = 200;
+
+/// Untrusted text (what a registry or an image holds), fit to quote in an error message or a log: at most `max`
+/// characters (then `…`), with control characters (newlines, ANSI escapes) escaped so a
+/// hostile registry or image can neither flood nor forge what the user's terminal shows.
+pub(crate) fn quoted(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 2));
+    let mut shown = 0;
+    for c in text.chars() {
+        let escaped = c.is_control().then(|| c.escape_default().to_string());
+        let width = escaped.as_ref().map_or(1, |e| e.chars().count());
+        if shown + width > max {
+            out.push('…');
+            break;
+        }
+        shown += width;
+        match escaped {
+            Some(e) => out.push_str(&e),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,20 +166,22 @@ impl ModuleSink {
                 };
                 return copy_in_chunks(reader, &mut writer).map(drop);
             }
-            SinkOut::Memory { buffer, filled } => (buffer.as_mut_slice(), filled),
+            SinkOut::Memory { buffer, filled } => (buffer, filled),
         };
+        let size = buffer.size();
         loop {
-            if *filled == buffer.len() {
+            if *filled == size {
                 // One more read: it must find the end (and lets a verifying reader check
                 // the digest there).
                 let mut probe = [0u8; 1];
                 return match read_retrying(reader, &mut probe)? {
                     0 => Ok(()),
-                    _ => Err(more_bytes_than_announced(buffer.len())),
+                    _ => Err(more_bytes_than_announced(size)),
                 };
             }
-            let end = buffer.len().min(*filled + CHUNK);
-            let slot = &mut buffer[*filled..end];
+            let end = size.min(*filled + CHUNK);
+            // Asked for as bytes arrive, so memory is committed only for what came.
+            let slot = buffer.slice_mut(*filled..end);
             let n = read_retrying(reader, slot)?;
             if n == 0 {
                 return Ok(());
@@ -205,10 +207,10 @@ impl ModuleSink {
         };
         let module = match (self.out, destination) {
             (SinkOut::Memory { mut buffer, filled }, _) => {
-                if filled != buffer.as_mut_slice().len() {
+                if filled != buffer.size() {
                     return Err(Error::internal(format!(
                         "{what}: {filled} bytes arrived for a module of {} bytes",
-                        buffer.as_mut_slice().len()
+                        buffer.size()
                     )));
                 }
                 Some(buffer.freeze())

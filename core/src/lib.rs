@@ -38,6 +38,10 @@ pub mod image;
 pub mod build;
 /// The parallel, reproducible gzip encoder of compat layers.
 pub mod gzip;
+/// Copying a tree of manifests between stores: each digest once, within the limits.
+mod copy;
+/// The time limit of one call.
+mod deadline;
 /// The operations: pull, push, copy, resolve, fetch.
 pub mod client;
 /// The control-plane module cache: entries, leases, pull policies, one download per image.
@@ -48,7 +52,7 @@ pub mod files;
 pub mod embed;
 
 // Bindings reach these by their original paths.
-pub use embed::{buffer, logging, runtime};
+pub use embed::{buffer, logging, panics, runtime};
 
 pub use build::{build, BuildOptions};
 pub use cache::{Cache, CacheOptions, Entry, FetchOptions, Policy};

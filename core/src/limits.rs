@@ -14,7 +14,7 @@ pub struct Limits {
     pub max_tar_entries: u64,
     /// How many indexes may point at further indexes.
     pub max_index_depth: u32,
-    /// Most entries in one index.
+    /// Most entries in one index, and most distinct manifests one copy moves.
     pub max_index_entries: u64,
 }
 

@@ -51,6 +51,11 @@ pub struct ClientOptions {
     pub retry_base_delay: Duration,
     /// Cap for one backoff wait, and for a `Retry-After` the server asks for.
     pub retry_max_delay: Duration,
+    /// Longest one call (pull, push, copy, resolve) may take in all, retries included; it
+    /// then fails with `TIMEOUT`. `read_timeout` bounds each wait for bytes, which a
+    /// server trickling a byte at a time never exceeds: this bounds the whole. `None`:
+    /// no bound (a large module on a slow link may rightly take long).
+    pub call_timeout: Option<Duration>,
     pub limits: Limits,
     /// Mirrors tried in order before each registry (`registries.conf` style).
     pub mirrors: BTreeMap<String, Vec<String>>,
@@ -75,6 +80,7 @@ impl Default for ClientOptions {
             max_retries: 3,
             retry_base_delay: Duration::from_millis(200),
             retry_max_delay: Duration::from_secs(30),
+            call_timeout: None,
             limits: Limits::default(),
             mirrors: BTreeMap::new(),
             platform: None,

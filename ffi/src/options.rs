@@ -249,6 +249,23 @@ pub unsafe extern "C" fn wasm_image_client_options_set_retry_max_delay_ms(
     })
 }
 
+/// The longest one call (pull, push, copy, resolve) may take in all, retries included, in
+/// milliseconds; it then fails with `TIMEOUT`. The read timeout bounds each wait for
+/// bytes, which a server trickling a byte at a time never exceeds; this bounds the whole.
+/// 0 means no bound. Default 0.
+#[no_mangle]
+pub unsafe extern "C" fn wasm_image_client_options_set_call_timeout_ms(
+    options: *const wasm_image_client_options_t,
+    milliseconds: u64,
+) -> *mut wasm_image_error_t {
+    ffi_boundary!(fallible {
+        edit(arg_handle!(options, "options"), |o| {
+            o.call_timeout = (milliseconds > 0).then(|| millis(milliseconds))
+        });
+        Ok(())
+    })
+}
+
 /// The largest module accepted, in bytes. Default 256 MiB. Exceeding it fails a call with `LIMIT_EXCEEDED`.
 #[no_mangle]
 pub unsafe extern "C" fn wasm_image_client_options_set_max_module_bytes(

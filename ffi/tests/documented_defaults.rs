@@ -109,6 +109,10 @@ fn header_documents_the_core_defaults() {
         ("max_retries", u64::from(d.max_retries)),
         ("retry_base_delay_ms", d.retry_base_delay.as_millis() as u64),
         ("retry_max_delay_ms", d.retry_max_delay.as_millis() as u64),
+        (
+            "call_timeout_ms",
+            d.call_timeout.map_or(0, |t| t.as_millis() as u64),
+        ),
         ("max_module_bytes", d.limits.max_module_bytes),
         ("max_metadata_bytes", d.limits.max_metadata_bytes),
         ("max_decompressed_bytes", d.limits.max_decompressed_bytes),

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use pyo3_async_runtimes::generic::{self, ContextExt, Runtime};
 use pyo3_async_runtimes::TaskLocals;
+use wasm_image::panics::{catch_panic, catch_panic_async};
 use wasm_image::runtime::{block_on, Blocking, CancellationToken};
 use wasm_image::{Progress, ProgressEvent};
 
@@ -69,14 +70,16 @@ where
                 }
             })
         };
-        block_on(
-            Blocking {
-                cancel: cancel.map(|c| &c.inner),
-                interrupted: Some(&mut interrupted),
-                progress,
-            },
-            make,
-        )
+        catch_panic(|| {
+            block_on(
+                Blocking {
+                    cancel: cancel.map(|c| &c.inner),
+                    interrupted: Some(&mut interrupted),
+                    progress,
+                },
+                |p| catch_panic_async(make(p)),
+            )
+        })
     });
     if let Some(err) = take(&interrupt).or_else(|| take(&failed)) {
         return Err(err);
@@ -89,7 +92,7 @@ pub fn compute<T: Send>(
     py: Python<'_>,
     work: impl FnOnce() -> wasm_image::Result<T> + Send,
 ) -> PyResult<T> {
-    py.detach(work).py_err(py)
+    py.detach(|| catch_panic(work)).py_err(py)
 }
 
 /// Lets another thread stop a blocking call: the call raises CancelledError promptly.
@@ -236,7 +239,7 @@ where
     wasm_image::runtime::runtime().py_err(py)?;
     let locals = generic::get_current_locals::<CoreRuntime>(py)?;
     let progress = progress.map(|cb| async_progress(cb, locals.event_loop(py).unbind()));
-    let future = make(progress);
+    let future = catch_panic_async(make(progress));
     generic::future_into_py_with_locals::<CoreRuntime, _, _>(py, locals, async move {
         Ok(Outcome(future.await))
     })

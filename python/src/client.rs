@@ -299,8 +299,8 @@ impl Client {
     #[new]
     #[pyo3(signature = (*, credentials=None, docker_config=None, use_config_files=None, insecure=None,
                         ca_certs=None, connect_timeout=None, read_timeout=None, retries=None,
-                        retry_base_delay=None, retry_max_delay=None, limits=None, mirrors=None,
-                        platform=None, user_agent=None, progress=None, cache=None))]
+                        retry_base_delay=None, retry_max_delay=None, call_timeout=None, limits=None,
+                        mirrors=None, platform=None, user_agent=None, progress=None, cache=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -314,6 +314,7 @@ impl Client {
         retries: Option<u32>,
         retry_base_delay: Option<f64>,
         retry_max_delay: Option<f64>,
+        call_timeout: Option<f64>,
         limits: Option<Limits>,
         mirrors: Option<BTreeMap<String, Vec<String>>>,
         platform: Option<&str>,
@@ -364,6 +365,9 @@ impl Client {
         }
         if let Some(v) = retry_max_delay {
             options.retry_max_delay = seconds(py, "retry_max_delay", v)?;
+        }
+        if let Some(v) = call_timeout {
+            options.call_timeout = Some(seconds(py, "call_timeout", v)?);
         }
         if let Some(l) = limits {
             options.limits = l.inner;

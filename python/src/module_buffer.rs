@@ -23,24 +23,58 @@ impl Made {
 }
 
 /// Filled by core while no Python code can see the object: it is handed out only after
-/// the pull succeeded, through `Made::holding`.
+/// the pull succeeded, through `Made::holding`. The object is made uninitialised and each
+/// range is zeroed just before core fills it, so memory is committed as bytes arrive, not
+/// for the whole declared size up front (a registry declaring 256 MiB and sending a byte
+/// at a time would otherwise hold 256 MiB of RSS); no byte is ever read uninitialised.
 struct Filling {
     object: Py<PyBytes>,
     data: *mut u8,
     len: usize,
+    /// Bytes `..initialised` have been zeroed (and perhaps filled).
+    initialised: usize,
+}
+
+impl Filling {
+    fn initialise_to(&mut self, end: usize) {
+        let end = end.min(self.len);
+        if end > self.initialised {
+            // SAFETY: `initialised..end` lies within the `len` bytes of `object`.
+            unsafe {
+                std::ptr::write_bytes(self.data.add(self.initialised), 0, end - self.initialised)
+            };
+            self.initialised = end;
+        }
+    }
 }
 
 // The pointer is into `object`, which this struct keeps alive; only one thread fills it.
 unsafe impl Send for Filling {}
 
 impl ModuleBuffer for Filling {
+    fn size(&mut self) -> usize {
+        self.len
+    }
+
+    fn slice_mut(&mut self, range: std::ops::Range<usize>) -> &mut [u8] {
+        assert!(
+            range.start <= range.end && range.end <= self.len,
+            "range within the buffer"
+        );
+        self.initialise_to(range.end);
+        // SAFETY: as in `as_mut_slice`, for a range within the buffer that is initialised.
+        unsafe { std::slice::from_raw_parts_mut(self.data.add(range.start), range.len()) }
+    }
+
     fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: `data` points at `len` bytes owned by `object`, which no Python code has
-        // a reference to yet; `&mut self` makes this the only access.
+        self.initialise_to(self.len);
+        // SAFETY: `data` points at `len` bytes owned by `object`, all initialised, which no
+        // Python code has a reference to yet; `&mut self` makes this the only access.
         unsafe { std::slice::from_raw_parts_mut(self.data, self.len) }
     }
 
-    fn freeze(self: Box<Self>) -> Bytes {
+    fn freeze(mut self: Box<Self>) -> Bytes {
+        self.initialise_to(self.len);
         Bytes::from_owner(Frozen {
             object: self.object,
             data: self.data,
@@ -73,18 +107,33 @@ pub fn allocator(made: &Made) -> ModuleAllocator {
     let made = made.clone();
     Arc::new(move |len: usize| {
         Python::attach(|py| {
-            let object = PyBytes::new_with(py, len, |_| Ok(())).map_err(|e| {
+            let too_big = |why: String| {
                 wasm_image::Error::new(
                     wasm_image::ErrorKind::LimitExceeded,
-                    format!("cannot allocate {len} bytes for the module: {e}"),
+                    format!("cannot allocate {len} bytes for the module: {why}"),
                 )
-            })?;
-            let data = object.as_bytes().as_ptr() as *mut u8;
+            };
+            let size = pyo3::ffi::Py_ssize_t::try_from(len).map_err(|e| too_big(e.to_string()))?;
+            // SAFETY: a NULL source asks CPython for an uninitialised `bytes` of `size`
+            // bytes; `Filling` initialises every byte before anything reads it.
+            let object = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size),
+                )
+            }
+            .map_err(|e| too_big(e.to_string()))?
+            .cast_into::<PyBytes>()
+            .map_err(|e| too_big(e.to_string()))?;
+            // The raw pointer, not `as_bytes()`: no slice may view the uninitialised bytes.
+            // SAFETY: `object` is a live `bytes`.
+            let data = unsafe { pyo3::ffi::PyBytes_AsString(object.as_ptr()) }.cast::<u8>();
             *made.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(object.clone().unbind());
             Ok(Box::new(Filling {
                 object: object.unbind(),
                 data,
                 len,
+                initialised: 0,
             }) as Box<dyn ModuleBuffer>)
         })
     })

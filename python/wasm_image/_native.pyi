@@ -180,6 +180,7 @@ class Client:
         retries: Optional[int] = None,
         retry_base_delay: Optional[float] = None,
         retry_max_delay: Optional[float] = None,
+        call_timeout: Optional[float] = None,
         limits: Optional[Limits] = None,
         mirrors: Optional[Mapping[str, Sequence[str]]] = None,
         platform: Optional[str] = None,
@@ -196,6 +197,9 @@ class Client:
         retries: retries after a failed request: 429, 5xx, broken connections (default 3).
         retry_base_delay: seconds of the first back-off wait, doubled each retry (default 0.2).
         retry_max_delay: cap in seconds of one back-off wait or Retry-After (default 30).
+        call_timeout: seconds one call may take in all, retries included, before it fails
+        with TimeoutError (read_timeout bounds each wait for bytes; this bounds the whole);
+        no bound unless given.
         """
     @property
     def limits(self) -> Limits: ...

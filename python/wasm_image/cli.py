@@ -333,6 +333,8 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--connect-timeout", type=float, metavar="SECONDS", default=d)
     parser.add_argument("--read-timeout", type=float, metavar="SECONDS", default=d,
                         help="longest wait for the next bytes of a response")
+    parser.add_argument("--call-timeout", type=float, metavar="SECONDS", default=d,
+                        help="longest one command may take in all (no bound unless given)")
     parser.add_argument("--retries", type=int, metavar="N", default=d,
                         help="retries after a failed request (429, 5xx, broken connections)")
 
@@ -407,6 +409,7 @@ def make_client(args: argparse.Namespace) -> Client:
         use_config_files=False if args.no_config_files else None,
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
+        call_timeout=args.call_timeout,
         retries=args.retries,
         cache=_cli_cache.open_cache(args),
     )

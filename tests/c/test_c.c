@@ -498,6 +498,8 @@ static void test_client_options_accept_every_setting(void) {
     OK(wasm_image_client_options_set_max_retries(options, 1));
     OK(wasm_image_client_options_set_retry_base_delay_ms(options, 10));
     OK(wasm_image_client_options_set_retry_max_delay_ms(options, 100));
+    OK(wasm_image_client_options_set_call_timeout_ms(options, 60000));
+    OK(wasm_image_client_options_set_call_timeout_ms(options, 0));
     OK(wasm_image_client_options_set_max_module_bytes(options, 1 << 20));
     OK(wasm_image_client_options_set_max_metadata_bytes(options, 1 << 20));
     OK(wasm_image_client_options_set_max_decompressed_bytes(options, 1 << 22));
@@ -855,6 +857,39 @@ static void test_registry_read_timeout(void) {
     client = registry_client(options);
     REQUIRE(client != NULL);
     FAILS_WITH(WASM_IMAGE_ERROR_KIND_TIMEOUT, wasm_image_pull(client, location, NULL, &image));
+out:
+    wasm_image_client_options_free(options);
+    wasm_image_client_free(client);
+    wasm_image_client_free(pusher);
+}
+
+/* A blob that stalls well within the read timeout: only the call timeout ends the call. */
+static void test_registry_call_timeout(void) {
+    wasm_image_client_options_t *options = NULL;
+    wasm_image_client_t *client = NULL, *pusher = NULL;
+    wasm_image_image_t *image = NULL;
+    wasm_image_error_t *err = NULL;
+    char location[512], repo[128], rule[512];
+    SKIP_UNLESS_REGISTRY();
+    if (!wi_env("WI_FAULTY_CONTROL")) {
+        test_skipped = "no fault proxy";
+        return;
+    }
+    options = wasm_image_client_options_new();
+    pusher = registry_client(NULL);
+    REQUIRE(pusher != NULL && push_for_faults(pusher, "calltimeout", location, sizeof location, repo, sizeof repo) == 0);
+    snprintf(rule, sizeof rule,
+             "[{\"match\":\"/v2/%s/blobs/\",\"method\":\"GET\",\"action\":\"stall\",\"seconds\":30,\"times\":-1}]", repo);
+    REQUIRE(wi_http("POST", wi_env("WI_FAULTY_CONTROL"), rule) == 200);
+    OK(wasm_image_client_options_set_read_timeout_ms(options, 25000));
+    OK(wasm_image_client_options_set_call_timeout_ms(options, 1500));
+    OK(wasm_image_client_options_set_max_retries(options, 0));
+    client = registry_client(options);
+    REQUIRE(client != NULL);
+    err = wasm_image_pull(client, location, NULL, &image);
+    CHECK(wasm_image_error_kind(err) == WASM_IMAGE_ERROR_KIND_TIMEOUT);
+    CHECK(err != NULL && strstr(wasm_image_error_message(err), "time limit") != NULL);
+    wasm_image_error_free(err);
 out:
     wasm_image_client_options_free(options);
     wasm_image_client_free(client);
@@ -1287,6 +1322,7 @@ static const struct test TESTS[] = {
     {"registry_auth_forms_and_mirrors", test_registry_auth_forms_and_mirrors},
     {"registry_cancel_from_another_thread", test_registry_cancel_from_another_thread},
     {"registry_read_timeout", test_registry_read_timeout},
+    {"registry_call_timeout", test_registry_call_timeout},
     {"registry_progress_on_calling_thread", test_registry_progress_on_calling_thread},
     {"cache_fetch_file_lease_and_gc", test_cache_fetch_file_lease_and_gc},
     {"registry_cache_pinned_hits_make_no_requests", test_registry_cache_pinned_hits_make_no_requests},

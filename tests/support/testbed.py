@@ -20,7 +20,9 @@ Servers, all on 127.0.0.1 with ports picked at start:
 * ``token``  HTTP + ``auth.token``, tokens from ``token_server.py`` (bob / builder;
   anonymous pull of ``public/*``);
 * ``mirror`` pull-through cache (``proxy.remoteurl``) of ``plain``;
-* ``faulty`` ``fault_proxy.py`` in front of ``plain`` (see that file for the rule API).
+* ``faulty`` ``fault_proxy.py`` in front of ``plain`` (see that file for the rule API);
+* ``proxy``  ``forward_proxy.py``, an HTTP forward proxy (CONNECT and absolute-form
+  requests, loopback targets only) with a log of what it carried, for HTTPS_PROXY tests.
 
 Fixtures made by buildah and skopeo are pushed to ``plain`` (and copied to the other
 registries, an OCI layout and two archives); see ``FIXTURES`` in the README of this
@@ -58,6 +60,8 @@ MARKER = ".testbed-state"
 
 BASIC_USER, BASIC_PASSWORD = "alice", "wonderland"
 TOKEN_USER, TOKEN_PASSWORD = "bob", "builder"
+# What a docker config's "identitytoken" holds for bob (an OAuth2 refresh token).
+TOKEN_IDENTITY = "bob-identity-token"
 TOKEN_SERVICE = "testbed-registry"
 TOKEN_ISSUER = "testbed-token-issuer"
 
@@ -707,6 +711,7 @@ authorityKeyIdentifier = keyid,issuer
             "--key", str(certs["token_key"]), "--cert", str(certs["token_cert"]),
             "--issuer", TOKEN_ISSUER, "--service", TOKEN_SERVICE,
             "--username", TOKEN_USER, "--password", TOKEN_PASSWORD,
+            "--refresh-token", TOKEN_IDENTITY,
         ])
         hosts: dict[str, str] = {}
         hosts["plain"], _ = self.start_registry("plain", lambda port: "")
@@ -735,6 +740,10 @@ authorityKeyIdentifier = keyid,issuer
         self.spawn("fault_proxy", [py, str(HERE / "fault_proxy.py"), "--upstream", hosts["plain"],
                                    "--port-file", str(fault_port_file)])
 
+        proxy_port_file = self.state / "run" / "forward_proxy.port"
+        self.spawn("forward_proxy", [py, str(HERE / "forward_proxy.py"),
+                                     "--port-file", str(proxy_port_file)])
+
         ctx = ssl.create_default_context(cafile=str(certs["ca"]))
         self.wait_http("token_server", token_server + "/healthz", (200,))
         self.wait_http("plain", f"http://{hosts['plain']}/v2/", (200,))
@@ -745,6 +754,8 @@ authorityKeyIdentifier = keyid,issuer
         ports = self.wait_port_file("fault_proxy", fault_port_file)
         hosts["faulty"] = f"127.0.0.1:{ports['port']}"
         self.wait_http("fault_proxy", f"http://{hosts['faulty']}/v2/", (200,))
+        proxy = f"http://127.0.0.1:{self.wait_port_file('forward_proxy', proxy_port_file)['port']}"
+        self.wait_http("forward_proxy", proxy + "/__log__", (200,))
         self.say("servers answer: " + ", ".join(f"{k}={v}" for k, v in hosts.items()))
 
         fixtures = self.make_fixtures(hosts, certs)
@@ -755,7 +766,8 @@ authorityKeyIdentifier = keyid,issuer
             "basic": {"host": hosts["basic"], "username": BASIC_USER, "password": BASIC_PASSWORD},
             "tls": {"host": hosts["tls"], "ca_cert": str(certs["ca"])},
             "token": {"host": hosts["token"], "username": TOKEN_USER, "password": TOKEN_PASSWORD,
-                      "token_server": token_server},
+                      "token_server": token_server, "identity_token": TOKEN_IDENTITY},
+            "proxy": {"url": proxy, "log": proxy + "/__log__"},
             "mirror": {"host": hosts["mirror"], "upstream": hosts["plain"]},
             "faulty": {"host": hosts["faulty"], "control": faulty_ctl + "/__faults__",
                        "log": faulty_ctl + "/__log__",

@@ -7,7 +7,10 @@ It implements the token protocol that CNCF distribution's ``auth.token`` expects
 * ``GET /token?service=S&scope=repository:NAME:pull,push[&scope=...]`` with optional
   Basic credentials;
 * ``POST /token`` (OAuth2 form: ``grant_type=password``, ``username``, ``password``,
-  ``service``, ``scope``), as docker's own client uses it.
+  ``service``, ``scope``), as docker's own client uses it;
+* ``POST /token`` with ``grant_type=refresh_token`` and ``refresh_token``: the identity
+  token a docker config's ``identitytoken`` holds (``--refresh-token``, default
+  ``bob-identity-token``) stands for the valid user; any other is 401.
 
 Policy:
 
@@ -108,6 +111,7 @@ class TokenIssuer:
         self.username = args.username
         self.password = args.password
         self.public_prefix = args.public_prefix
+        self.refresh_token = args.refresh_token
         self.signer = Signer(args.key)
         with open(args.cert, encoding="ascii") as f:
             self.x5c = [base64.b64encode(d).decode("ascii") for d in pem_to_der_chain(f.read())]
@@ -212,10 +216,11 @@ def make_handler(issuer: TokenIssuer):
                 return "bad"
             return user, password
 
-        def _issue(self, user, password, service, scope_values):
+        def _issue(self, user, password, service, scope_values, grant=None):
             scopes = issuer.parse_scopes(scope_values)
             entry = {
                 "method": self.command,
+                "grant": grant,
                 "user": user,
                 "service": service,
                 "scopes": scope_values,
@@ -269,13 +274,18 @@ def make_handler(issuer: TokenIssuer):
                 return self._send_json(404, {"errors": [{"code": "NOT_FOUND", "message": url.path}]})
             form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
             grant = (form.get("grant_type") or [""])[0]
+            service = (form.get("service") or [None])[0]
+            if grant == "refresh_token":
+                # The identity token stands for the valid user; any other fails as a
+                # wrong password does.
+                ok = (form.get("refresh_token") or [""])[0] == issuer.refresh_token
+                user, password = issuer.username, (issuer.password if ok else None)
+                return self._issue(user, password, service, form.get("scope", []), grant)
             if grant != "password":
-                # Refresh tokens are not supported by this server.
                 return self._send_json(400, {"error": "unsupported_grant_type"})
             user = (form.get("username") or [None])[0]
             password = (form.get("password") or [None])[0]
-            service = (form.get("service") or [None])[0]
-            self._issue(user, password, service, form.get("scope", []))
+            self._issue(user, password, service, form.get("scope", []), grant)
 
         def do_DELETE(self):  # noqa: N802
             self._read_body()
@@ -300,6 +310,8 @@ def main(argv=None) -> int:
     p.add_argument("--username", default="bob")
     p.add_argument("--password", default="builder")
     p.add_argument("--public-prefix", default="public/")
+    p.add_argument("--refresh-token", default="bob-identity-token",
+                   help="the identity token (OAuth2 refresh token) that stands for --username")
     args = p.parse_args(argv)
 
     issuer = TokenIssuer(args)

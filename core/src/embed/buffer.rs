@@ -9,6 +9,16 @@ use crate::error::Result;
 
 /// A buffer of exactly the module's size, filled by the library, then frozen.
 pub trait ModuleBuffer: Send {
+    /// The size asked for.
+    fn size(&mut self) -> usize {
+        self.as_mut_slice().len()
+    }
+    /// The bytes in `range`, about to be filled. The library asks for ranges in order as
+    /// bytes arrive, so a buffer may commit its memory piece by piece (a registry that
+    /// declares a huge module and sends it slowly then holds only what it sent).
+    fn slice_mut(&mut self, range: std::ops::Range<usize>) -> &mut [u8] {
+        &mut self.as_mut_slice()[range]
+    }
     /// The whole buffer; its length is the size asked for.
     fn as_mut_slice(&mut self) -> &mut [u8];
     /// The filled buffer as `Bytes` that still own the binding's memory.

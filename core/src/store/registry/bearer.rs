@@ -15,12 +15,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::options::ClientOptions;
 
 use super::endpoint::{host_port, show_url, Endpoint};
-use super::errors::{no_credentials, rejected};
+use super::errors::{no_credentials, quoted, rejected, QUOTED_CHARS};
 use super::http::{execute, read_limited, retry_after, HttpClient, ERROR_BODY_LIMIT};
-use super::ssrf::InternalAddressGuard;
 
 /// Lifetime of a token whose answer has no `expires_in`.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// Longest a token is kept, whatever `expires_in` says: a token server chooses that
+/// number, and a huge one would overflow the clock arithmetic.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Challenge {
@@ -53,7 +55,6 @@ pub(super) struct Authenticator {
     challenges: Mutex<HashMap<String, Challenge>>,
     tokens: Mutex<HashMap<String, CachedToken>>,
     credentials: Mutex<HashMap<String, Arc<Lookup>>>,
-    guard: InternalAddressGuard,
 }
 
 impl Authenticator {
@@ -187,7 +188,8 @@ impl Authenticator {
             |m: String| Error::new(ErrorKind::Unauthorized, format!("{}: {m}", ep.describe()));
         let mut url = Url::parse(realm).map_err(|_| {
             unauthorized(format!(
-                "the token server address {realm:?} in the registry's challenge is not a URL"
+                "the token server address \"{}\" in the registry's challenge is not a URL",
+                quoted(realm, QUOTED_CHARS)
             ))
         })?;
         match url.scheme() {
@@ -199,9 +201,9 @@ impl Authenticator {
                     show_url(&url)
                 )))
             }
-            other => return Err(unauthorized(format!("the token server address uses scheme {other:?}; only http(s) is allowed"))),
+            other => return Err(unauthorized(format!("the token server address uses scheme \"{}\"; only http(s) is allowed", quoted(other, QUOTED_CHARS)))),
         }
-        self.guard.check_realm(ep, &url).await?;
+        let guarded = http.guard().check_realm(ep, &url).await?;
         let (with_credentials, basic, refresh) = match secret {
             Some(Secret::Basic { username, password }) => {
                 (true, Some(basic_header(username, password)?), None)
@@ -231,7 +233,11 @@ impl Authenticator {
             }
             q.append_pair("scope", scope);
         }
-        let client = http.client();
+        let client = if guarded {
+            http.token_client()
+        } else {
+            http.client()
+        };
         let make = || {
             let mut b = client.request(method.clone(), url.clone());
             if let Some(h) = &basic {
@@ -311,10 +317,7 @@ impl Authenticator {
                     ),
                 )
             })?;
-        let lifetime = answer
-            .expires_in
-            .filter(|s| *s > 0)
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        let lifetime = token_lifetime(answer.expires_in);
         // Renew a little early so a token does not expire between check and use.
         let margin = (lifetime / 10).min(Duration::from_secs(10));
         Ok(CachedToken {
@@ -323,6 +326,14 @@ impl Authenticator {
             with_credentials,
         })
     }
+}
+
+/// How long to keep a token the server says lives `expires_in` seconds.
+fn token_lifetime(expires_in: Option<u64>) -> Duration {
+    expires_in
+        .filter(|s| *s > 0)
+        .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+        .min(MAX_TOKEN_LIFETIME)
 }
 
 pub(super) fn sensitive(value: &str) -> Result<HeaderValue> {
@@ -454,6 +465,160 @@ mod tests {
         assert_eq!(parse_challenges(&HeaderMap::new()), None);
     }
 
+    #[test]
+    fn token_lifetimes_are_clamped() {
+        assert_eq!(token_lifetime(None), DEFAULT_TOKEN_LIFETIME);
+        assert_eq!(token_lifetime(Some(0)), DEFAULT_TOKEN_LIFETIME);
+        assert_eq!(token_lifetime(Some(300)), Duration::from_secs(300));
+        assert_eq!(token_lifetime(Some(u64::MAX)), MAX_TOKEN_LIFETIME);
+        // What fetch_token then computes must not overflow.
+        let _ = Instant::now() + token_lifetime(Some(u64::MAX));
+    }
+
+    use super::super::ssrf::{is_internal_ip, InternalAddressGuard, Lookup as NameLookup};
+    use super::super::test_server::{respond, serve};
+    use std::net::IpAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    async fn token(
+        http: &HttpClient,
+        o: &ClientOptions,
+        ep: &Endpoint,
+        realm: &str,
+    ) -> Result<CachedToken> {
+        Authenticator::default()
+            .fetch_token(
+                http,
+                o,
+                ep,
+                realm,
+                Some("s"),
+                "repository:a:pull",
+                None,
+                &Lookup::default(),
+                "manifest :v1",
+            )
+            .await
+    }
+
+    fn answer_token(expires_in: &'static str) -> impl Fn(&str) -> Vec<u8> {
+        move |_| format!(r#"{{"token":"t0k","expires_in":{expires_in}}}"#).into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_huge_expires_in_is_clamped() {
+        let body = answer_token("18446744073709551615");
+        let server = serve("127.0.0.1", move |_, s| {
+            respond(
+                s,
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                &body(""),
+            )
+        });
+        let o = ClientOptions {
+            insecure_registries: vec![server.addr.to_string()],
+            max_retries: 0,
+            ..ClientOptions::default()
+        };
+        let http = HttpClient::new(&o).unwrap();
+        let ep = Endpoint::new(
+            &server.addr.to_string(),
+            &server.addr.to_string(),
+            "a".into(),
+            None,
+            &o,
+        )
+        .unwrap();
+        let realm = format!("http://{}/token", server.addr);
+        let t = token(&http, &o, &ep, &realm).await.unwrap();
+        assert_eq!(t.value, "t0k");
+        assert!(t.expires <= Instant::now() + MAX_TOKEN_LIFETIME);
+    }
+
+    /// Here 127.0.0.1 stands for the public internet (tests reach only loopback); every
+    /// other internal address, 127.0.0.2 included, is what the guard must keep away from.
+    fn loopback_is_public(ip: IpAddr) -> bool {
+        ip != IpAddr::from([127, 0, 0, 1]) && is_internal_ip(ip)
+    }
+
+    #[tokio::test]
+    async fn token_requests_reach_no_internal_address() {
+        // The internal service a hostile registry wants our credentials (or its answer) from.
+        let inside = serve("127.0.0.2", |_, s| {
+            respond(s, "200 OK", &[], br#"{"token":"from-inside"}"#)
+        });
+        let inside_port = inside.addr.port();
+        let public = serve("127.0.0.1", move |req, s| {
+            let to = match req.path.split('?').next().unwrap_or_default() {
+                "/to-metadata" => "http://169.254.169.254/latest/meta-data".to_string(),
+                "/to-alibaba-metadata" => "http://100.100.100.200/latest".to_string(),
+                "/to-inside" => format!("http://127.0.0.2:{inside_port}/token"),
+                "/to-inside-by-name" => format!("http://inside.test:{inside_port}/token"),
+                _ => return respond(s, "200 OK", &[], br#"{"token":"public"}"#),
+            };
+            respond(s, "302 Found", &[("Location", &to)], b"")
+        });
+        let rebinds = Arc::new(AtomicUsize::new(0));
+        let counter = rebinds.clone();
+        let lookup: NameLookup = Arc::new(move |name: &str| {
+            Ok(match name {
+                "tokens.test" => vec![IpAddr::from([127, 0, 0, 1])],
+                "inside.test" => vec![IpAddr::from([127, 0, 0, 2])],
+                // Public when checked, internal when connecting.
+                "rebind.test" => match counter.fetch_add(1, Ordering::SeqCst) {
+                    0 => vec![IpAddr::from([127, 0, 0, 1])],
+                    _ => vec![IpAddr::from([127, 0, 0, 2])],
+                },
+                _ => vec![],
+            })
+        });
+        let guard = InternalAddressGuard::with(loopback_is_public, lookup);
+        let o = ClientOptions {
+            insecure_registries: vec!["8.8.8.8:5000".into()],
+            max_retries: 0,
+            ..ClientOptions::default()
+        };
+        let http = HttpClient::with_guard(&o, guard).unwrap();
+        let registry = Endpoint::new("8.8.8.8:5000", "8.8.8.8:5000", "a".into(), None, &o).unwrap();
+        let port = public.addr.port();
+        let t = token(
+            &http,
+            &o,
+            &registry,
+            &format!("http://tokens.test:{port}/token"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            t.value, "public",
+            "the guarded client works for a public realm"
+        );
+        for realm in [
+            format!("http://tokens.test:{port}/to-metadata"),
+            format!("http://tokens.test:{port}/to-alibaba-metadata"),
+            format!("http://tokens.test:{port}/to-inside"),
+            format!("http://tokens.test:{port}/to-inside-by-name"),
+            format!("http://rebind.test:{inside_port}/token"),
+        ] {
+            let err = token(&http, &o, &registry, &realm)
+                .await
+                .map(drop)
+                .expect_err(&realm);
+            assert!(err.message().contains("refusing"), "{realm}: {err}");
+        }
+        assert_eq!(
+            rebinds.load(Ordering::SeqCst),
+            2,
+            "checked, then resolved again to connect"
+        );
+        assert_eq!(
+            inside.hits.load(Ordering::SeqCst),
+            0,
+            "a request reached the internal server"
+        );
+    }
+
     #[tokio::test]
     async fn token_servers_must_speak_https_to_an_https_registry() {
         let o = ClientOptions::default();
@@ -475,8 +640,8 @@ mod tests {
                     "manifest :v1",
                 )
                 .await
-                .err()
-                .expect("refused");
+                .map(drop)
+                .expect_err("refused");
             assert_eq!(err.kind(), ErrorKind::Unauthorized, "{realm}: {err}");
         }
     }

@@ -134,13 +134,14 @@ impl Req {
     }
 }
 
-/// A URL fit for logs and messages: no query (upload state, signed redirects), no userinfo.
+/// A URL fit for logs and messages: no query (upload state, signed redirects), no userinfo,
+/// and bounded (a registry chooses token realms and upload locations).
 pub(super) fn show_url(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     let _ = u.set_username("");
     let _ = u.set_password(None);
-    u.to_string()
+    super::errors::quoted(u.as_str(), super::errors::QUOTED_CHARS)
 }
 
 pub(super) fn blob_req(ep: &Endpoint, method: Method, digest: &Digest, action: Action) -> Req {

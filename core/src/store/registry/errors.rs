@@ -157,6 +157,10 @@ pub(super) fn transport_error(e: &reqwest::Error, url: &Url) -> Error {
     Error::new(kind, format!("{what}{to} {target}: {chain}"))
 }
 
+/// Longest distribution error code kept (real ones are a few words: `MANIFEST_UNKNOWN`).
+const CODE_CHARS: usize = 64;
+pub(super) use crate::error::{quoted, QUOTED_CHARS};
+
 /// The distribution error `code` and `message` from a JSON error body.
 pub(super) fn registry_error(body: &[u8]) -> (Option<String>, Option<String>) {
     #[derive(serde::Deserialize)]
@@ -172,10 +176,12 @@ pub(super) fn registry_error(body: &[u8]) -> (Option<String>, Option<String>) {
     match serde_json::from_slice::<Body>(body) {
         Ok(b) => match b.errors.into_iter().next() {
             Some(i) => (
-                i.code.filter(|c| !c.is_empty()),
+                i.code
+                    .filter(|c| !c.is_empty())
+                    .map(|c| quoted(&c, CODE_CHARS)),
                 i.message
                     .filter(|m| !m.is_empty())
-                    .map(|m| m.chars().take(200).collect()),
+                    .map(|m| quoted(&m, QUOTED_CHARS)),
             ),
             None => (None, None),
         },
@@ -214,5 +220,29 @@ mod tests {
             )
         );
         assert_eq!(registry_error(b"<html>"), (None, None));
+    }
+
+    #[test]
+    fn registry_text_is_bounded_and_escaped() {
+        // JSON escapes: a newline, an ANSI colour sequence, a carriage return.
+        let hostile_code = format!(r"EVIL\n\u001b[31mFAKE\r{}", "X".repeat(5000));
+        let body = format!(
+            r#"{{"errors":[{{"code":"{hostile_code}","message":"line1\nline2\u001b[0m{}"}}]}}"#,
+            "m".repeat(60_000)
+        );
+        let (code, message) = registry_error(body.as_bytes());
+        let (code, message) = (code.unwrap(), message.unwrap());
+        assert!(code.chars().count() <= CODE_CHARS + 1, "{}", code.len());
+        assert!(
+            message.chars().count() <= QUOTED_CHARS + 1,
+            "{}",
+            message.len()
+        );
+        for text in [&code, &message] {
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
+        assert!(code.starts_with(r"EVIL\n\u{1b}[31mFAKE\r"), "{code}");
+        assert!(code.ends_with('…'));
+        assert_eq!(quoted("short", 10), "short");
     }
 }

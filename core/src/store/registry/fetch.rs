@@ -148,3 +148,69 @@ fn resume_stream(state: Resume) -> impl Stream<Item = std::io::Result<Bytes>> + 
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::digest::Digest;
+    use crate::options::ClientOptions;
+    use crate::store::registry::test_server::serve;
+
+    /// The first answer breaks off; the resumed request's `Range` is ignored and the whole
+    /// blob comes again with 200. The bytes already handed out must be skipped, not
+    /// repeated.
+    #[tokio::test]
+    async fn a_resume_answered_in_full_skips_what_was_already_read() {
+        let blob: Arc<Vec<u8>> =
+            Arc::new((0..65_536u32).map(|i| (i * 7 + i / 251) as u8).collect());
+        let ranges: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (data, seen) = (blob.clone(), ranges.clone());
+        let server = serve("127.0.0.1", move |req, s| {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                data.len()
+            );
+            s.write_all(head.as_bytes())?;
+            match req.header("range") {
+                None => {
+                    s.write_all(&data[..20_000])?;
+                    s.flush()?;
+                    s.shutdown(std::net::Shutdown::Both)
+                }
+                Some(range) => {
+                    seen.lock().unwrap().push(range.to_string());
+                    s.write_all(&data)
+                }
+            }
+        });
+        let host = server.addr.to_string();
+        let options = ClientOptions {
+            insecure_registries: vec![host.clone()],
+            use_config_files: false,
+            retry_base_delay: Duration::from_millis(1),
+            ..ClientOptions::default()
+        };
+        let ep = Endpoint::new(&host, &host, "a".into(), None, &options).unwrap();
+        let ctx = Context::new(options).unwrap();
+        let descriptor = Descriptor::new(OCTET, Digest::sha256_of(&blob), blob.len() as u64);
+        let mut stream = open_blob(&ctx, &ep, &descriptor).await.unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got.len(), blob.len());
+        assert!(got == *blob, "the resumed bytes differ");
+        let ranges = ranges.lock().unwrap();
+        assert_eq!(ranges.len(), 1, "{ranges:?}");
+        assert!(
+            ranges[0].starts_with("bytes=") && ranges[0] != "bytes=0-",
+            "{ranges:?}"
+        );
+    }
+
+    const OCTET: &str = "application/octet-stream";
+}

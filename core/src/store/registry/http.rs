@@ -2,7 +2,7 @@
 //! (back-off with jitter, `Retry-After`), and bounded reads of response bodies.
 
 use std::hash::BuildHasher;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -15,6 +15,7 @@ use crate::options::ClientOptions;
 
 use super::endpoint::show_url;
 use super::errors::{error_chain, is_certificate_error, transport_error};
+use super::ssrf::{proxy_hosts, InternalAddressGuard};
 
 /// Bytes of an error body read for the registry's error code.
 pub(super) const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -25,7 +26,7 @@ const MAX_REDIRECTS: usize = 10;
 pub(super) struct HttpClient {
     /// The HTTP client and the PID that built it: pooled connections belong to the
     /// runtime of the process that made them, so a forked child builds its own.
-    client: Mutex<(u32, reqwest::Client)>,
+    clients: Mutex<Clients>,
     config: HttpConfig,
 }
 
@@ -35,11 +36,18 @@ struct HttpConfig {
     connect_timeout: Duration,
     read_timeout: Duration,
     certificates: Vec<reqwest::Certificate>,
+    guard: InternalAddressGuard,
 }
 
 impl HttpConfig {
-    fn build(&self) -> std::result::Result<reqwest::Client, reqwest::Error> {
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+    /// The client for registry requests, or with `guard`, the one for token requests of
+    /// a registry not on an internal address (see `ssrf.rs`).
+    fn build(
+        &self,
+        guard: Option<&InternalAddressGuard>,
+    ) -> std::result::Result<reqwest::Client, reqwest::Error> {
+        let hop_guard = guard.cloned();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
                 return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
             }
@@ -51,23 +59,56 @@ impl HttpConfig {
             if downgrade {
                 return attempt.error("refusing a redirect from https to plain http");
             }
+            if let Some(guard) = &hop_guard {
+                if !guard.allows_hop(attempt.url()) {
+                    return attempt.error(
+                        "refusing a redirect of a token request to a loopback, private, link-local, shared or cloud metadata address",
+                    );
+                }
+            }
             // reqwest drops Authorization (and cookies) itself when the host, port or
             // scheme changes.
             attempt.follow()
         });
         // Proxies come from HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY (reqwest's default).
-        reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(self.user_agent.clone())
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
             .redirect(redirects)
-            .tls_certs_merge(self.certificates.clone())
-            .build()
+            .tls_certs_merge(self.certificates.clone());
+        if let Some(guard) = guard {
+            builder = builder.dns_resolver(Arc::new(guard.resolver(proxy_hosts())));
+        }
+        builder.build()
     }
+
+    fn build_both(&self) -> std::result::Result<Clients, reqwest::Error> {
+        Ok(Clients {
+            pid: std::process::id(),
+            registry: self.build(None)?,
+            token: self.build(Some(&self.guard))?,
+        })
+    }
+}
+
+/// The clients of one process.
+struct Clients {
+    pid: u32,
+    registry: reqwest::Client,
+    /// For token requests that must not reach an internal address.
+    token: reqwest::Client,
 }
 
 impl HttpClient {
     pub(super) fn new(options: &ClientOptions) -> Result<HttpClient> {
+        Self::with_guard(options, InternalAddressGuard::default())
+    }
+
+    pub(super) fn with_guard(
+        options: &ClientOptions,
+        guard: InternalAddressGuard,
+    ) -> Result<HttpClient> {
         let mut certificates = Vec::new();
         for (i, pem) in options.ca_certificates_pem.iter().enumerate() {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
@@ -87,8 +128,9 @@ impl HttpClient {
             connect_timeout: options.connect_timeout,
             read_timeout: options.read_timeout,
             certificates,
+            guard,
         };
-        let client = config.build().map_err(|e| {
+        let clients = config.build_both().map_err(|e| {
             let message = format!("could not set up the HTTP client: {}", error_chain(&e));
             if has_extra_roots {
                 Error::invalid_argument(format!(
@@ -99,24 +141,36 @@ impl HttpClient {
             }
         })?;
         Ok(HttpClient {
-            client: Mutex::new((std::process::id(), client)),
+            clients: Mutex::new(clients),
             config,
         })
     }
 
+    pub(super) fn guard(&self) -> &InternalAddressGuard {
+        &self.config.guard
+    }
+
     /// The HTTP client of this process (rebuilt in a forked child).
     pub(super) fn client(&self) -> reqwest::Client {
-        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = std::process::id();
-        if slot.0 != pid {
-            match self.config.build() {
-                Ok(fresh) => *slot = (pid, fresh),
+        self.current(|c| c.registry.clone())
+    }
+
+    /// The client for token requests that must reach no internal address.
+    pub(super) fn token_client(&self) -> reqwest::Client {
+        self.current(|c| c.token.clone())
+    }
+
+    fn current(&self, pick: impl Fn(&Clients) -> reqwest::Client) -> reqwest::Client {
+        let mut slot = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.pid != std::process::id() {
+            match self.config.build_both() {
+                Ok(fresh) => *slot = fresh,
                 Err(e) => {
                     warn!(error = %error_chain(&e), "could not rebuild the HTTP client after fork")
                 }
             }
         }
-        slot.1.clone()
+        pick(&slot)
     }
 }
 
@@ -177,10 +231,24 @@ fn is_retryable_error(e: &reqwest::Error) -> bool {
     e.is_timeout() || e.is_connect() || e.is_request() || e.is_body()
 }
 
-/// Seconds from a `Retry-After` header (the HTTP-date form is read as "soon").
+/// Seconds from a `Retry-After` header: delay-seconds, or an HTTP-date (RFC 9110 §10.2.3)
+/// counted from now (a date in the past means "now"). Unreadable values mean "soon".
 pub(super) fn retry_after(headers: &HeaderMap) -> Option<u64> {
+    retry_after_at(headers, std::time::SystemTime::now())
+}
+
+fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<u64> {
     let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    v.parse::<u64>().ok().or(Some(1))
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(secs);
+    }
+    match httpdate::parse_http_date(v) {
+        Ok(when) => Some(
+            when.duration_since(now)
+                .map_or(0, |d| d.as_secs_f64().ceil() as u64),
+        ),
+        Err(_) => Some(1),
+    }
 }
 
 /// Exponential backoff from the base delay, capped, with jitter (half fixed, half random).
@@ -283,10 +351,16 @@ mod tests {
         assert_eq!(retry_after(&h), None);
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(7));
+        // An HTTP-date counts from now; one in the past means "now".
         h.insert(
             header::RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
+        let date = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(retry_after_at(&h, date - Duration::from_secs(90)), Some(90));
+        assert_eq!(retry_after_at(&h, date + Duration::from_secs(5)), Some(0));
+        assert_eq!(retry_after(&h), Some(0));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon-ish"));
         assert_eq!(retry_after(&h), Some(1));
     }
 }

@@ -13,6 +13,8 @@ mod fetch;
 mod http;
 mod session;
 mod ssrf;
+#[cfg(test)]
+pub(crate) mod test_server;
 mod upload;
 
 use async_trait::async_trait;
@@ -43,7 +45,8 @@ fn manifest_media_type(response: &Response) -> Option<String> {
     let ct = ct.split(';').next().unwrap_or_default().trim();
     match ct {
         "" | "application/json" | "text/plain" | OCTET_STREAM => None,
-        other => Some(other.to_string()),
+        // Bounded and escaped: it may be quoted in an error.
+        other => Some(errors::quoted(other, errors::QUOTED_CHARS)),
     }
 }
 
@@ -345,9 +348,10 @@ impl Store for RegistryStore {
                 return Err(Error::new(
                     ErrorKind::DigestMismatch,
                     format!(
-                        "{}: {}: the registry computed digest {got}, expected {digest}",
+                        "{}: {}: the registry computed digest {}, expected {digest}",
                         ep.describe(),
-                        req.what
+                        req.what,
+                        errors::quoted(got, errors::QUOTED_CHARS)
                     ),
                 ));
             }

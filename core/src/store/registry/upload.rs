@@ -10,8 +10,10 @@ use crate::digest::{size_mismatch, Descriptor, Digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::BlobStream;
 
-use super::endpoint::{Action, Endpoint, Req, DOCKER_CONTENT_DIGEST, OCTET_STREAM};
-use super::errors::ContextIfMissing;
+use super::endpoint::{
+    host_port, show_url, Action, Endpoint, Req, DOCKER_CONTENT_DIGEST, OCTET_STREAM,
+};
+use super::errors::{quoted, ContextIfMissing, QUOTED_CHARS};
 use super::http::header_str;
 use super::session::RegistryClient;
 use crate::options::ClientOptions;
@@ -40,7 +42,7 @@ pub(super) async fn upload_blob(
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     let response = client.request(options, ep, &start).await?;
-    let mut location = upload_location(ep, &response, &what)?;
+    let mut location = upload_location(ep, options, &response, &what)?;
     *session = Some(location.clone());
     let read_err = |e: std::io::Error| {
         Error::from_io(e).context_if_missing(&format!(
@@ -95,7 +97,7 @@ pub(super) async fn upload_blob(
             .body(chunk.clone());
         let response = client.request(options, ep, &patch).await?;
         sent += chunk.len() as u64;
-        location = upload_location(ep, &response, &what)?;
+        location = upload_location(ep, options, &response, &what)?;
         *session = Some(location.clone());
     }
     if sent != descriptor.size {
@@ -116,7 +118,12 @@ pub(super) async fn upload_blob(
     check_created(ep, &response, &descriptor.digest, &what)
 }
 
-pub(super) fn upload_location(ep: &Endpoint, response: &Response, what: &str) -> Result<Url> {
+pub(super) fn upload_location(
+    ep: &Endpoint,
+    options: &ClientOptions,
+    response: &Response,
+    what: &str,
+) -> Result<Url> {
     let location = header_str(response, header::LOCATION.as_str()).ok_or_else(|| {
         Error::new(
             ErrorKind::Registry,
@@ -128,20 +135,54 @@ pub(super) fn upload_location(ep: &Endpoint, response: &Response, what: &str) ->
         )
         .with_registry(response.status().as_u16(), None)
     })?;
-    // Relative locations resolve against the registry; the query (upload state) is kept.
-    response
-        .url()
+    resolve_location(ep, options, response.url(), location, what)
+        .map_err(|e| e.with_registry(response.status().as_u16(), None))
+}
+
+/// Where the next request of an upload goes. Relative locations resolve against the
+/// answer's URL; the query (upload state) is kept. An https upload must not continue over
+/// plain http (the blob would travel in clear) unless that host is listed as insecure.
+fn resolve_location(
+    ep: &Endpoint,
+    options: &ClientOptions,
+    answered: &Url,
+    location: &str,
+    what: &str,
+) -> Result<Url> {
+    let url = answered
         .join(location)
         .or_else(|_| ep.base.join(location))
         .map_err(|e| {
             Error::new(
                 ErrorKind::Registry,
                 format!(
-                    "{}: {what}: the upload Location {location:?} is not a URL: {e}",
-                    ep.describe()
+                    "{}: {what}: the upload Location \"{}\" is not a URL: {e}",
+                    ep.describe(),
+                    quoted(location, QUOTED_CHARS)
                 ),
             )
-        })
+        })?;
+    let allowed = match url.scheme() {
+        "https" => true,
+        "http" => {
+            answered.scheme() == "http"
+                || host_port(&url).is_some_and(|h| options.insecure_registries.contains(&h))
+        }
+        _ => false,
+    };
+    if !allowed {
+        return Err(Error::new(
+            ErrorKind::Registry,
+            format!(
+                "{}: {what}: refusing the upload Location {}: the registry answered over {} and the upload would continue over {} (list the host in the insecure registries to allow plain http)",
+                ep.describe(),
+                show_url(&url),
+                answered.scheme(),
+                quoted(url.scheme(), QUOTED_CHARS)
+            ),
+        ));
+    }
+    Ok(url)
 }
 
 pub(super) fn check_created(
@@ -166,8 +207,9 @@ pub(super) fn check_created(
             return Err(Error::new(
                 ErrorKind::DigestMismatch,
                 format!(
-                    "{}: {what}: the registry stored {got} instead of {digest}",
-                    ep.describe()
+                    "{}: {what}: the registry stored {} instead of {digest}",
+                    ep.describe(),
+                    quoted(got, QUOTED_CHARS)
                 ),
             ));
         }
@@ -188,4 +230,65 @@ pub(super) async fn read_chunk(data: &mut BlobStream, max: usize) -> std::io::Re
         }
     }
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(options: &ClientOptions, answered: &str, location: &str) -> Result<Url> {
+        let ep = Endpoint::new(
+            "registry.example:5000",
+            "registry.example:5000",
+            "a".into(),
+            None,
+            options,
+        )
+        .unwrap();
+        resolve_location(
+            &ep,
+            options,
+            &Url::parse(answered).unwrap(),
+            location,
+            "blob upload",
+        )
+    }
+
+    #[test]
+    fn an_https_upload_never_continues_over_plain_http() {
+        let o = ClientOptions::default();
+        let https = "https://registry.example:5000/v2/a/blobs/uploads/";
+        let err = resolve(
+            &o,
+            https,
+            "http://registry.example:5000/v2/a/blobs/uploads/u1?s=1",
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Registry, "{err}");
+        assert!(
+            err.message().contains("refusing the upload Location"),
+            "{err}"
+        );
+        assert!(!err.message().contains("s=1"), "upload state leaked: {err}");
+        // Other hosts, other schemes: refused too.
+        for location in ["http://elsewhere.example/u", "ftp://registry.example/u"] {
+            assert!(resolve(&o, https, location).is_err(), "{location}");
+        }
+        // Relative and https locations are followed, with their query.
+        assert_eq!(
+            resolve(&o, https, "/v2/a/blobs/uploads/u1?s=1")
+                .unwrap()
+                .as_str(),
+            "https://registry.example:5000/v2/a/blobs/uploads/u1?s=1"
+        );
+        assert!(resolve(&o, https, "https://storage.example/u?sig=x").is_ok());
+        // A plain-http registry stays on plain http; a host listed as insecure may be used.
+        let http = "http://registry.example:5000/v2/a/blobs/uploads/";
+        assert!(resolve(&o, http, "http://registry.example:5000/u").is_ok());
+        let listed = ClientOptions {
+            insecure_registries: vec!["storage.example:8080".into()],
+            ..ClientOptions::default()
+        };
+        assert!(resolve(&listed, https, "http://storage.example:8080/u").is_ok());
+    }
 }
