@@ -19,6 +19,7 @@ mod handle;
 mod image;
 mod log;
 mod options;
+mod quarantine;
 mod strings;
 
 use std::ffi::c_char;
