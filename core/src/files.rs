@@ -187,9 +187,7 @@ pub fn real_dirs_within(root: &Path, components: &[&str], what: &str) -> Result<
                         }
                     }
                 }
-                Err(e) => {
-                    return Err(Error::io(format!("{what}: reading {}", path.display()), e))
-                }
+                Err(e) => return Err(Error::io(format!("{what}: reading {}", path.display()), e)),
             }
         }
     }

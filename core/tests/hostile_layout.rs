@@ -82,7 +82,9 @@ async fn pull_refused(location: &str, fifo: Option<&Path>) -> wasm_image::Error 
         }
         panic!("pull of {location} hung on a planted FIFO");
     };
-    let err = result.err().expect("a planted FIFO or link must not read as an image");
+    let err = result
+        .err()
+        .expect("a planted FIFO or link must not read as an image");
     if let Some(fifo) = fifo {
         assert!(
             !fifo_has_reader(fifo),

@@ -184,7 +184,10 @@ mod tests {
             let stale = into_raw(Thing(1));
             assert!(unsafe { free(stale) });
             let fresh = into_raw(Thing(2));
-            assert_ne!(stale, fresh, "a freed handle's address was handed out again");
+            assert_ne!(
+                stale, fresh,
+                "a freed handle's address was handed out again"
+            );
             let err = unsafe { get(stale, "thing") }.err().unwrap();
             assert_eq!(err.kind(), wasm_image::ErrorKind::InvalidArgument);
             assert!(!unsafe { free(stale) }, "a second free of the stale handle");
@@ -198,7 +201,10 @@ mod tests {
         let stale = string_into_raw("first");
         assert!(unsafe { free_string(stale) });
         let fresh = string_into_raw("again");
-        assert_ne!(stale, fresh, "a freed string's address was handed out again");
+        assert_ne!(
+            stale, fresh,
+            "a freed string's address was handed out again"
+        );
         assert!(!unsafe { free_string(stale) });
         assert!(unsafe { free_string(fresh) });
     }

@@ -250,9 +250,9 @@ impl Store for LayoutStore {
         let name = self.inner.name.clone();
         let digest = descriptor.digest.clone();
         let file = run_blocking(move |_| match open_regular(&path, &name) {
-            Err(e) if e.kind() == crate::ErrorKind::NotFound => Err(Error::not_found(format!(
-                "{name}: blob {digest} not found"
-            ))),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                Err(Error::not_found(format!("{name}: blob {digest} not found")))
+            }
             other => other,
         })
         .await?;
