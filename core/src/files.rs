@@ -101,9 +101,16 @@ pub fn open_regular(path: &Path, what: &str) -> Result<fs::File> {
         // O_NONBLOCK has no effect on reads of regular files, the only files kept open.
         options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
     }
-    #[cfg(not(unix))]
-    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(not_regular(path, "a symbolic link", what));
+    // Judged before opening too: opening some devices has effects of its own. The check
+    // after opening is the one that holds if the file is swapped in between.
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if !meta.file_type().is_file() {
+            return Err(not_regular(
+                path,
+                describe_file_type(meta.file_type()),
+                what,
+            ));
+        }
     }
     let file = match options.open(path) {
         Ok(file) => file,
