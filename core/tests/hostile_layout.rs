@@ -18,6 +18,9 @@ const CONFIG_TYPE: &str = "application/vnd.module.wasm.config.v1+json";
 const MODULE_TYPE: &str = "application/vnd.module.wasm.content.layer.v1+wasm";
 const CONFIG: &[u8] = br#"{"type":"envoy_proxy"}"#;
 
+/// Where a case plants its link or FIFO.
+type PathOf = fn(&Layout) -> std::path::PathBuf;
+
 /// Bounds a call that would hang on a FIFO without the fix; generous for a busy machine.
 const HANG: Duration = Duration::from_secs(60);
 
@@ -82,9 +85,7 @@ async fn pull_refused(location: &str, fifo: Option<&Path>) -> wasm_image::Error 
         }
         panic!("pull of {location} hung on a planted FIFO");
     };
-    let err = result
-        .err()
-        .expect("a planted FIFO or link must not read as an image");
+    let err = result.expect_err("a planted FIFO or link must not read as an image");
     if let Some(fifo) = fifo {
         assert!(
             !fifo_has_reader(fifo),
@@ -96,7 +97,7 @@ async fn pull_refused(location: &str, fifo: Option<&Path>) -> wasm_image::Error 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fifo_in_place_of_any_layout_file_is_refused_without_blocking() {
-    let cases: [(&str, fn(&Layout) -> std::path::PathBuf); 5] = [
+    let cases: [(&str, PathOf); 5] = [
         ("manifest blob", |l| blob(l, &manifest_digest(l))),
         ("module layer blob", |l| blob(l, &sha256(MODULE))),
         ("config blob", |l| blob(l, &sha256(CONFIG))),
@@ -115,7 +116,7 @@ async fn a_fifo_in_place_of_any_layout_file_is_refused_without_blocking() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_symlinked_layout_file_is_not_followed() {
-    let cases: [(&str, fn(&Layout) -> std::path::PathBuf); 3] = [
+    let cases: [(&str, PathOf); 3] = [
         ("manifest blob", |l| blob(l, &manifest_digest(l))),
         ("module layer blob", |l| blob(l, &sha256(MODULE))),
         ("index.json", |l| l.path().join("index.json")),
