@@ -211,7 +211,7 @@ def test_faulty_log_holds_a_request_as_soon_as_its_answer_starts(tb, unique_repo
     finds the request in the log, even while the proxy still sleeps before the body."""
     name, _ = unique_repo
     tb.add_faults({"match": f"/v2/{name}/manifests/", "method": "GET", "action": "stall", "bytes": 1,
-                   "seconds": 5})
+                   "seconds": 2})
     host, port = tb.host("faulty").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=120)
     try:
