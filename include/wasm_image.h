@@ -18,8 +18,9 @@
  * - Handles: each opaque type has a _new (or a function that makes it) and a _free.
  *   Freeing NULL does nothing. A handle passed after it was freed, or a pointer that is
  *   not a handle of the expected type, is detected and reported as INVALID_ARGUMENT (or
- *   ignored by _free) rather than touching freed memory; the exception is a pointer whose
- *   memory was already reused for a new handle of the same type.
+ *   ignored by _free) rather than touching freed memory. A freed handle's memory is held
+ *   back from reuse through thousands of later frees, so a new handle does not take a
+ *   stale one's address.
  * - Borrowed results (const char *, const uint8_t * from accessors) belong to the handle
  *   they came from and stay valid and unchanged until it is freed. Strings returned
  *   through char ** out-pointers are the caller's: free them with wasm_image_string_free.

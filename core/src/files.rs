@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use tempfile::NamedTempFile;
@@ -86,11 +86,126 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens a file of a store's directory (a layout's `oci-layout`, `index.json`, manifests
+/// and blobs) for reading; `what` names the store in messages. Only a regular file is
+/// accepted: a symbolic link is not followed (`O_NOFOLLOW`) and a FIFO, device or
+/// directory is refused, all as `INVALID_FORMAT`. The open itself never waits
+/// (`O_NONBLOCK`): opening a FIFO for reading would wait for a writer, in a blocking
+/// thread that no cancel can reach. A missing file keeps the NOT_FOUND kind.
+pub fn open_regular(path: &Path, what: &str) -> Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK has no effect on reads of regular files, the only files kept open.
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    // Judged before opening too: opening some devices has effects of its own. The check
+    // after opening is the one that holds if the file is swapped in between.
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if !meta.file_type().is_file() {
+            return Err(not_regular(
+                path,
+                describe_file_type(meta.file_type()),
+                what,
+            ));
+        }
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(not_regular(path, "a symbolic link", what))
+        }
+        Err(e) => return Err(Error::io(format!("{what}: opening {}", path.display()), e)),
+    };
+    let kind = file
+        .metadata()
+        .map_err(|e| Error::io(format!("{what}: reading {}", path.display()), e))?
+        .file_type();
+    if kind.is_file() {
+        Ok(file)
+    } else {
+        Err(not_regular(path, describe_file_type(kind), what))
+    }
+}
+
+fn not_regular(path: &Path, is: &str, what: &str) -> Error {
+    Error::invalid_format(format!(
+        "{what}: {} is {is}, not a regular file; a store's files must be regular files",
+        path.display()
+    ))
+}
+
+fn describe_file_type(kind: fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a plain file"
+    }
+}
+
+/// Makes sure `root/components…` is a chain of real directories, creating the missing
+/// ones, before files are written in it; returns its path. A component that is a symbolic
+/// link (or not a directory) is refused as `INVALID_FORMAT`: a link planted in a store
+/// (`blobs/sha256 -> /elsewhere`) would make writes land outside it. `root` itself is the
+/// caller's own path and may be a link.
+pub fn real_dirs_within(root: &Path, components: &[&str], what: &str) -> Result<PathBuf> {
+    let mut path = root.to_path_buf();
+    for component in components {
+        path.push(component);
+        loop {
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_dir() => break,
+                Ok(meta) => {
+                    return Err(Error::invalid_format(format!(
+                        "{what}: {} is {}, not a directory; refusing to write through it",
+                        path.display(),
+                        describe_file_type(meta.file_type())
+                    )))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Made, or made first by a concurrent writer: either way, judge what
+                    // is there now.
+                    match fs::create_dir(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) => {
+                            return Err(Error::io(
+                                format!("{what}: creating {}", path.display()),
+                                e,
+                            ))
+                        }
+                    }
+                }
+                Err(e) => return Err(Error::io(format!("{what}: reading {}", path.display()), e)),
+            }
+        }
+    }
+    Ok(path)
+}
+
 /// Reads a whole file of at most `max` bytes; `what` names it in messages. A missing file
-/// keeps the NOT_FOUND kind.
+/// keeps the NOT_FOUND kind; anything but a regular file is refused (see [`open_regular`]).
 pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
     let context = || format!("{what}: reading {}", path.display());
-    let file = fs::File::open(path).map_err(|e| Error::io(context(), e))?;
+    let file = open_regular(path, what)?;
     let mut data = Vec::new();
     file.take(max + 1)
         .read_to_end(&mut data)

@@ -28,7 +28,7 @@ impl fmt::Debug for Credentials {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     /// Explicit credentials by registry host (`HOST[:PORT]`, Docker Hub as `docker.io`);
     /// they win over every other source.
@@ -87,6 +87,63 @@ impl Default for ClientOptions {
             user_agent: concat!("wasm-image/", env!("CARGO_PKG_VERSION")).to_string(),
             cache: None,
         }
+    }
+}
+
+/// Everything but secrets: credentials show their user name only, and the docker config
+/// bytes (a pull secret) only their length. Every field is named here, so a new field
+/// cannot be added without deciding how it prints.
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ClientOptions {
+            credentials,
+            docker_config_json,
+            use_config_files,
+            insecure_registries,
+            ca_certificates_pem,
+            connect_timeout,
+            read_timeout,
+            max_retries,
+            retry_base_delay,
+            retry_max_delay,
+            limits,
+            mirrors,
+            platform,
+            user_agent,
+        } = self;
+        f.debug_struct("ClientOptions")
+            .field("credentials", credentials)
+            .field(
+                "docker_config_json",
+                &docker_config_json
+                    .as_ref()
+                    .map(|bytes| Redacted(bytes.len())),
+            )
+            .field("use_config_files", use_config_files)
+            .field("insecure_registries", insecure_registries)
+            .field(
+                "ca_certificates_pem",
+                &format_args!("<{} certificates>", ca_certificates_pem.len()),
+            )
+            .field("connect_timeout", connect_timeout)
+            .field("read_timeout", read_timeout)
+            .field("max_retries", max_retries)
+            .field("retry_base_delay", retry_base_delay)
+            .field("retry_max_delay", retry_max_delay)
+            .field("limits", limits)
+            .field("mirrors", mirrors)
+            .field("platform", platform)
+            .field("user_agent", user_agent)
+            .finish()
+    }
+}
+
+/// Stands for secret bytes in `Debug` output.
+struct Redacted(usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<redacted, {} bytes>", self.0)
     }
 }
 

@@ -7,12 +7,18 @@
 //! `INVALID_ARGUMENT` instead of corrupting memory — reliably, where a magic number inside
 //! the freed block could be overwritten by the allocator and would itself be a read of
 //! freed memory. The cost is one uncontended read lock per call.
+//!
+//! A freed block is not given back to the allocator at once but held in a quarantine
+//! (`quarantine.rs`): otherwise the next handle would usually get the freed address, and
+//! a stale pointer would pass for the new handle.
 
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{LazyLock, RwLock};
 
 use wasm_image::{Error, Result};
+
+use crate::quarantine;
 
 /// A type handed to C as an opaque pointer. `NAME` is its C type name, used in messages.
 pub(crate) trait Handle: Send + Sync + Sized + 'static {
@@ -89,8 +95,11 @@ pub(crate) unsafe fn free<T: Handle>(pointer: *mut T) -> bool {
     };
     if removed {
         // SAFETY: it was a live `Box<T>`, and it is no longer recorded, so no other free
-        // or borrow can start from here on.
-        drop(unsafe { Box::from_raw(pointer) });
+        // or borrow can start from here on. Its value is dropped here, once; the memory,
+        // as a `MaybeUninit<T>` that drops nothing, goes to the quarantine.
+        unsafe { std::ptr::drop_in_place(pointer) };
+        let block = unsafe { Box::from_raw(pointer.cast::<std::mem::MaybeUninit<T>>()) };
+        quarantine::hold(block, std::mem::size_of::<T>());
     }
     removed
 }
@@ -124,7 +133,9 @@ pub(crate) unsafe fn free_string(pointer: *mut std::ffi::c_char) -> bool {
     };
     if removed {
         // SAFETY: made by `CString::into_raw` in `string_into_raw`, freed once.
-        drop(unsafe { std::ffi::CString::from_raw(pointer) });
+        let text = unsafe { std::ffi::CString::from_raw(pointer) };
+        let bytes = text.as_bytes_with_nul().len();
+        quarantine::hold(Box::new(text), bytes);
     }
     removed
 }
@@ -162,5 +173,71 @@ mod tests {
             .message()
             .contains("NULL"));
         assert!(!unsafe { free::<Thing>(std::ptr::null_mut()) });
+    }
+
+    #[test]
+    fn a_freed_handle_stays_detected_when_a_new_handle_is_made() {
+        // Allocators hand the last freed block of a size out again first: without the
+        // quarantine the new handle would sit at the stale one's address and the stale
+        // pointer would pass for it.
+        for _ in 0..100 {
+            let stale = into_raw(Thing(1));
+            assert!(unsafe { free(stale) });
+            let fresh = into_raw(Thing(2));
+            assert_ne!(
+                stale, fresh,
+                "a freed handle's address was handed out again"
+            );
+            let err = unsafe { get(stale, "thing") }.err().unwrap();
+            assert_eq!(err.kind(), wasm_image::ErrorKind::InvalidArgument);
+            assert!(!unsafe { free(stale) }, "a second free of the stale handle");
+            assert_eq!(unsafe { get(fresh, "thing") }.unwrap().0, 2);
+            assert!(unsafe { free(fresh) });
+        }
+    }
+
+    #[test]
+    fn a_freed_string_stays_detected_when_a_new_string_is_returned() {
+        let stale = string_into_raw("first");
+        assert!(unsafe { free_string(stale) });
+        let fresh = string_into_raw("again");
+        assert_ne!(
+            stale, fresh,
+            "a freed string's address was handed out again"
+        );
+        assert!(!unsafe { free_string(stale) });
+        assert!(unsafe { free_string(fresh) });
+    }
+
+    #[test]
+    fn the_quarantine_gives_memory_back_beyond_its_budget() {
+        struct Big(#[allow(dead_code)] [u8; 4096]);
+        impl Handle for Big {
+            const NAME: &'static str = "big_t";
+        }
+        for _ in 0..(2 * quarantine::BUDGET_BYTES / 4096) {
+            assert!(unsafe { free(into_raw(Big([0; 4096]))) });
+        }
+        assert!(quarantine::held_bytes() <= quarantine::BUDGET_BYTES);
+    }
+
+    #[test]
+    fn a_free_drops_the_value_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Counted(#[allow(dead_code)] u64);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        impl Handle for Counted {
+            const NAME: &'static str = "counted_t";
+        }
+        let p = into_raw(Counted(9));
+        assert!(unsafe { free(p) });
+        assert_eq!(DROPS.load(Ordering::SeqCst), 1);
+        assert!(!unsafe { free(p) });
+        assert_eq!(DROPS.load(Ordering::SeqCst), 1);
     }
 }

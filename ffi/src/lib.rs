@@ -20,6 +20,7 @@ mod handle;
 mod image;
 mod log;
 mod options;
+mod quarantine;
 mod strings;
 
 use std::ffi::c_char;

@@ -5,7 +5,9 @@
 use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
@@ -153,15 +155,75 @@ impl Runtime for CoreRuntime {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        core_runtime().spawn(fut)
+        let task = TaskInFlight::start();
+        core_runtime().spawn(async move {
+            let _task = task;
+            fut.await
+        })
     }
 
     fn spawn_blocking<F>(f: F) -> Self::JoinHandle
     where
         F: FnOnce() + Send + 'static,
     {
-        core_runtime().spawn_blocking(f)
+        let task = TaskInFlight::start();
+        core_runtime().spawn_blocking(move || {
+            let _task = task;
+            f()
+        })
     }
+}
+
+/// The asyncio bridge's tasks not yet finished in this process (the pid tells a forked
+/// child, which has none of its parent's tasks, from the parent).
+static TASKS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static TASKS_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Longest wait at exit for tasks still handing a result to asyncio: they need
+/// microseconds; a task that outlives this is left alone.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Counts one bridge task from its spawn to the end of its last step.
+struct TaskInFlight {
+    pid: u32,
+}
+
+impl TaskInFlight {
+    fn start() -> TaskInFlight {
+        let pid = std::process::id();
+        if TASKS_PID.swap(pid, Ordering::SeqCst) != pid {
+            // First task of this process (or of a forked child): the count starts over.
+            TASKS_IN_FLIGHT.store(0, Ordering::SeqCst);
+        }
+        TASKS_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        TaskInFlight { pid }
+    }
+}
+
+impl Drop for TaskInFlight {
+    fn drop(&mut self) {
+        if self.pid == std::process::id() {
+            TASKS_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Registered with `atexit`: waits, with the GIL released, for bridge tasks to finish
+/// before the interpreter finalizes. `asyncio.run` can return as soon as the last result
+/// is delivered, while the worker thread that delivered it is still leaving the
+/// interpreter; if finalization starts meanwhile, that thread's release of its thread
+/// state aborts the process ("PyGILState_Release: thread state … must be current").
+#[pyfunction]
+pub fn wait_for_async_tasks(py: Python<'_>) {
+    if TASKS_PID.load(Ordering::SeqCst) != std::process::id() {
+        return;
+    }
+    py.detach(|| {
+        let deadline = Instant::now() + EXIT_WAIT;
+        while TASKS_IN_FLIGHT.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
 }
 
 impl ContextExt for CoreRuntime {

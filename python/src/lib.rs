@@ -15,6 +15,8 @@ mod module_buffer;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logs::install();
+    let wait = wrap_pyfunction!(bridge::wait_for_async_tasks, m)?;
+    m.py().import("atexit")?.call_method1("register", (wait,))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::Limits>()?;

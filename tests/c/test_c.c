@@ -207,6 +207,17 @@ static void test_freed_handles_are_detected(void) {
     wasm_image_image_free(image);
     CHECK(wasm_image_image_manifest_digest(image) == NULL);
     wasm_image_image_free(image);
+    {
+        /* The next image of the same type does not take the freed one's place: the stale
+         * pointer stays detected, and freeing it again leaves the new image alone. */
+        wasm_image_image_t *fresh = build_module("oci");
+        REQUIRE(fresh != NULL);
+        CHECK(fresh != image);
+        CHECK(wasm_image_image_manifest_digest(image) == NULL);
+        wasm_image_image_free(image);
+        CHECK(wasm_image_image_manifest_digest(fresh) != NULL);
+        wasm_image_image_free(fresh);
+    }
     image = NULL;
 
     err = wasm_image_set_log_callback(WASM_IMAGE_LOG_LEVEL_INFO, NULL, NULL); /* NULL callback: off */

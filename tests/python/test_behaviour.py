@@ -276,3 +276,23 @@ def test_cancel_token_from_another_thread(
         _client(tb).pull(slow, cancel=token)
     assert time.monotonic() - started < 5
     timer.join()
+
+
+def test_the_interpreter_exits_cleanly_right_after_async_calls(store: str, module_bytes: bytes) -> None:
+    # asyncio.run returns once the last result is delivered, while the worker thread that
+    # delivered it may still be leaving the interpreter; finalizing under it aborted the
+    # process now and then ("PyGILState_Release: thread state ... must be current").
+    # Several short-lived processes give that window many chances.
+    location = f"oci:{store}:exit"
+    wasm_image.push(wasm_image.build(module_bytes), location)
+    code = (
+        "import asyncio, sys, wasm_image\n"
+        "async def main() -> None:\n"
+        "    client = wasm_image.Client(use_config_files=False)\n"
+        "    await asyncio.gather(*(client.pull_async(sys.argv[1]) for _ in range(10)))\n"
+        "    await client.resolve_async(sys.argv[1])\n"
+        "asyncio.run(main())\n"
+    )
+    for attempt in range(15):
+        done = run_python(code, location, timeout=120)
+        assert done.returncode == 0, f"attempt {attempt}: exit status {done.returncode}\n{done.stderr}"

@@ -13,7 +13,12 @@ Control API, on the proxy's own port (registry paths all start with ``/v2/``):
 ``DELETE /__faults__`` removes every rule, or with ``?match=S`` only rules whose
                        ``match`` equals S.
 ``GET /__log__``       every request seen (``?match=S`` keeps those whose path contains
-                       S): ``{"method", "path", "status", "had_authorization", "fault"}``.
+                       S): ``{"method", "path", "status", "had_authorization", "fault"}``,
+                       in the order they arrived. A request is recorded when it arrives
+                       and its ``status`` is set before the first byte of its answer is
+                       sent (0 when the connection is closed without an answer, null
+                       while it is still unanswered): a client that has seen an answer
+                       always finds it in the log.
 ``DELETE /__log__``    clears this log and the redirect server's log.
 
 A rule is a JSON object:
@@ -43,7 +48,8 @@ A rule is a JSON object:
 The first matching rule with ``times`` left wins and is used up by one.
 
 Redirect server (``http://127.0.0.1:RPORT``): ``GET /__log__`` lists
-``{"method", "path", "host", "had_authorization", "authorization", "status"}``;
+``{"method", "path", "host", "had_authorization", "authorization", "status"}``, recorded
+the same way as the proxy's log;
 ``DELETE /__log__`` clears it.
 
 Tests that run in parallel share this proxy: give each test its own repository name,
@@ -164,6 +170,10 @@ class State:
         with self.lock:
             self.log.append(entry)
 
+    def record_redirect(self, entry: dict):
+        with self.lock:
+            self.redirect_log.append(entry)
+
 
 def json_bytes(obj) -> bytes:
     return json.dumps(obj).encode()
@@ -189,9 +199,17 @@ class BaseHandler(BaseHTTPRequestHandler):
 
     server_label = "proxy"
     answered = False
+    # This request's log entry, recorded on arrival; its status is filled in before the
+    # answer leaves, so a client never reads the log ahead of its own request.
+    entry: dict | None = None
+
+    def note_status(self, status: int):
+        if self.entry is not None and self.entry["status"] is None:
+            self.entry["status"] = status
 
     def send_response_only(self, code, message=None):
         self.answered = True
+        self.note_status(code)
         super().send_response_only(code, message)
 
     def send_json(self, status: int, obj, extra: dict | None = None):
@@ -230,6 +248,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n > 0 else b""
 
     def abort_connection(self, rst: bool = False):
+        self.note_status(0)
         self.close_connection = True
         try:
             self.wfile.flush()
@@ -315,6 +334,8 @@ def make_proxy_handler(state: State):
                 "fault": None,
                 "time": time.time(),
             }
+            self.entry = entry
+            state.record(entry)
             rule = state.take(self.command, self.path)
             self.answered = False
             try:
@@ -332,10 +353,7 @@ def make_proxy_handler(state: State):
                     except OSError:
                         pass
                 self.close_connection = True
-                if entry["status"] is None:
-                    entry["status"] = 0
-            finally:
-                state.record(entry)
+                self.note_status(0)
 
         do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_OPTIONS = handle_any  # noqa: N815
 
@@ -485,7 +503,8 @@ def make_redirect_handler(state: State):
                         state.redirect_log.clear()
                     return self.send_json(200, [])
                 with state.lock:
-                    return self.send_json(200, list(state.redirect_log))
+                    entries = list(state.redirect_log)
+                return self.send_json(200, entries)
             entry = {
                 "method": self.command,
                 "path": self.path,
@@ -495,9 +514,10 @@ def make_redirect_handler(state: State):
                 "status": None,
                 "time": time.time(),
             }
+            self.entry = entry
+            state.record_redirect(entry)
             try:
                 if self.command not in ("GET", "HEAD") or not BLOB_PATH.match(url.path):
-                    entry["status"] = 404
                     return self.send_json(404, {"errors": [{"code": "BLOB_UNKNOWN", "message": "not a blob path"}]})
                 # Object storage never sees the registry's credentials: fetch anonymously.
                 conn = http.client.HTTPConnection(*state.upstream, timeout=120)
@@ -511,7 +531,6 @@ def make_redirect_handler(state: State):
                 finally:
                     conn.close()
                 status = resp.status
-                entry["status"] = status
                 self.send_response(status)
                 self.send_header("Content-Type", "application/octet-stream" if status in (200, 206) else "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -521,9 +540,10 @@ def make_redirect_handler(state: State):
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
-            finally:
-                with state.lock:
-                    state.redirect_log.append(entry)
+            except (ConnectionError, socket.timeout, OSError) as e:
+                self.log_message("error while serving %s %s: %r", self.command, self.path, e)
+                self.close_connection = True
+                self.note_status(0)
 
         do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any  # noqa: N815
 

@@ -206,6 +206,25 @@ def test_faulty_429_fires_once_then_passes_through(tb, unique_repo):
     assert [(e["method"], e["status"], e["fault"]) for e in log] == [("GET", 429, "status"), ("GET", 200, None)]
 
 
+def test_faulty_log_holds_a_request_as_soon_as_its_answer_starts(tb, unique_repo):
+    """The proxy records a request before answering it: a client holding the status line
+    finds the request in the log, even while the proxy still sleeps before the body."""
+    name, _ = unique_repo
+    tb.add_faults({"match": f"/v2/{name}/manifests/", "method": "GET", "action": "stall", "bytes": 1,
+                   "seconds": 2})
+    host, port = tb.host("faulty").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    try:
+        conn.request("GET", f"/v2/{name}/manifests/latest", headers={"Accept": MANIFEST_ACCEPT})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        log = tb.fault_log(match=name)
+        assert [(e["method"], e["status"], e["fault"]) for e in log] == [("GET", 200, "stall")]
+        assert json.loads(resp.read())["schemaVersion"] == 2
+    finally:
+        conn.close()
+
+
 def test_faulty_forwards_pushes_and_location_stays_on_the_proxy(tb, unique_repo):
     name, _ = unique_repo
     status, headers, _ = http_request("POST", tb.base_url("faulty") + f"/v2/{name}/blobs/uploads/", body=b"")

@@ -105,16 +105,17 @@ pub(super) struct AuthEntry {
 impl DockerConfig {
     /// Parses `{"auths": …}` files, and the legacy `.dockercfg` shape (entries at the top).
     pub(super) fn parse(bytes: &[u8]) -> std::result::Result<DockerConfig, String> {
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| json_error_without_values(&e))?;
         let obj = value.as_object().ok_or("expected a JSON object")?;
         let modern = ["auths", "credHelpers", "credsStore"]
             .iter()
             .any(|k| obj.contains_key(*k));
         if modern || obj.is_empty() || obj.values().any(|v| !v.is_object()) {
-            return serde_json::from_value(value).map_err(|e| e.to_string());
+            return serde_json::from_value(value).map_err(|e| json_error_without_values(&e));
         }
         let auths: BTreeMap<String, AuthEntry> =
-            serde_json::from_value(value).map_err(|e| e.to_string())?;
+            serde_json::from_value(value).map_err(|e| json_error_without_values(&e))?;
         Ok(DockerConfig {
             auths,
             ..DockerConfig::default()
@@ -200,5 +201,23 @@ impl DockerConfig {
             secret,
             source: format!("credential helper docker-credential-{helper} (configured in {file})"),
         }))
+    }
+}
+
+/// Describes a JSON error without the text it quotes. serde_json puts an offending value
+/// in its message (`invalid type: string "dXNlcjpw…", expected …`), and in a docker config
+/// or a credential helper's answer that value is usually a credential.
+pub(super) fn json_error_without_values(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not valid JSON",
+        Category::Eof => "JSON cut short",
+        Category::Data => "JSON of the wrong shape (a value of the wrong type or a missing field)",
+    };
+    if e.line() == 0 {
+        what.to_string()
+    } else {
+        format!("{what} at line {}, column {}", e.line(), e.column())
     }
 }

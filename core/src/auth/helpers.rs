@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use super::config_files::json_error_without_values;
 use super::{ConfigEnv, Secret};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -112,7 +113,7 @@ pub fn run_helper(helper: &str, server: &str, env: &ConfigEnv) -> Result<Option<
     let answer: HelperAnswer = serde_json::from_slice(&stdout).map_err(|e| {
         Error::new(
             ErrorKind::Unauthorized,
-            format!("credential helper {program} answered for {server} with something other than {{\"Username\",\"Secret\"}} JSON: {e}"),
+            format!("credential helper {program} answered for {server} with something other than {{\"Username\",\"Secret\"}} JSON: {}", json_error_without_values(&e)),
         )
     })?;
     if answer.secret.is_empty() {

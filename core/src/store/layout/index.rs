@@ -5,7 +5,7 @@
 
 use crate::digest::{Descriptor, Digest};
 use crate::error::{Error, Result};
-use crate::files::{read_bounded, write_atomic, Existing};
+use crate::files::{open_regular, read_bounded, real_dirs_within, write_atomic, Existing};
 use crate::location::Selector;
 use crate::manifest;
 use crate::media_types::annotations;
@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use std::fs;
 
-use super::members::{INDEX_FILE, OCI_LAYOUT_FILE};
+use super::members::{BLOBS_DIR, INDEX_FILE, OCI_LAYOUT_FILE};
 use super::{Inner, MAX_JSON_BYTES};
 
 impl Inner {
@@ -173,11 +173,13 @@ impl Inner {
         tag: Option<&str>,
     ) -> Result<()> {
         let path = self.blob_path(&descriptor.digest);
-        let present = fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == descriptor.size);
+        let present =
+            fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == descriptor.size);
         if !present {
-            let alg_dir = path.parent().expect("blob paths have a parent");
-            fs::create_dir_all(alg_dir)
-                .and_then(|()| write_atomic(&path, bytes, Existing::Replace).map(drop))
+            let algorithm = descriptor.digest.algorithm_name();
+            real_dirs_within(&self.dir, &[BLOBS_DIR, algorithm], &self.name)?;
+            write_atomic(&path, bytes, Existing::Replace)
+                .map(drop)
                 .map_err(|e| {
                     Error::io(
                         format!("{}: writing manifest {}", self.name, descriptor.digest),
@@ -210,12 +212,7 @@ impl Inner {
     /// Read-modify-write of `index.json` under the layout's exclusive lock.
     pub(super) fn update_index(&self, edit: impl FnOnce(&mut Vec<Value>)) -> Result<()> {
         let lock_path = self.dir.join(OCI_LAYOUT_FILE);
-        let lock = fs::File::open(&lock_path).map_err(|e| {
-            Error::io(
-                format!("{}: opening {} to lock it", self.name, lock_path.display()),
-                e,
-            )
-        })?;
+        let lock = open_regular(&lock_path, &self.name)?;
         lock.lock()
             .map_err(|e| Error::io(format!("{}: locking {}", self.name, lock_path.display()), e))?;
         let mut index = self.read_index()?;

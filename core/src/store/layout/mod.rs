@@ -21,7 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::digest::{size_mismatch, Descriptor, Digest};
 use crate::embed::runtime::run_blocking;
 use crate::error::{Error, Result};
-use crate::files::{commit, read_bounded, temp_file_in, write_atomic, Existing};
+use crate::files::{
+    commit, open_regular, read_bounded, real_dirs_within, temp_file_in, write_atomic, Existing,
+};
 use crate::location::Selector;
 use crate::manifest;
 use crate::media_types::{self as mt};
@@ -163,8 +165,7 @@ impl Inner {
             .map_err(|e| Error::io(ctx("creating oci-layout in"), e))?;
         }
         self.check_layout_version()?;
-        fs::create_dir_all(self.dir.join(BLOBS_DIR).join("sha256"))
-            .map_err(|e| Error::io(ctx("creating blobs/ in"), e))?;
+        real_dirs_within(&self.dir, &[BLOBS_DIR, "sha256"], &self.name)?;
         if !self.dir.join(INDEX_FILE).exists() {
             let empty = serde_json::json!({
                 "schemaVersion": 2,
@@ -243,23 +244,24 @@ impl Store for LayoutStore {
     }
 
     async fn open_blob(&self, descriptor: &Descriptor) -> Result<BlobStream> {
-        // The file name comes only from a validated digest: no path tricks possible.
+        // The file name comes only from a validated digest: no path tricks possible. A
+        // planted link or FIFO is refused without blocking (files::open_regular).
         let path = self.inner.blob_path(&descriptor.digest);
-        match tokio::fs::File::open(&path).await {
-            Ok(file) => Ok(Box::pin(file)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::not_found(format!(
-                "{}: blob {} not found",
-                self.inner.name, descriptor.digest
-            ))),
-            Err(e) => Err(Error::io(
-                format!("{}: opening blob {}", self.inner.name, descriptor.digest),
-                e,
-            )),
-        }
+        let name = self.inner.name.clone();
+        let digest = descriptor.digest.clone();
+        let file = run_blocking(move |_| match open_regular(&path, &name) {
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                Err(Error::not_found(format!("{name}: blob {digest} not found")))
+            }
+            other => other,
+        })
+        .await?;
+        Ok(Box::pin(tokio::fs::File::from_std(file)))
     }
 
     async fn has_blob(&self, descriptor: &Descriptor) -> Result<bool> {
-        match tokio::fs::metadata(self.inner.blob_path(&descriptor.digest)).await {
+        // A link is not a blob of this layout (reads refuse it), so it is not "present".
+        match tokio::fs::symlink_metadata(self.inner.blob_path(&descriptor.digest)).await {
             Ok(meta) => Ok(meta.is_file() && meta.len() == descriptor.size),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io(
@@ -284,14 +286,12 @@ impl Store for LayoutStore {
             move |e: io::Error| Error::io(format!("{name}: writing blob {digest}"), e)
         };
         let final_path = self.inner.blob_path(&descriptor.digest);
-        let alg_dir = final_path
-            .parent()
-            .expect("blob paths have a parent")
-            .to_path_buf();
         let (file, temp_path) = {
             let write_err = write_err.clone();
+            let inner = self.inner.clone();
+            let algorithm = descriptor.digest.algorithm_name().to_string();
             run_blocking(move |_| {
-                fs::create_dir_all(&alg_dir).map_err(&write_err)?;
+                let alg_dir = real_dirs_within(&inner.dir, &[BLOBS_DIR, &algorithm], &inner.name)?;
                 Ok(temp_file_in(&alg_dir, ".tmp", 0o644)
                     .map_err(&write_err)?
                     .into_parts())
