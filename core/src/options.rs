@@ -106,10 +106,12 @@ impl fmt::Debug for ClientOptions {
             max_retries,
             retry_base_delay,
             retry_max_delay,
+            call_timeout,
             limits,
             mirrors,
             platform,
             user_agent,
+            cache,
         } = self;
         f.debug_struct("ClientOptions")
             .field("credentials", credentials)
@@ -130,10 +132,12 @@ impl fmt::Debug for ClientOptions {
             .field("max_retries", max_retries)
             .field("retry_base_delay", retry_base_delay)
             .field("retry_max_delay", retry_max_delay)
+            .field("call_timeout", call_timeout)
             .field("limits", limits)
             .field("mirrors", mirrors)
             .field("platform", platform)
             .field("user_agent", user_agent)
+            .field("cache", cache)
             .finish()
     }
 }
