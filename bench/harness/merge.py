@@ -13,6 +13,9 @@ from harness.targets import targets
 # What a later run of some families says about itself in the merged results.
 RUN_FACTS = ("date", "command", "duration_s", "repeats", "load_during_run", "paused_for_compilers_s",
              "samples_measured_again", "samples_still_disturbed")
+# The version of the code measured, named when the later run measured another one (the
+# other entries describe tools of the earlier run's families).
+MEASURED_CODE = ("wasm-image (git)",)
 
 
 def into_previous(previous: Path, doc: dict, families: list) -> dict:
@@ -32,7 +35,8 @@ def into_previous(previous: Path, doc: dict, families: list) -> dict:
     merged["versions"] = {**old["versions"], **{k: v for k, v in doc["versions"].items() if k not in old["versions"]}}
     later = {k: doc[k] for k in RUN_FACTS if k in doc}
     later["families"] = names
-    later["versions_changed"] = {k: v for k, v in doc["versions"].items() if k in old["versions"] and old["versions"][k] != v}
+    later["versions_changed"] = {k: doc["versions"][k] for k in MEASURED_CODE
+                                 if k in doc["versions"] and doc["versions"][k] != old["versions"].get(k)}
     merged["merged_runs"] = [r for r in old.get("merged_runs", []) if not set(r["families"]) & set(names)] + [later]
     merged["targets"] = targets(Results.from_json(merged), old["machine"]["cores"])
     return merged

@@ -110,7 +110,7 @@ def build(b: Bench, work: Path) -> dict[str, str] | None:
         log("go_face: building the Go face's test binary (go test -c)")
         exe["test"] = str(work / "wasmimage.test")
         run_go(["go", "test", "-c", "-o", exe["test"], "."], env, ROOT / "go")
-        b.versions["go"] = run_go(["go", "version"], env, BENCH / "go").strip()
+        b.versions["go"] = run_go(["go", "version"], env, BENCH / "go").strip().removeprefix("go version ")
         b.versions["go-containerregistry"] = run_go(
             ["go", "list", "-m", "-f", "{{.Version}}", "github.com/google/go-containerregistry"], env, BENCH / "go").strip()
     except Exception as e:  # noqa: BLE001
