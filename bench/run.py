@@ -16,6 +16,9 @@ once per round, so drifting load hits all alike):
 * resolve a tag: Python API, skopeo inspect --raw, curl -I; requests counted;
 * 64 pulls of a 1 MiB image: 64 threads on one Client, the same 64 one after another,
   skopeo (and curl) run 64 times in parallel;
+* the Go face (package wasmimage, bench/go/) against go-containerregistry: 50 MiB pulls
+  into memory and to a file (crane pull beside them), 64 goroutines pulling one 1 MiB
+  image, 200 MiB to a file for the peak RSS, and one cgo call (go test -bench);
 * the peak RSS of every measured process (os.wait4).
 
 Writes bench/results.json (every sample), the generated part of BENCHMARKS.md and
@@ -28,7 +31,9 @@ one; a release build matters: `pip install .` builds one, `maturin develop` does
 --cli PATH the `wasm-image` command; --lib-dir DIR the folder with libwasmimage.so
 (default target/release); --build-ffi runs `cargo build --release -p wasm-image-ffi`
 first; --cases FAMILY,… runs only those case families (baseline, resolve, pull, push,
-concurrency; the setup always runs); --only SUBSTR runs only cases whose name contains it;
+concurrency, go_face; the setup always runs), and with --merge puts them into the
+results.json already in --out-dir beside the other families' figures of an earlier run;
+--only SUBSTR runs only cases whose name contains it;
 --wait-idle S waits up to S seconds for a machine without compilers running; --replot
 draws pull_time.png and writes the generated part of BENCHMARKS.md again from
 results.json, measuring nothing.
@@ -50,11 +55,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import cases, processes, report
+from harness import cases, merge, processes, report
 from harness.bench import Bench
 from harness.common import BENCH, ROOT, log
 from harness.machine import LoadMonitor, machine_info, wait_idle
 from harness.processes import run_quiet
+from harness.results import Results
 from harness.targets import targets
 
 
@@ -80,7 +86,12 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"), help="the markdown file to update ('-' for none)")
     ap.add_argument("--replot", action="store_true",
                     help="only draw pull_time.png and write the generated part of --markdown again from results.json")
+    ap.add_argument("--merge", action="store_true",
+                    help="with --cases: put this run's families into the results.json already in --out-dir, keeping the "
+                         "other families' figures (and that run's header) as they are")
     args = ap.parse_args(argv)
+    if args.merge and not args.cases:
+        ap.error("--merge needs --cases (the families measured again)")
     if args.replot:
         return report.replot(Path(args.out_dir), args.markdown)
     try:
@@ -136,12 +147,17 @@ def main(argv=None) -> int:
     }
     meta["targets"] = targets(bench.res, meta_machine["cores"])
     doc = {**meta, "samples": [asdict(s) for s in bench.res.samples]}
+    res = bench.res
+    if args.merge:
+        doc = merge.into_previous(out_dir / "results.json", doc, families)
+        res = Results.from_json(doc)
+        meta = {k: v for k, v in doc.items() if k != "samples"}
     report.write_results(doc, out_dir)
-    problem = report.plot(bench.res, out_dir / "pull_time.png")
+    problem = report.plot(res, out_dir / "pull_time.png")
     if problem:
-        bench.res.notes.append(problem)
+        res.notes.append(problem)
     if args.markdown != "-":
-        report.write_benchmarks_md(report.markdown(bench.res, meta), Path(args.markdown))
+        report.write_benchmarks_md(report.markdown(res, meta), Path(args.markdown))
     log(f"done in {meta['duration_s']:.0f} s: {out_dir / 'results.json'}, {out_dir / 'pull_time.png'}, {args.markdown}")
     for t in meta["targets"]:
         v = t["measured"]

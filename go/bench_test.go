@@ -9,7 +9,8 @@ import (
 
 // The cost of crossing into the library: one Resolve of an OCI layout on disk (a cgo
 // call that reads index.json) and one ModuleFacts of the smallest module (a cgo call
-// with no I/O). bench/go_face.py runs these with -bench.
+// with no I/O). The benchmark family bench/harness/cases/go_face.py runs these with
+// -bench.
 func BenchmarkResolveOCILayout(b *testing.B) {
 	client, err := wasmimage.NewClient()
 	if err != nil {

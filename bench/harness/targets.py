@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 
+from harness.cases import go_face
 from harness.common import BUILDAH, VERIFIED
 from harness.push_floor import FLOOR_PATCH, FLOOR_PUT
 from harness.results import Results, med_extra, ratio
@@ -91,4 +92,14 @@ def targets(res: Results, cores: int | None = None) -> list[dict]:
                         "note": "informative"})
     req = res.requests.get("resolve", {}).get(py)
     add("resolve: one request", req["count"] if req else None, 1, "abs")
+    # The Go face against go-containerregistry, whole processes of the same Go program.
+    go, ggcr = go_face.GO, go_face.GGCR
+    for case, (variant, into_memory) in go_face.PULL_CASES.items():
+        add(f"Go: pull 50 MiB {variant} {'into memory' if into_memory else 'to a file'}, Go face vs go-containerregistry: ≤ 0.7×",
+            ratio(med(case, go, 50), med(case, ggcr, 50)), 0.7)
+    add(f"Go: {go_face.GOROUTINES} goroutines pull one 1 MiB image, Go face vs go-containerregistry: ≤ 0.7×",
+        ratio(med(go_face.MANY, go, 1), med(go_face.MANY, ggcr, 1)), 0.7)
+    add("Go: pull 200 MiB to a file, Go face: peak RSS ≤ 40 MiB", rss("go pull-file oci", go, 200), 40.0, "abs")
+    resolve_s = med(go_face.CGO, go_face.RESOLVE)
+    add("Go: one cgo call (Resolve of an oci: layout): ≤ 20 µs", None if resolve_s is None else resolve_s * 1e6, 20.0, "abs")
     return out

@@ -1,7 +1,8 @@
 // Command ggcr pulls a Wasm image with go-containerregistry's remote package, the way
 // Go control planes (Istio's wasm image fetcher, Envoy Gateway) do: fetch the manifest,
 // take the Wasm layer as is (oci variant) or find plugin.wasm in the tar layer (compat
-// variant), and read the module into memory or a file. The peer of bench/go_face.py.
+// variant), and read the module into memory or a file. The peer in
+// bench/harness/cases/go_face.py.
 package main
 
 import (

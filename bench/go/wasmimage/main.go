@@ -1,6 +1,7 @@
 // Command wasmimage pulls a Wasm image with the Go face of wasm-image (package
-// wasmimage), for bench/go_face.py. With -push MODULE it instead builds an image of
-// MODULE (-variant oci|compat) and pushes it to LOCATION.
+// wasmimage), for the benchmark family bench/harness/cases/go_face.py. With -push
+// MODULE it instead builds an image of MODULE (-variant oci|compat) and pushes it to
+// LOCATION.
 package main
 
 import (

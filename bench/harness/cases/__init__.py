@@ -50,6 +50,7 @@ FAMILIES = [
     Family("harness.cases.pull", table_rank=10),
     Family("harness.cases.push", table_rank=20),
     Family("harness.cases.concurrency", table_rank=40),
+    Family("harness.cases.go_face", table_rank=60),
 ]
 
 
