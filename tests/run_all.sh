@@ -46,6 +46,9 @@ if [ -f tests/python/conftest.py ]; then
   python3 -m pytest -q tests/python
 fi
 
+echo "== fuzz targets (a few seconds each from their seeds; FUZZING.md has the long runs)"
+bash fuzz/smoke.sh 5
+
 if [ -x tests/c/run.sh ]; then
   echo "== C ABI (CTest, valgrind, AddressSanitizer)"
   bash tests/c/run.sh

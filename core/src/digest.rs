@@ -383,11 +383,16 @@ impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let fresh = &buf.filled()[before..];
-                if fresh.is_empty() && buf.remaining() > 0 {
-                    Poll::Ready(this.verifier.finish())
+                let verdict = if fresh.is_empty() && buf.remaining() > 0 {
+                    this.verifier.finish()
                 } else {
-                    Poll::Ready(this.verifier.feed(fresh))
+                    this.verifier.feed(fresh)
+                };
+                if verdict.is_err() {
+                    // AsyncRead's contract: an error hands out no bytes (tokio asserts it).
+                    buf.set_filled(before);
                 }
+                Poll::Ready(verdict)
             }
             other => other,
         }

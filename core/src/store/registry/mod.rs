@@ -39,6 +39,20 @@ use self::http::{backoff, content_length, header_str, read_bounded};
 pub use session::RegistryClient;
 pub use upload::UPLOAD_CHUNK;
 
+/// The fuzz targets' way into `WWW-Authenticate` parsing (private to the registry client):
+/// the challenge these header values yield, as its `Debug` text.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz_www_authenticate(values: &[&[u8]]) -> Option<String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for value in values {
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            headers.append(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    bearer::parse_challenges(&headers).map(|c| format!("{c:?}"))
+}
+
 /// The media type of a manifest response, without parameters; `None` for generic types.
 fn manifest_media_type(response: &Response) -> Option<String> {
     let ct = header_str(response, header::CONTENT_TYPE.as_str())?;
