@@ -92,26 +92,32 @@ impl Limits {
             },
         }
     }
+    /// Largest module accepted.
     #[getter]
     fn max_module_bytes(&self) -> u64 {
         self.inner.max_module_bytes
     }
+    /// Largest manifest, index or config blob read into memory.
     #[getter]
     fn max_metadata_bytes(&self) -> u64 {
         self.inner.max_metadata_bytes
     }
+    /// Most bytes decompressed from one layer while looking for the module.
     #[getter]
     fn max_decompressed_bytes(&self) -> u64 {
         self.inner.max_decompressed_bytes
     }
+    /// Most tar entries looked at in one layer.
     #[getter]
     fn max_tar_entries(&self) -> u64 {
         self.inner.max_tar_entries
     }
+    /// How many indexes may point at further indexes.
     #[getter]
     fn max_index_depth(&self) -> u32 {
         self.inner.max_index_depth
     }
+    /// Most entries in one index.
     #[getter]
     fn max_index_entries(&self) -> u64 {
         self.inner.max_index_entries
@@ -462,6 +468,8 @@ impl Client {
         self.ops().resolve(py, location, call)
     }
 
+    /// The asyncio twin of :meth:`pull`: an awaitable of a :class:`WasmImage`.
+    /// Cancel it by cancelling the task.
     #[pyo3(signature = (location, *, platform=None, progress=None))]
     fn pull_async<'py>(
         &self,
@@ -475,6 +483,7 @@ impl Client {
         })
     }
 
+    /// The asyncio twin of :meth:`pull_to_file`: an awaitable of an :class:`ImageInfo`.
     #[pyo3(signature = (location, path, *, platform=None, progress=None))]
     fn pull_to_file_async<'py>(
         &self,
@@ -489,6 +498,7 @@ impl Client {
         })
     }
 
+    /// The asyncio twin of :meth:`push`: an awaitable of the manifest digest.
     #[pyo3(signature = (image, location, *, progress=None))]
     fn push_async<'py>(
         &self,
@@ -503,6 +513,7 @@ impl Client {
         })
     }
 
+    /// The asyncio twin of :meth:`copy`: an awaitable of the copied digest.
     #[pyo3(signature = (source, destination, *, progress=None))]
     fn copy_async<'py>(
         &self,
@@ -516,6 +527,7 @@ impl Client {
         })
     }
 
+    /// The asyncio twin of :meth:`resolve`: an awaitable of the digest.
     fn resolve_async<'py>(&self, py: Python<'py>, location: String) -> PyResult<Bound<'py, PyAny>> {
         self.ops().spawn(py, None, None, |c, o| async move {
             Ok(c.resolve(&location, &o).await?.digest.to_string())
@@ -546,6 +558,13 @@ impl Client {
 
 // ---- module functions ---------------------------------------------------------------
 
+/// Fetches the image at ``location``, verifies every digest and size, and returns the
+/// :class:`WasmImage` with its module in memory. Uses a default :class:`Client`; make one
+/// for credentials, insecure registries, timeouts or limits.
+///
+/// ``platform`` (``"os/arch"``) picks from an index; ``progress`` is called with a
+/// :class:`ProgressEvent` as bytes move; ``cancel`` is a :class:`CancelToken`. Raises a
+/// :class:`WasmImageError` subclass (``NotFoundError``, ``UnauthorizedError``, …).
 #[pyfunction]
 #[pyo3(signature = (location, *, platform=None, progress=None, cancel=None))]
 pub fn pull(
@@ -563,6 +582,8 @@ pub fn pull(
     default_ops(py)?.pull(py, location, call)
 }
 
+/// Like :func:`pull`, but streams the verified module into the file ``path``, which
+/// appears only once every byte is verified; returns an :class:`ImageInfo`.
 #[pyfunction]
 #[pyo3(signature = (location, path, *, platform=None, progress=None, cancel=None))]
 pub fn pull_to_file(
@@ -581,6 +602,8 @@ pub fn pull_to_file(
     default_ops(py)?.pull_to_file(py, location, path, call)
 }
 
+/// Stores ``image`` (from :func:`build` or :func:`pull`) at ``location``: a registry, an
+/// ``oci:`` layout directory or an ``oci-archive:`` file. Returns the manifest digest.
 #[pyfunction]
 #[pyo3(signature = (image, location, *, progress=None, cancel=None))]
 pub fn push(
@@ -598,6 +621,8 @@ pub fn push(
     default_ops(py)?.push(py, &image, location, call)
 }
 
+/// Copies an image or index from ``source`` to ``destination`` (any two locations),
+/// digests unchanged. Returns the digest of what was copied.
 #[pyfunction]
 #[pyo3(signature = (source, destination, *, progress=None, cancel=None))]
 pub fn copy(
@@ -615,6 +640,7 @@ pub fn copy(
     default_ops(py)?.copy(py, source, destination, call)
 }
 
+/// Returns the manifest (or index) digest ``location`` names, without fetching the module.
 #[pyfunction]
 #[pyo3(signature = (location, *, cancel=None))]
 pub fn resolve(
@@ -629,6 +655,17 @@ pub fn resolve(
     default_ops(py)?.resolve(py, location, call)
 }
 
+/// Builds an image from ``module`` (bytes, or a path to read) without storing it; store
+/// it with :func:`push`.
+///
+/// ``variant`` is ``"oci"`` (the two-layer shape Istio and Envoy Gateway read) or
+/// ``"compat"`` (``plugin.wasm`` in a tar+gzip layer). ``runtime_type`` (default
+/// ``"envoy_proxy"``), ``abi_versions`` (default: the module's ``proxy_abi_version_*``
+/// exports) and ``root_ids`` fill the runtime config; ``annotations`` go on the manifest;
+/// ``manifest_format`` is ``"oci"`` or ``"docker"`` (Docker schema 2, compat variant
+/// only). Builds are reproducible: the same inputs give the same digests. Timestamps
+/// appear only when ``source_date_epoch`` (or the ``SOURCE_DATE_EPOCH`` environment
+/// variable) gives them.
 #[pyfunction]
 #[pyo3(signature = (module, *, variant="oci", runtime_type=None, abi_versions=None, root_ids=None,
                     annotations=None, manifest_format="oci", source_date_epoch=None))]
