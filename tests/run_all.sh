@@ -49,4 +49,8 @@ if [ -x tests/c/run.sh ]; then
   echo "== C ABI (CTest, valgrind, AddressSanitizer)"
   bash tests/c/run.sh
 fi
+if [ -x tests/release/run.sh ]; then
+  echo "== release artifacts (wheel, sdist, C SDK, SBOMs, API reference) installed as users do"
+  bash tests/release/run.sh
+fi
 echo "== all suites passed"
