@@ -37,7 +37,7 @@ printf '\n== release: cargo deny (licenses, bans, duplicates, sources)\n'
 cargo deny --locked check licenses bans sources
 advisory_dbs="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs"
 if compgen -G "$advisory_dbs/*" >/dev/null; then
-    cargo deny --locked check --disable-fetch advisories
+    cargo deny --locked --offline check advisories
 else
     echo "advisories: skipped: no copy of the RustSec advisory database in $advisory_dbs" \
         "(cargo deny fetches it from GitHub, which this machine cannot reach)"
