@@ -16,7 +16,8 @@
 # not only on the build machine's glibc. Symbols are stripped (debug info from the
 # static library, everything but the dynamic symbols from the shared one). The tarball is
 # reproducible: sorted names, owner 0, file times from SOURCE_DATE_EPOCH or else the last
-# commit. Environment: CARGO_TARGET_DIR; C_API_DOC, a file copied in as c-api.md.
+# commit. Environment: CARGO_TARGET_DIR (the build goes into its zig-sdk folder);
+# C_API_DOC, a file copied in as c-api.md.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +35,9 @@ version="${pkgid##*[@#]}"
 major="${version%%.*}"
 name="wasm-image-c-$version-linux-x86_64"
 export RUST_TARGET="x86_64-unknown-linux-gnu.2.28" CARGO_RUSTC="cargo-zigbuild rustc"
+# A target folder of its own: cargo fingerprints the linker, so a zig build sharing the
+# host build's (or the wheel's) folder would rebuild everything each time they alternate.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/zig-sdk"
 
 work="$(mktemp -d /tmp/wasm-image-sdk.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
