@@ -17,6 +17,10 @@
 #                   static program, or cgo's `#cgo pkg-config: wasmimage`, wants)
 #   --shared-only   install no static library
 # Environment: LIBDIR (default "lib"), CARGO (default "cargo"), CARGO_TARGET_DIR.
+#   RUST_TARGET  the Rust target to build for (default: the host). A glibc floor such as
+#                "x86_64-unknown-linux-gnu.2.28" needs CARGO_RUSTC="cargo-zigbuild rustc".
+#   CARGO_RUSTC  the build command (default "$CARGO rustc"); ffi/package.sh links with
+#                zig through cargo-zigbuild so the SDK runs on older glibc than the host's.
 #
 # The version (file names, soname, .pc, CMake version) comes from Cargo; the system
 # libraries the static library needs come from rustc itself (--print native-static-libs),
@@ -57,8 +61,14 @@ minor="${BASH_REMATCH[2]}"
 # replays the native-static-libs note from its cache when nothing changed.
 build_log="$(mktemp)"
 trap 'rm -f "$build_log"' EXIT
-log "building wasm-image-ffi $version (release)"
-if ! (cd "$root" && "$cargo" rustc --release --locked -p wasm-image-ffi --lib \
+read -r -a rustc_command <<<"${CARGO_RUSTC:-$cargo rustc}"
+target_args=() target_subdir=""
+if [ -n "${RUST_TARGET:-}" ]; then
+    target_args=(--target "$RUST_TARGET")
+    target_subdir="${RUST_TARGET%%.*}/" # cargo's folder has no glibc suffix
+fi
+log "building wasm-image-ffi $version (release${RUST_TARGET:+, $RUST_TARGET})"
+if ! (cd "$root" && "${rustc_command[@]}" --release --locked -p wasm-image-ffi --lib "${target_args[@]}" \
         --crate-type staticlib,cdylib -- --print native-static-libs) 2>"$build_log"; then
     cat "$build_log" >&2
     exit 1
@@ -75,7 +85,7 @@ if [ -z "$target_dir" ]; then
         sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 fi
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
-built="$target_dir/release"
+built="$target_dir/${target_subdir}release"
 
 mkdir -p "$prefix"
 prefix="$(cd "$prefix" && pwd)"

@@ -58,4 +58,9 @@ if [ -x tests/go/run.sh ]; then
   echo "== Go package (vet, staticcheck, go test -race, the watch example)"
   bash tests/go/run.sh
 fi
+
+if [ -x tests/release/run.sh ]; then
+  echo "== release artifacts (wheel, sdist, C SDK, SBOMs, API reference) installed as users do"
+  bash tests/release/run.sh
+fi
 echo "== all suites passed"

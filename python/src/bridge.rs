@@ -115,6 +115,7 @@ impl CancelToken {
     fn cancel(&self) {
         self.inner.cancel();
     }
+    /// True once :meth:`cancel` was called.
     #[getter]
     fn cancelled(&self) -> bool {
         self.inner.is_cancelled()

@@ -92,26 +92,32 @@ impl Limits {
             },
         }
     }
+    /// Largest module accepted.
     #[getter]
     fn max_module_bytes(&self) -> u64 {
         self.inner.max_module_bytes
     }
+    /// Largest manifest, index or config blob read into memory.
     #[getter]
     fn max_metadata_bytes(&self) -> u64 {
         self.inner.max_metadata_bytes
     }
+    /// Most bytes decompressed from one layer while looking for the module.
     #[getter]
     fn max_decompressed_bytes(&self) -> u64 {
         self.inner.max_decompressed_bytes
     }
+    /// Most tar entries looked at in one layer.
     #[getter]
     fn max_tar_entries(&self) -> u64 {
         self.inner.max_tar_entries
     }
+    /// How many indexes may point at further indexes.
     #[getter]
     fn max_index_depth(&self) -> u32 {
         self.inner.max_index_depth
     }
+    /// Most entries in one index.
     #[getter]
     fn max_index_entries(&self) -> u64 {
         self.inner.max_index_entries
@@ -481,6 +487,8 @@ impl Client {
         self.ops().resolve(py, location, call)
     }
 
+    /// The asyncio twin of :meth:`pull`: an awaitable of a :class:`WasmImage`.
+    /// Cancel it by cancelling the task.
     #[pyo3(signature = (location, *, platform=None, progress=None))]
     fn pull_async<'py>(
         &self,
@@ -494,6 +502,7 @@ impl Client {
         })
     }
 
+    /// The asyncio twin of :meth:`pull_to_file`: an awaitable of an :class:`ImageInfo`.
     #[pyo3(signature = (location, path, *, platform=None, progress=None))]
     fn pull_to_file_async<'py>(
         &self,
@@ -508,6 +517,7 @@ impl Client {
         })
     }
 
+    /// The asyncio twin of :meth:`push`: an awaitable of the manifest digest.
     #[pyo3(signature = (image, location, *, progress=None))]
     fn push_async<'py>(
         &self,
@@ -522,6 +532,7 @@ impl Client {
         })
     }
 
+    /// The asyncio twin of :meth:`copy`: an awaitable of the copied digest.
     #[pyo3(signature = (source, destination, *, progress=None))]
     fn copy_async<'py>(
         &self,
@@ -586,6 +597,7 @@ impl Client {
         Ok(crate::cache::Cache { inner })
     }
 
+    /// The asyncio twin of :meth:`resolve`: an awaitable of the digest.
     fn resolve_async<'py>(&self, py: Python<'py>, location: String) -> PyResult<Bound<'py, PyAny>> {
         self.ops().spawn(py, None, None, |c, o| async move {
             Ok(c.resolve(&location, &o).await?.digest.to_string())
@@ -616,6 +628,13 @@ impl Client {
 
 // ---- module functions ---------------------------------------------------------------
 
+/// Fetches the image at ``location``, verifies every digest and size, and returns the
+/// :class:`WasmImage` with its module in memory. Uses a default :class:`Client`; make one
+/// for credentials, insecure registries, timeouts or limits.
+///
+/// ``platform`` (``"os/arch"``) picks from an index; ``progress`` is called with a
+/// :class:`ProgressEvent` as bytes move; ``cancel`` is a :class:`CancelToken`. Raises a
+/// :class:`WasmImageError` subclass (``NotFoundError``, ``UnauthorizedError``, …).
 #[pyfunction]
 #[pyo3(signature = (location, *, platform=None, progress=None, cancel=None))]
 pub fn pull(
@@ -633,6 +652,8 @@ pub fn pull(
     default_ops(py)?.pull(py, location, call)
 }
 
+/// Like :func:`pull`, but streams the verified module into the file ``path``, which
+/// appears only once every byte is verified; returns an :class:`ImageInfo`.
 #[pyfunction]
 #[pyo3(signature = (location, path, *, platform=None, progress=None, cancel=None))]
 pub fn pull_to_file(
@@ -651,6 +672,8 @@ pub fn pull_to_file(
     default_ops(py)?.pull_to_file(py, location, path, call)
 }
 
+/// Stores ``image`` (from :func:`build` or :func:`pull`) at ``location``: a registry, an
+/// ``oci:`` layout directory or an ``oci-archive:`` file. Returns the manifest digest.
 #[pyfunction]
 #[pyo3(signature = (image, location, *, progress=None, cancel=None))]
 pub fn push(
@@ -668,6 +691,8 @@ pub fn push(
     default_ops(py)?.push(py, &image, location, call)
 }
 
+/// Copies an image or index from ``source`` to ``destination`` (any two locations),
+/// digests unchanged. Returns the digest of what was copied.
 #[pyfunction]
 #[pyo3(signature = (source, destination, *, progress=None, cancel=None))]
 pub fn copy(
@@ -685,6 +710,7 @@ pub fn copy(
     default_ops(py)?.copy(py, source, destination, call)
 }
 
+/// Returns the manifest (or index) digest ``location`` names, without fetching the module.
 #[pyfunction]
 #[pyo3(signature = (location, *, cancel=None))]
 pub fn resolve(
@@ -699,6 +725,17 @@ pub fn resolve(
     default_ops(py)?.resolve(py, location, call)
 }
 
+/// Builds an image from ``module`` (bytes, or a path to read) without storing it; store
+/// it with :func:`push`.
+///
+/// ``variant`` is ``"oci"`` (the two-layer shape Istio and Envoy Gateway read) or
+/// ``"compat"`` (``plugin.wasm`` in a tar+gzip layer). ``runtime_type`` (default
+/// ``"envoy_proxy"``), ``abi_versions`` (default: the module's ``proxy_abi_version_*``
+/// exports) and ``root_ids`` fill the runtime config; ``annotations`` go on the manifest;
+/// ``manifest_format`` is ``"oci"`` or ``"docker"`` (Docker schema 2, compat variant
+/// only). Builds are reproducible: the same inputs give the same digests. Timestamps
+/// appear only when ``source_date_epoch`` (or the ``SOURCE_DATE_EPOCH`` environment
+/// variable) gives them.
 #[pyfunction]
 #[pyo3(signature = (location, *, policy="if-not-present", expected_digest=None, stale_on_error=None,
                     platform=None, progress=None, cancel=None))]

@@ -54,10 +54,12 @@ impl RuntimeConfig {
     fn r#type(&self) -> Option<&str> {
         self.inner.runtime_type.as_deref()
     }
+    /// The ABI versions the module supports (empty when the config names none).
     #[getter]
     fn abi_versions(&self) -> Vec<String> {
         self.inner.abi_versions.clone()
     }
+    /// The Envoy root context ids (``rootIds``, or ``root_ids`` as the spec spells it).
     #[getter]
     fn root_ids(&self) -> Vec<String> {
         self.inner.root_ids.clone()
@@ -91,18 +93,23 @@ impl ModuleFacts {
     fn kind(&self) -> &'static str {
         self.inner.kind.name()
     }
+    /// The module's size in bytes.
     #[getter]
     fn size(&self) -> u64 {
         self.inner.size
     }
+    /// Every import as ``"module.name"``.
     #[getter]
     fn imports(&self) -> Vec<String> {
         self.inner.imports.clone()
     }
+    /// Every export's name.
     #[getter]
     fn exports(&self) -> Vec<String> {
         self.inner.exports.clone()
     }
+    /// The proxy-wasm ABI versions the module declares through its
+    /// ``proxy_abi_version_*`` exports.
     #[getter]
     fn proxy_abi_versions(&self) -> Vec<String> {
         self.inner.proxy_abi_versions.clone()
@@ -141,6 +148,7 @@ impl ProgressEvent {
     fn digest(&self) -> String {
         self.inner.digest.to_string()
     }
+    /// Media type of the blob being moved.
     #[getter]
     fn media_type(&self) -> &str {
         &self.inner.media_type
@@ -178,18 +186,22 @@ macro_rules! info_getters {
             fn variant(&self) -> &'static str {
                 self.$info().variant.name()
             }
+            /// ``"sha256:…"`` of the module bytes.
             #[getter]
             fn module_digest(&self) -> String {
                 self.$info().module_digest.to_string()
             }
+            /// The module's size in bytes.
             #[getter]
             fn module_size(&self) -> u64 {
                 self.$info().module_size
             }
+            /// ``"sha256:…"`` of the manifest.
             #[getter]
             fn manifest_digest(&self) -> String {
                 self.$info().manifest_digest.to_string()
             }
+            /// The manifest's media type (OCI image manifest or Docker schema 2).
             #[getter]
             fn manifest_media_type(&self) -> &str {
                 &self.$info().manifest_media_type
@@ -199,6 +211,7 @@ macro_rules! info_getters {
             fn index_digest(&self) -> Option<String> {
                 self.$info().index_digest.as_ref().map(ToString::to_string)
             }
+            /// The runtime metadata (a :class:`RuntimeConfig`), or None when the image has none.
             #[getter]
             fn runtime_config(&self) -> Option<RuntimeConfig> {
                 self.$info()
