@@ -34,8 +34,9 @@ type Progress struct {
 	Total int64
 }
 
-// CallOption configures one call (Pull, PullToFile, Push, Copy, Resolve).
+// CallOption configures one call (Pull, PullToFile, Push, Copy, Resolve, Fetch).
 type CallOption interface {
+	FetchOption
 	applyCall(*callConfig)
 }
 
@@ -47,6 +48,8 @@ type callConfig struct {
 type progressOption func(Progress)
 
 func (p progressOption) applyCall(c *callConfig) { c.progress = p }
+
+func (p progressOption) applyFetch(c *fetchConfig) { c.calls = append(c.calls, p) }
 
 // WithProgress calls report with the progress of every blob the call moves. report runs
 // on the goroutine that made the call, so it needs no locking for data only that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	wasmimage "github.com/wasm-image/wasm-image/go"
 )
@@ -106,4 +107,51 @@ func ExampleModuleFacts() {
 	fmt.Println(facts.Kind, facts.Size, len(facts.Exports))
 	// Output:
 	// core-module 8 0
+}
+
+// Fetch a module through a cache directory: the first Fetch stores it, later ones are
+// answered from the cache, and each Entry keeps its file until Close.
+func ExampleClient_Fetch() {
+	dir, _ := os.MkdirTemp("", "wasmimage-example")
+	defer os.RemoveAll(dir)
+	module := filepath.Join(dir, "add-header.wasm")
+	if err := os.WriteFile(module, emptyModule, 0o644); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	cache, err := wasmimage.OpenCache(wasmimage.WithCacheDir(filepath.Join(dir, "cache")))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer cache.Close()
+	client, err := wasmimage.NewClient(wasmimage.WithCache(cache))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+
+	for i := 0; i < 2; i++ {
+		entry, err := client.Fetch(context.Background(), "file://"+module,
+			wasmimage.WithExpectedDigest("sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476"))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		data, err := entry.Module()
+		fmt.Println(entry.ModuleDigest, len(data), "bytes", err)
+		entry.Close()
+	}
+	stats, _ := cache.Stats()
+	fmt.Println("misses:", stats.Misses, "hits:", stats.Hits)
+
+	_, err = client.Fetch(context.Background(), "file://"+module, wasmimage.WithExpectedDigest("sha256:"+strings.Repeat("0", 64)))
+	fmt.Println(errors.Is(err, wasmimage.ErrDigestMismatch))
+	// Output:
+	// sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476 8 bytes <nil>
+	// sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476 8 bytes <nil>
+	// misses: 1 hits: 1
+	// true
 }

@@ -13,9 +13,10 @@ import (
 // Option configures a Client (see NewClient). Options not given keep the library's
 // defaults: credentials from the docker/podman config files, TLS everywhere with the
 // system's CA certificates, connect timeout 10 s, read timeout 30 s, 3 retries with
-// backoff from 200 ms up to 30 s, limits of 256 MiB per module, 4 MiB per manifest or
-// config, 1 GiB decompressed per layer, 10,000 tar entries, index depth 4 and 1,000
-// index entries, no mirrors, user agent "wasm-image/VERSION".
+// backoff from 200 ms up to 30 s, no bound on a whole call, limits of 256 MiB per
+// module, 4 MiB per manifest or config, 1 GiB decompressed per layer, 10,000 tar
+// entries, index depth 4 and 1,000 index entries, no mirrors, user agent
+// "wasm-image/VERSION", Fetch through a cache in the default directory.
 type Option interface {
 	applyClient(*clientBuilder) error
 }
@@ -167,6 +168,21 @@ func WithReadTimeout(d time.Duration) Option {
 	})
 }
 
+// WithCallTimeout is the longest one call (Pull, Push, Copy, Resolve, Fetch) may take
+// in all, retries included; it then fails with ErrTimeout. WithReadTimeout bounds each
+// wait for bytes, which a server trickling a byte at a time never exceeds; this bounds
+// the whole. Default 0, no bound. A call's context deadline bounds it too, and ends it
+// with ErrCancelled instead.
+func WithCallTimeout(d time.Duration) Option {
+	return clientOption(func(b *clientBuilder) error {
+		ms, err := milliseconds("the call timeout", d)
+		if err != nil {
+			return err
+		}
+		return takeError(C.wasm_image_client_options_set_call_timeout_ms(b.options, ms))
+	})
+}
+
 // WithRetries is how many times a request is retried after the first try, on 429, 5xx
 // and broken connections. Default 3; 0 disables retries.
 func WithRetries(retries uint32) Option {
@@ -296,6 +312,8 @@ func (o PlatformOption) applyClient(b *clientBuilder) error {
 	}
 	return takeError(C.wasm_image_client_options_set_platform(b.options, p))
 }
+
+func (o PlatformOption) applyFetch(c *fetchConfig) { c.calls = append(c.calls, o) }
 
 func (o PlatformOption) applyCall(c *callConfig) {
 	platform := o.platform

@@ -36,6 +36,7 @@ type testbed struct {
 	Faulty struct {
 		Host    string `json:"host"`
 		Control string `json:"control"`
+		Log     string `json:"log"`
 	} `json:"faulty"`
 	Fixtures struct {
 		Module        string            `json:"module"`

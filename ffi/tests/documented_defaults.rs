@@ -246,6 +246,13 @@ fn go_package_documents_the_core_defaults() {
         ),
         ("WithRetries", vec![format!("Default {}", d.max_retries)]),
         (
+            "WithCallTimeout",
+            vec![format!(
+                "Default {}",
+                d.call_timeout.map_or("0".to_string(), human_duration)
+            )],
+        ),
+        (
             "WithRetryDelays",
             vec![
                 format!("default {}", human_duration(d.retry_base_delay)),
