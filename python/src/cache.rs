@@ -18,12 +18,16 @@ use crate::image::{py_list, py_str, RuntimeConfig};
 /// The per-call fetch options, from Python's arguments (parsed by core).
 pub fn fetch_options(
     py: Python<'_>,
-    policy: &str,
+    policy: Option<&str>,
     expected_digest: Option<&str>,
     stale_on_error: Option<bool>,
 ) -> PyResult<FetchOptions> {
     Ok(FetchOptions {
-        policy: policy.parse::<Policy>().py_err(py)?,
+        policy: policy
+            .map(str::parse::<Policy>)
+            .transpose()
+            .py_err(py)?
+            .unwrap_or_default(),
         expected_digest: expected_digest
             .map(wasm_image::cache::parse_expected_digest)
             .transpose()
@@ -42,23 +46,28 @@ pub struct Cache {
 #[pymethods]
 impl Cache {
     #[new]
-    #[pyo3(signature = (dir=None, max_bytes=None, max_age=None, tag_ttl=60.0, *, stale_on_error=false, verify=false))]
+    #[pyo3(signature = (dir=None, max_bytes=None, max_age=None, tag_ttl=None, *, stale_on_error=None, verify=None))]
     fn new(
         py: Python<'_>,
         dir: Option<PathBuf>,
         max_bytes: Option<u64>,
         max_age: Option<f64>,
-        tag_ttl: f64,
-        stale_on_error: bool,
-        verify: bool,
+        tag_ttl: Option<f64>,
+        stale_on_error: Option<bool>,
+        verify: Option<bool>,
     ) -> PyResult<Cache> {
+        // Arguments left out keep core's defaults.
+        let defaults = CacheOptions::default();
         let options = CacheOptions {
             dir,
             max_bytes,
             max_age: max_age.map(|a| seconds(py, "max_age", a)).transpose()?,
-            tag_ttl: seconds(py, "tag_ttl", tag_ttl)?,
-            stale_on_error,
-            verify_on_hit: verify,
+            tag_ttl: match tag_ttl {
+                Some(t) => seconds(py, "tag_ttl", t)?,
+                None => defaults.tag_ttl,
+            },
+            stale_on_error: stale_on_error.unwrap_or(defaults.stale_on_error),
+            verify_on_hit: verify.unwrap_or(defaults.verify_on_hit),
         };
         let inner = bridge::compute(py, || wasm_image::Cache::open(options))?;
         Ok(Cache { inner })
@@ -69,24 +78,27 @@ impl Cache {
     fn dir(&self) -> PathBuf {
         self.inner.dir().to_path_buf()
     }
+    /// The total size eviction keeps the cache under, or None for no bound.
     #[getter]
     fn max_bytes(&self) -> Option<u64> {
         self.inner.options().max_bytes
     }
-    /// Seconds.
+    /// Seconds since last use after which an entry is evicted, or None for no bound.
     #[getter]
     fn max_age(&self) -> Option<f64> {
         self.inner.options().max_age.map(|d| d.as_secs_f64())
     }
-    /// Seconds.
+    /// Seconds a resolved tag is trusted before `if-not-present` resolves it again.
     #[getter]
     fn tag_ttl(&self) -> f64 {
         self.inner.options().tag_ttl.as_secs_f64()
     }
+    /// Whether fetches serve the last known module when the registry cannot be reached.
     #[getter]
     fn stale_on_error(&self) -> bool {
         self.inner.options().stale_on_error
     }
+    /// Whether every cache hit re-hashes the module file before serving it.
     #[getter]
     fn verify(&self) -> bool {
         self.inner.options().verify_on_hit
@@ -308,6 +320,7 @@ impl FetchEntry {
         };
         Ok(PyBytes::new(py, &data))
     }
+    /// "sha256:…" of the module bytes.
     #[getter]
     fn module_digest(&self) -> &str {
         &self.module_digest
@@ -317,6 +330,7 @@ impl FetchEntry {
     fn manifest_digest(&self) -> Option<&str> {
         self.manifest_digest.as_deref()
     }
+    /// The index the manifest was chosen from, or None.
     #[getter]
     fn index_digest(&self) -> Option<&str> {
         self.index_digest.as_deref()
@@ -326,12 +340,14 @@ impl FetchEntry {
     fn variant(&self) -> Option<&str> {
         self.variant.as_deref()
     }
+    /// The runtime metadata the image carries, or None.
     #[getter]
     fn runtime_config(&self) -> Option<RuntimeConfig> {
         self.runtime_config
             .clone()
             .map(|inner| RuntimeConfig { inner })
     }
+    /// The manifest annotations.
     #[getter]
     fn annotations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
@@ -345,10 +361,12 @@ impl FetchEntry {
     fn stale(&self) -> bool {
         self.stale
     }
+    /// The module size in bytes.
     #[getter]
     fn size(&self) -> u64 {
         self.size
     }
+    /// The location this entry was fetched for.
     #[getter]
     fn location(&self) -> &str {
         &self.location

@@ -548,14 +548,14 @@ impl Client {
 
     /// The module for a control plane, from the cache when the policy allows; returns a
     /// leased entry (a context manager).
-    #[pyo3(signature = (location, *, policy="if-not-present", expected_digest=None, stale_on_error=None,
+    #[pyo3(signature = (location, *, policy=None, expected_digest=None, stale_on_error=None,
                         platform=None, progress=None, cancel=None))]
     #[allow(clippy::too_many_arguments)]
     fn fetch(
         &self,
         py: Python<'_>,
         location: &str,
-        policy: &str,
+        policy: Option<&str>,
         expected_digest: Option<&str>,
         stale_on_error: Option<bool>,
         platform: Option<&str>,
@@ -571,14 +571,14 @@ impl Client {
         self.ops().fetch(py, location, fetch, call)
     }
 
-    #[pyo3(signature = (location, *, policy="if-not-present", expected_digest=None, stale_on_error=None,
+    #[pyo3(signature = (location, *, policy=None, expected_digest=None, stale_on_error=None,
                         platform=None, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn fetch_async<'py>(
         &self,
         py: Python<'py>,
         location: String,
-        policy: &str,
+        policy: Option<&str>,
         expected_digest: Option<&str>,
         stale_on_error: Option<bool>,
         platform: Option<&str>,
@@ -737,13 +737,13 @@ pub fn resolve(
 /// appear only when ``source_date_epoch`` (or the ``SOURCE_DATE_EPOCH`` environment
 /// variable) gives them.
 #[pyfunction]
-#[pyo3(signature = (location, *, policy="if-not-present", expected_digest=None, stale_on_error=None,
+#[pyo3(signature = (location, *, policy=None, expected_digest=None, stale_on_error=None,
                     platform=None, progress=None, cancel=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fetch(
     py: Python<'_>,
     location: &str,
-    policy: &str,
+    policy: Option<&str>,
     expected_digest: Option<&str>,
     stale_on_error: Option<bool>,
     platform: Option<&str>,

@@ -209,7 +209,7 @@ class Client:
         self,
         location: str,
         *,
-        policy: _Policy = "if-not-present",
+        policy: Optional[_Policy] = None,
         expected_digest: Optional[str] = None,
         stale_on_error: Optional[bool] = None,
         platform: Optional[str] = None,
@@ -220,7 +220,7 @@ class Client:
         self,
         location: str,
         *,
-        policy: _Policy = "if-not-present",
+        policy: Optional[_Policy] = None,
         expected_digest: Optional[str] = None,
         stale_on_error: Optional[bool] = None,
         platform: Optional[str] = None,
@@ -299,7 +299,7 @@ def resolve(location: str, *, cancel: Optional[CancelToken] = None) -> str: ...
 def fetch(
     location: str,
     *,
-    policy: _Policy = "if-not-present",
+    policy: Optional[_Policy] = None,
     expected_digest: Optional[str] = None,
     stale_on_error: Optional[bool] = None,
     platform: Optional[str] = None,
@@ -326,11 +326,19 @@ class Cache:
         dir: Optional[_Path] = None,
         max_bytes: Optional[int] = None,
         max_age: Optional[float] = None,
-        tag_ttl: float = 60.0,
+        tag_ttl: Optional[float] = None,
         *,
-        stale_on_error: bool = False,
-        verify: bool = False,
-    ) -> Cache: ...
+        stale_on_error: Optional[bool] = None,
+        verify: Optional[bool] = None,
+    ) -> Cache:
+        """A module cache directory shared by threads and processes. An argument left
+        out keeps the library's default.
+
+        dir: the directory (default under $XDG_CACHE_HOME/wasm-image).
+        tag_ttl: seconds a resolved tag is trusted under if-not-present (default 60).
+        stale_on_error: serve the last known module when the registry is down (default False).
+        verify: re-hash a module file on every hit (default False).
+        """
     @property
     def dir(self) -> pathlib.Path: ...
     @property
