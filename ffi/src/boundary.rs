@@ -58,16 +58,6 @@ impl<T> FfiReturn for *mut T {
     }
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_string()
-    }
-}
-
 thread_local! {
     /// Whether this thread is inside an entry point (a C caller's thread during a call).
     static IN_ENTRY_POINT: Cell<bool> = const { Cell::new(false) };
@@ -85,7 +75,7 @@ pub(crate) fn run<R: FfiReturn>(body: impl FnOnce() -> R) -> R::Output {
     IN_ENTRY_POINT.with(|flag| flag.set(outer));
     match outcome {
         Ok(value) => value.into_ffi(),
-        Err(payload) => R::on_panic(panic_message(payload)),
+        Err(payload) => R::on_panic(wasm_image::panics::panic_message(&*payload)),
     }
 }
 

@@ -13,7 +13,6 @@ use super::Cache;
 use crate::client::Client;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
-use crate::image::RuntimeConfig;
 use crate::location::Location;
 use crate::options::CallOptions;
 use crate::store::Context;
@@ -66,22 +65,14 @@ pub(super) fn commit(
     let lease_path = index.lease_path(&done.digest);
     let lease = Lease::acquire(&lease_path)
         .map_err(|e| Error::io(format!("cache lease {}", lease_path.display()), e))?;
-    let image = done.image;
-    Ok(Entry {
-        path: index.module_path(&done.digest),
-        module_digest: done.digest,
-        size: done.size,
-        manifest_digest: image.manifest_digest,
-        index_digest: image.index_digest,
-        variant: image.variant,
-        runtime_config: image
-            .runtime_config
-            .and_then(|raw| RuntimeConfig::from_object(raw).ok()),
-        annotations: image.annotations,
-        stale: false,
-        location: location.to_string(),
-        _lease: lease,
-    })
+    Ok(Entry::leased(
+        index.module_path(&done.digest),
+        done.digest,
+        done.size,
+        done.image,
+        location,
+        lease,
+    ))
 }
 
 /// Streams a bare module into `file`: bounded, hashed, its Wasm header checked, synced.

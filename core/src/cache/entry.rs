@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::index::ImageRecord;
 use super::lease::Lease;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -29,6 +30,32 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A leased entry for a module and the image it was found in.
+    pub(crate) fn leased(
+        path: PathBuf,
+        module_digest: Digest,
+        size: u64,
+        image: ImageRecord,
+        location: &str,
+        lease: Lease,
+    ) -> Entry {
+        Entry {
+            path,
+            module_digest,
+            size,
+            manifest_digest: image.manifest_digest,
+            index_digest: image.index_digest,
+            variant: image.variant,
+            runtime_config: image
+                .runtime_config
+                .and_then(|raw| RuntimeConfig::from_object(raw).ok()),
+            annotations: image.annotations,
+            stale: false,
+            location: location.to_string(),
+            _lease: lease,
+        }
+    }
+
     /// The read-only module file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -7,7 +7,6 @@ use super::lease::Lease;
 use super::{gc, CacheOptions};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::RuntimeConfig;
 use crate::location::{Location, Selector};
 
 /// A cache hit for a location, with what its ref says.
@@ -71,21 +70,14 @@ pub(super) fn lease_module(
         return Ok(None);
     }
     index.touch(digest);
-    Ok(Some(Entry {
+    Ok(Some(Entry::leased(
         path,
-        module_digest: record.digest,
-        size: record.size,
-        manifest_digest: image.manifest_digest,
-        index_digest: image.index_digest,
-        variant: image.variant,
-        runtime_config: image
-            .runtime_config
-            .and_then(|raw| RuntimeConfig::from_object(raw).ok()),
-        annotations: image.annotations,
-        stale: false,
-        location: location.to_string(),
-        _lease: lease,
-    }))
+        record.digest,
+        record.size,
+        image,
+        location,
+        lease,
+    )))
 }
 
 /// Records that a tag still resolves to `resolved`, unless the ref already says so
