@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
 import socket
 import struct
@@ -70,6 +69,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from serving import announce, serve
 
 HOP_BY_HOP = {
     "connection",
@@ -571,20 +572,12 @@ def main(argv=None) -> int:
     redirect = Server((args.host, args.redirect_port), make_redirect_handler(state))
     holder[0] = redirect.server_address[1]
     threading.Thread(target=redirect.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"port": proxy.server_address[1], "redirect_port": holder[0], "pid": os.getpid()}, f)
-        os.replace(tmp, args.port_file)
-    sys.stderr.write(
-        f"fault proxy on {args.host}:{proxy.server_address[1]} -> {args.upstream}; redirect server on port {holder[0]}\n"
+    announce(
+        args.port_file,
+        {"port": proxy.server_address[1], "redirect_port": holder[0]},
+        f"fault proxy on {args.host}:{proxy.server_address[1]} -> {args.upstream}; redirect server on port {holder[0]}",
     )
-    sys.stderr.flush()
-    try:
-        proxy.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(proxy)
 
 
 if __name__ == "__main__":

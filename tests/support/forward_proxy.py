@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import select
 import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from serving import announce, serve
 
 LOOPBACK = ("127.", "::1", "localhost")
 
@@ -158,18 +159,8 @@ def main(argv=None) -> int:
     server = ThreadingHTTPServer((args.host, args.port), make_handler(State()))
     server.daemon_threads = True
     port = server.server_address[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"port": port, "pid": os.getpid()}, f)
-        os.replace(tmp, args.port_file)
-    sys.stderr.write(f"forward proxy listening on {args.host}:{port}\n")
-    sys.stderr.flush()
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    return 0
+    announce(args.port_file, {"port": port}, f"forward proxy listening on {args.host}:{port}")
+    return serve(server)
 
 
 if __name__ == "__main__":

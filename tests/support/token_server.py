@@ -39,7 +39,6 @@ import argparse
 import base64
 import binascii
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -48,6 +47,8 @@ import time
 from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from serving import announce, serve
 
 TOKEN_LIFETIME_SECONDS = 24 * 3600
 
@@ -318,18 +319,8 @@ def main(argv=None) -> int:
     server = ThreadingHTTPServer((args.host, args.port), make_handler(issuer))
     server.daemon_threads = True
     port = server.server_address[1]
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"port": port, "pid": os.getpid()}, f)
-        os.replace(tmp, args.port_file)
-    sys.stderr.write(f"token server listening on {args.host}:{port}\n")
-    sys.stderr.flush()
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    return 0
+    announce(args.port_file, {"port": port}, f"token server listening on {args.host}:{port}")
+    return serve(server)
 
 
 if __name__ == "__main__":
