@@ -56,6 +56,11 @@ impl Client {
         })
     }
 
+    /// What this client's operations share with the stores they open.
+    pub(crate) fn context(&self) -> &Context {
+        &self.ctx
+    }
+
     pub fn options(&self) -> &ClientOptions {
         &self.ctx.options
     }
@@ -301,31 +306,6 @@ impl Client {
         dst.commit().await?;
         tracing::info!(source = %source_location, destination = %destination_location, manifest = %top.digest, "copied");
         Ok(top.digest)
-    }
-
-    /// A module for a control plane: answered from the client's cache when the pull
-    /// policy allows, else downloaded once (however many threads and processes ask at
-    /// the same time), verified, and added to the cache. The entry holds a lease: its
-    /// file stays readable until the entry is dropped.
-    pub async fn fetch(
-        &self,
-        location: &str,
-        options: &crate::cache::FetchOptions,
-        call: &CallOptions,
-    ) -> Result<crate::cache::Entry> {
-        let cache = match &self.ctx.options.cache {
-            Some(c) => c.clone(),
-            None => crate::cache::default_cache()?,
-        };
-        crate::cache::fetch::fetch(self, &self.ctx, &cache, location, options, call).await
-    }
-
-    /// The cache `fetch` uses.
-    pub fn cache(&self) -> Result<crate::cache::Cache> {
-        match &self.ctx.options.cache {
-            Some(c) => Ok(c.clone()),
-            None => crate::cache::default_cache(),
-        }
     }
 
     /// The digest a reference names, without downloading the module (one request to a

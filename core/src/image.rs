@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::digest::{Descriptor, Digest};
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::interface::Store;
 
 /// Which Wasm-in-OCI format an image uses. Names are part of the public contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -64,7 +64,7 @@ pub struct ClientOptions {
     pub user_agent: String,
     /// The module cache `fetch` uses; `None`: the default directory
     /// (`$XDG_CACHE_HOME/wasm-image`).
-    pub cache: Option<crate::cache::Cache>,
+    pub cache: Option<crate::cache::handle::Cache>,
 }
 
 impl Default for ClientOptions {

@@ -11,7 +11,7 @@ use wasm_image::cache::{CachedEntry as CoreCachedEntry, GcReport as CoreGcReport
 use wasm_image::{CacheOptions, FetchOptions, Policy};
 
 use crate::bridge::{self, ToPython};
-use crate::client::seconds;
+use crate::convert::seconds;
 use crate::errors::{invalid_argument, IntoPyResult};
 use crate::image::{py_list, py_str, RuntimeConfig};
 

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use pyo3::prelude::*;
@@ -14,7 +13,8 @@ use wasm_image::{
 };
 
 use crate::bridge::{self, CancelToken, ToPython};
-use crate::errors::{invalid_argument, IntoPyResult};
+use crate::convert::seconds;
+use crate::errors::IntoPyResult;
 use crate::image::{py_list, py_str, ImageInfo, ModuleFacts, WasmImage};
 
 // ---- arguments ----------------------------------------------------------------------
@@ -39,15 +39,6 @@ impl BytesOrPath {
 enum CredentialArg {
     Bearer(String),
     Basic((String, String)),
-}
-
-pub(crate) fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        invalid_argument(
-            py,
-            format!("{name} must be a non-negative number of seconds, got {value}"),
-        )
-    })
 }
 
 fn parse<T: FromStr<Err = wasm_image::Error>>(py: Python<'_>, value: &str) -> PyResult<T> {

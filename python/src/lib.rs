@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 mod bridge;
 mod cache;
 mod client;
+mod convert;
 mod errors;
 mod image;
 mod logs;

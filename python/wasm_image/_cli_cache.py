@@ -11,7 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, Optional
 
-    from wasm_image.cli import Output
+    from wasm_image._cli_output import Output
 
 EPILOGS = {
     "fetch": """\

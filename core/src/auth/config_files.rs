@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::helpers::run_helper;
-use super::{ConfigEnv, Found, Secret, DOCKER_HUB_SERVER};
+use super::{json_error_without_values, ConfigEnv, Found, Secret, DOCKER_HUB_SERVER};
 use crate::error::{Error, Result};
 use crate::location::DOCKER_HUB;
 
@@ -201,23 +201,5 @@ impl DockerConfig {
             secret,
             source: format!("credential helper docker-credential-{helper} (configured in {file})"),
         }))
-    }
-}
-
-/// Describes a JSON error without the text it quotes. serde_json puts an offending value
-/// in its message (`invalid type: string "dXNlcjpw…", expected …`), and in a docker config
-/// or a credential helper's answer that value is usually a credential.
-pub(super) fn json_error_without_values(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let what = match e.classify() {
-        Category::Io => "unreadable",
-        Category::Syntax => "not valid JSON",
-        Category::Eof => "JSON cut short",
-        Category::Data => "JSON of the wrong shape (a value of the wrong type or a missing field)",
-    };
-    if e.line() == 0 {
-        what.to_string()
-    } else {
-        format!("{what} at line {}, column {}", e.line(), e.column())
     }
 }

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::config_files::json_error_without_values;
-use super::{ConfigEnv, Secret};
+use super::{json_error_without_values, ConfigEnv, Secret};
 use crate::error::{Error, ErrorKind, Result};
 
 pub(super) const HELPER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -197,6 +197,24 @@ fn explicit<'a>(options: &'a ClientOptions, host: &str) -> Option<&'a Credential
         .map(|(_, c)| c)
 }
 
+/// Describes a JSON error without the text it quotes. serde_json puts an offending value
+/// in its message (`invalid type: string "dXNlcjpw…", expected …`), and in a docker config
+/// or a credential helper's answer that value is usually a credential.
+fn json_error_without_values(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not valid JSON",
+        Category::Eof => "JSON cut short",
+        Category::Data => "JSON of the wrong shape (a value of the wrong type or a missing field)",
+    };
+    if e.line() == 0 {
+        what.to_string()
+    } else {
+        format!("{what} at line {}, column {}", e.line(), e.column())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::helpers::run_helper;

@@ -79,7 +79,40 @@ fn stale(cache: &Cache, known: Option<Known>, error: Error, location: &str) -> R
     }
 }
 
-pub(crate) async fn fetch(
+/// Fetching is an operation of a client, built on its pulls; it lives with the cache so
+/// that the client's own operations know nothing of the cache.
+impl Client {
+    /// A module for a control plane: answered from the client's cache when the pull
+    /// policy allows, else downloaded once (however many threads and processes ask at
+    /// the same time), verified, and added to the cache. The entry holds a lease: its
+    /// file stays readable until the entry is dropped.
+    pub async fn fetch(
+        &self,
+        location: &str,
+        options: &FetchOptions,
+        call: &CallOptions,
+    ) -> Result<Entry> {
+        let cache = match &self.context().options.cache {
+            Some(c) => c.clone(),
+            None => super::default_cache()?,
+        };
+        crate::deadline::within(
+            &self.context().options,
+            fetch(self, self.context(), &cache, location, options, call),
+        )
+        .await
+    }
+
+    /// The cache `fetch` uses.
+    pub fn cache(&self) -> Result<Cache> {
+        match &self.context().options.cache {
+            Some(c) => Ok(c.clone()),
+            None => super::default_cache(),
+        }
+    }
+}
+
+async fn fetch(
     client: &Client,
     ctx: &Context,
     cache: &Cache,

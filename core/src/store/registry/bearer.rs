@@ -15,8 +15,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::options::ClientOptions;
 
 use super::endpoint::{host_port, show_url, Endpoint};
-use super::errors::{no_credentials, quoted, rejected, QUOTED_CHARS};
+use super::errors::{no_credentials, rejected};
 use super::http::{execute, read_limited, retry_after, HttpClient, ERROR_BODY_LIMIT};
+use crate::error::{quoted, QUOTED_CHARS};
 
 /// Lifetime of a token whose answer has no `expires_in`.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);

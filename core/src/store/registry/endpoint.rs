@@ -141,7 +141,7 @@ pub(super) fn show_url(url: &Url) -> String {
     u.set_query(None);
     let _ = u.set_username("");
     let _ = u.set_password(None);
-    super::errors::quoted(u.as_str(), super::errors::QUOTED_CHARS)
+    crate::error::quoted(u.as_str(), crate::error::QUOTED_CHARS)
 }
 
 pub(super) fn blob_req(ep: &Endpoint, method: Method, digest: &Digest, action: Action) -> Req {

@@ -159,7 +159,7 @@ pub(super) fn transport_error(e: &reqwest::Error, url: &Url) -> Error {
 
 /// Longest distribution error code kept (real ones are a few words: `MANIFEST_UNKNOWN`).
 const CODE_CHARS: usize = 64;
-pub(super) use crate::error::{quoted, QUOTED_CHARS};
+use crate::error::{quoted, QUOTED_CHARS};
 
 /// The distribution error `code` and `message` from a JSON error body.
 pub(super) fn registry_error(body: &[u8]) -> (Option<String>, Option<String>) {

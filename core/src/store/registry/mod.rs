@@ -60,7 +60,7 @@ fn manifest_media_type(response: &Response) -> Option<String> {
     match ct {
         "" | "application/json" | "text/plain" | OCTET_STREAM => None,
         // Bounded and escaped: it may be quoted in an error.
-        other => Some(errors::quoted(other, errors::QUOTED_CHARS)),
+        other => Some(crate::error::quoted(other, crate::error::QUOTED_CHARS)),
     }
 }
 
@@ -365,7 +365,7 @@ impl Store for RegistryStore {
                         "{}: {}: the registry computed digest {}, expected {digest}",
                         ep.describe(),
                         req.what,
-                        errors::quoted(got, errors::QUOTED_CHARS)
+                        crate::error::quoted(got, crate::error::QUOTED_CHARS)
                     ),
                 ));
             }

@@ -194,7 +194,7 @@ fn refused(name: &str) -> std::io::Error {
         std::io::ErrorKind::PermissionDenied,
         format!(
             "refusing to connect to {}: it resolves only to loopback, private, link-local, shared or cloud metadata addresses",
-            super::errors::quoted(name, super::errors::QUOTED_CHARS)
+            crate::error::quoted(name, crate::error::QUOTED_CHARS)
         ),
     )
 }

@@ -13,9 +13,10 @@ use crate::store::BlobStream;
 use super::endpoint::{
     host_port, show_url, Action, Endpoint, Req, DOCKER_CONTENT_DIGEST, OCTET_STREAM,
 };
-use super::errors::{quoted, ContextIfMissing, QUOTED_CHARS};
+use super::errors::ContextIfMissing;
 use super::http::header_str;
 use super::session::RegistryClient;
+use crate::error::{quoted, QUOTED_CHARS};
 use crate::options::ClientOptions;
 
 /// Largest request body we send (GHCR rejects more): blob uploads go in chunks of this size.
