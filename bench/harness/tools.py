@@ -97,7 +97,6 @@ def probe_cli(b: RunState) -> None:
 
 
 def build_c(b: RunState) -> None:
-    header = ROOT / "include" / "wasm_image.h"
     lib_dir = Path(b.args.lib_dir) if b.args.lib_dir else ROOT / "target" / "release"
     if b.args.build_ffi:
         log("cargo build --release -p wasm-image-ffi …")
@@ -106,25 +105,43 @@ def build_c(b: RunState) -> None:
         except Exception as e:  # noqa: BLE001
             b.tools["c"] = f"cargo build --release -p wasm-image-ffi failed: {str(e)[-400:]}"
             return
-    static, shared = lib_dir / "libwasmimage.a", lib_dir / "libwasmimage.so"
-    if not header.exists() or not (static.exists() or shared.exists()):
-        b.tools["c"] = f"C API not ready: {'no include/wasm_image.h' if not header.exists() else f'no libwasmimage in {lib_dir}'}"
+    exe, problem = link_c(b, "pull_c.c", "pull_c")
+    if problem:
+        b.tools["c"] = problem
         return
-    exe = b.work / "pull_c"
-    # Static, as the Go binding links it: no install step, no soname symlink needed.
-    lib = static if static.exists() else shared
-    link = [str(static), "-lpthread", "-ldl", "-lm"] if lib == static else \
-        [f"-L{lib_dir}", f"-Wl,-rpath,{lib_dir}", "-lwasmimage"]
-    try:
-        run_quiet(["gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-o", str(exe), str(BENCH / "pull_c.c"),
-                   f"-I{header.parent}", *link])
-    except Exception as e:  # noqa: BLE001
-        b.tools["c"] = f"bench/pull_c.c does not compile/link against include/wasm_image.h and {lib}: {str(e)[-600:]}"
-        return
-    b.c_exe = str(exe)
+    b.c_exe = exe
+    lib = c_library(lib_dir)
     b.versions["libwasmimage"] = f"{lib} ({lib.stat().st_size / MiB:.1f} MiB, built {time.strftime('%Y-%m-%d %H:%M', time.localtime(lib.stat().st_mtime))})"
     probe = b.scratch("probe-c.wasm")
     p = measure([b.c_exe, "file", f"{b.host}/bench/oci-1m:v1", str(probe), b.host])
     ok = p.returncode == 0 and probe.exists() and probe.stat().st_size == MiB
     b.tools["c"] = "" if ok else f"C API pull failed (exit {p.returncode}): {(p.stderr or p.stdout).strip()[-300:]}"
     b.wipe(probe)
+
+
+def c_library(lib_dir: Path) -> Path | None:
+    """libwasmimage.a when there is one (static, as the Go binding links it: no install
+    step, no soname symlink needed), else the .so, else None."""
+    for name in ("libwasmimage.a", "libwasmimage.so"):
+        if (lib_dir / name).exists():
+            return lib_dir / name
+    return None
+
+
+def link_c(b: RunState, source: str, name: str) -> tuple[str, str | None]:
+    """Compiles bench/<source> against include/wasm_image.h and libwasmimage (from --lib-dir,
+    default target/release) into the work folder: (its path, None), or ("", why not)."""
+    header = ROOT / "include" / "wasm_image.h"
+    lib_dir = Path(b.args.lib_dir) if b.args.lib_dir else ROOT / "target" / "release"
+    lib = c_library(lib_dir)
+    if not header.exists() or lib is None:
+        return "", f"C API not ready: {'no include/wasm_image.h' if not header.exists() else f'no libwasmimage in {lib_dir}'}"
+    exe = b.work / name
+    link = [str(lib), "-lpthread", "-ldl", "-lm"] if lib.suffix == ".a" else \
+        [f"-L{lib_dir}", f"-Wl,-rpath,{lib_dir}", "-lwasmimage"]
+    try:
+        run_quiet(["gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-o", str(exe), str(BENCH / source),
+                   f"-I{header.parent}", *link])
+    except Exception as e:  # noqa: BLE001
+        return "", f"bench/{source} does not compile/link against include/wasm_image.h and {lib}: {str(e)[-600:]}"
+    return str(exe), None
