@@ -148,6 +148,116 @@ def op_pull_many(args):
     }
 
 
+# -- the module cache (Client.fetch) ------------------------------------------------------
+
+
+def _cached_client(wi, args, tag_ttl=60.0):
+    cache = wi.Cache(dir=args["cache"], tag_ttl=tag_ttl)
+    return cache, wi.Client(cache=cache, insecure=[args["host"]], use_config_files=False)
+
+
+def op_cache_hits(args):
+    """n fetches of a location already in the cache, each timed alone (fetch and release
+    of the lease, its whole life); op_s is their median."""
+    t0 = time.perf_counter()
+    import wasm_image as wi
+
+    t1 = time.perf_counter()
+    cache, client = _cached_client(wi, args, tag_ttl=args["tag_ttl"])
+    t2 = time.perf_counter()
+    client.fetch(args["location"]).release()
+    first = time.perf_counter() - t2
+    took = []
+    for _ in range(args["n"]):
+        s = time.perf_counter()
+        with client.fetch(args["location"]):
+            pass
+        took.append(time.perf_counter() - s)
+    took.sort()
+    hits = cache.stats().hits
+    if hits != args["n"] + 1:
+        raise SystemExit(f"{hits} cache hits, expected {args['n'] + 1}")
+    return {"import_s": t1 - t0, "op_s": took[len(took) // 2], "first_s": first, "p90_us": took[len(took) * 9 // 10] * 1e6,
+            "min_us": took[0] * 1e6, "n": len(took)}
+
+
+def op_cache_fetch(args):
+    """`threads` fetches of one location at once (threads released together by a barrier)
+    on one client with one cache; they must all get the same module."""
+    t0 = time.perf_counter()
+    import wasm_image as wi
+
+    t1 = time.perf_counter()
+    cache, client = _cached_client(wi, args)
+    n = args["threads"]
+    entries, errors = [], []
+    lock = threading.Lock()
+    barrier = threading.Barrier(n + 1)
+
+    def one():
+        barrier.wait()
+        try:
+            e = client.fetch(args["location"])
+            with lock:
+                entries.append(e)
+        except Exception as e:  # noqa: BLE001 - reported, not hidden
+            with lock:
+                errors.append(f"{type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    t2 = time.perf_counter()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    t3 = time.perf_counter()
+    if errors:
+        raise SystemExit(f"{len(errors)} of {n} fetches failed: {errors[:3]}")
+    digests = {e.module_digest for e in entries}
+    for e in entries:
+        e.release()
+    if len(digests) != 1:
+        raise SystemExit(f"{n} fetches got {len(digests)} different modules")
+    s = cache.stats()
+    return {"import_s": t1 - t0, "op_s": t3 - t2, "misses": s.misses, "hits": s.hits}
+
+
+def op_cache_insert(args):
+    """One durable insert per file:// module (a fetch into the cache); op_s is their median."""
+    t0 = time.perf_counter()
+    import wasm_image as wi
+
+    t1 = time.perf_counter()
+    _, client = _cached_client(wi, {**args, "host": "127.0.0.1"})
+    took = []
+    for path in args["files"]:
+        s = time.perf_counter()
+        client.fetch("file://" + path).release()
+        took.append(time.perf_counter() - s)
+    took.sort()
+    return {"import_s": t1 - t0, "op_s": took[len(took) // 2], "n": len(took)}
+
+
+def op_cache_gc(args):
+    """gc() of a cache, with nothing to evict (scan) or evicting everything (max_bytes=0)."""
+    t0 = time.perf_counter()
+    import wasm_image as wi
+
+    t1 = time.perf_counter()
+    cache = wi.Cache(dir=args["cache"])
+    entries = len(cache.entries())
+    if entries != args["entries"]:
+        raise SystemExit(f"{entries} entries in the cache, expected {args['entries']}")
+    t2 = time.perf_counter()
+    report = cache.gc(max_bytes=0) if args["evict_all"] else cache.gc()
+    t3 = time.perf_counter()
+    expect = entries if args["evict_all"] else 0
+    if len(report.removed) != expect:
+        raise SystemExit(f"gc removed {len(report.removed)} entries, expected {expect}")
+    return {"import_s": t1 - t0, "op_s": t3 - t2, "entries": entries, "removed": len(report.removed)}
+
+
 # -- oras-py, the peer Python client ---------------------------------------------------
 
 

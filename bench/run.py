@@ -19,6 +19,10 @@ once per round, so drifting load hits all alike):
 * the Go face (package wasmimage, bench/go/) against go-containerregistry: 50 MiB pulls
   into memory and to a file (crane pull beside them), 64 goroutines pulling one 1 MiB
   image, 200 MiB to a file for the peak RSS, and one cgo call (go test -bench);
+* the module cache (cache): warm hits of a pinned and a tagged location from Python and
+  from C (bench/cache_c.c) with their requests counted, one fetch of 50 MiB into an empty
+  cache against 64 concurrent ones (blob downloads counted) and plain pulls beside them,
+  a durable insert, and gc over 10,000 entries (a no-op scan and an evict-all);
 * the peak RSS of every measured process (os.wait4).
 
 Writes bench/results.json (every sample), the generated part of BENCHMARKS.md and
@@ -31,7 +35,7 @@ one; a release build matters: `pip install .` builds one, `maturin develop` does
 --cli PATH the `wasm-image` command; --lib-dir DIR the folder with libwasmimage.so
 (default target/release); --build-ffi runs `cargo build --release -p wasm-image-ffi`
 first; --cases FAMILY,… runs only those case families (baseline, resolve, pull, push,
-concurrency, go_face; the setup always runs), and with --merge puts them into the
+concurrency, go_face, cache; the setup always runs), and with --merge puts them into the
 results.json already in --out-dir beside the other families' figures of an earlier run;
 --only SUBSTR runs only cases whose name contains it;
 --wait-idle S waits up to S seconds for a machine without compilers running; --replot

@@ -63,6 +63,8 @@ def markdown(res: Results, meta: dict) -> str:
             shown, met = ("–" if v is None else f"{v:.2f}×"), "(no target)"
         elif v is None:
             shown, met = "not measured", "–"
+        elif t.get("unit") == "s":
+            shown, met = fmt_s(v), "yes" if t["met"] else "**NO**"
         elif "RSS" in t["target"]:
             shown, met = f"{v:.1f} MiB", "yes" if t["met"] else "**NO**"
         elif "µs" in t["target"]:

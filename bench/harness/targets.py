@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 
-from harness.cases import go_face
+from harness.cases import cache, go_face
 from harness.common import BUILDAH, VERIFIED
 from harness.push_floor import FLOOR_PATCH, FLOOR_PUT
 from harness.results import Results, med_extra, ratio
@@ -29,12 +29,13 @@ def targets(res: Results, cores: int | None = None) -> list[dict]:
 
     out = []
 
-    def add(target, measured, limit, kind="ratio", note=""):
+    def add(target, measured, limit, kind="ratio", note="", unit=None):
         if measured is None:
             met = None
         else:
             met = measured <= limit if kind != "lt" else measured < limit
-        out.append({"target": target, "measured": measured, "limit": limit, "met": met, "note": note})
+        out.append({"target": target, "measured": measured, "limit": limit, "met": met, "note": note,
+                    **({"unit": unit} if unit else {})})
 
     def cpu_floor(mode, tool, what):
         """Not a target: the lowest wall time the machine's cores allow for the CPU work of
@@ -102,4 +103,18 @@ def targets(res: Results, cores: int | None = None) -> list[dict]:
     add("Go: pull 200 MiB to a file, Go face: peak RSS ≤ 40 MiB", rss("go pull-file oci", go, 200), 40.0, "abs")
     resolve_s = med(go_face.CGO, go_face.RESOLVE)
     add("Go: one cgo call (Resolve of an oci: layout): ≤ 20 µs", None if resolve_s is None else resolve_s * 1e6, 20.0, "abs")
+    # The module cache: warm hits per call, fetches against one fetch, gc, in seconds.
+    for case, what in ((cache.HIT_PINNED, "digest-pinned"), (cache.HIT_TAG, "tag inside tag_ttl")):
+        for tool, face, limit in ((cache.PY, "Python", 1000.0), (cache.C, "C", 100.0)):
+            hit_s = med(case, tool)
+            add(f"cache: warm hit, {what}, {face} API: ≤ {limit:,.0f} µs per call", None if hit_s is None else hit_s * 1e6, limit, "abs")
+    hit_requests = [x.extra["requests"] for x in res.samples if x.case in (cache.HIT_PINNED, cache.HIT_TAG) and x.ok]
+    add("cache: warm hits (Python and C, pinned and tag), requests made: 0", max(hit_requests) if hit_requests else None, 0, "abs")
+    add(f"cache: {cache.THREADS} concurrent fetches of 50 MiB into an empty cache: ≤ 1.2× one fetch",
+        ratio(med(cache.FETCH, cache.MANY), med(cache.FETCH, cache.ONE)), 1.2)
+    downloads = [x.extra["blob_downloads"] for x in res.samples if x.case == cache.FETCH and x.tool == cache.MANY and "blob_downloads" in x.extra]
+    add(f"cache: {cache.THREADS} concurrent fetches of 50 MiB: blob download requests ≤ 1 (most in a round)",
+        max(downloads) if downloads else None, 1, "abs")
+    add("cache: gc over 10,000 entries, nothing to evict: ≤ 1 s", med(cache.GC, cache.SCAN), 1.0, "abs", unit="s")
+    add("cache: gc over 10,000 entries, evicting all: ≤ 1 s", med(cache.GC, cache.EVICT), 1.0, "abs", unit="s")
     return out

@@ -51,6 +51,7 @@ FAMILIES = [
     Family("harness.cases.push", table_rank=20),
     Family("harness.cases.concurrency", table_rank=40),
     Family("harness.cases.go_face", table_rank=60),
+    Family("harness.cases.cache", table_rank=70),
 ]
 
 
