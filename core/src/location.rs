@@ -153,7 +153,9 @@ impl fmt::Display for Location {
                 Some((base, _)) => write!(f, "{base}?…"),
                 None => f.write_str(url),
             },
-            Location::ModuleFile { path } => write!(f, "file://{}", path.display()),
+            Location::ModuleFile { path } => {
+                write!(f, "file://{}", percent_encode_path(&path.to_string_lossy()))
+            }
         }
     }
 }
@@ -246,6 +248,24 @@ fn parse_file_url(rest: &str) -> std::result::Result<Location, String> {
     Ok(Location::ModuleFile {
         path: PathBuf::from(decoded),
     })
+}
+
+/// The inverse of `percent_decode` for what a location string may not hold as is
+/// (control characters) or would read differently (`%`, `?`, `#`), so a printed
+/// `file://` location parses back to the same path.
+fn percent_encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_control() || matches!(c, '%' | '?' | '#') {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn percent_decode(s: &str) -> std::result::Result<String, String> {
@@ -469,6 +489,29 @@ fn validate_repository(path: &str) -> std::result::Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Found by the location fuzz target: a printed location parses back to itself, and a
+    /// module URL's query never prints.
+    #[test]
+    fn module_locations_print_as_they_parse() {
+        for text in [
+            "file:///c0r/r/.%1Eepkg.",
+            "file:///.",
+            "file:///a%25b%3Fc%23d",
+            "file:///plain/x.wasm",
+        ] {
+            let location = Location::parse(text).unwrap();
+            let printed = location.to_string();
+            assert_eq!(
+                Location::parse(&printed).unwrap(),
+                location,
+                "{text} printed as {printed}"
+            );
+        }
+        let signed = Location::parse("https://example.com/m.wasm?sig=secret").unwrap();
+        assert_eq!(signed.to_string(), "https://example.com/m.wasm?…");
+    }
+
     use super::*;
     use crate::ErrorKind;
 
