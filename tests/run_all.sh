@@ -46,8 +46,8 @@ if [ -f tests/python/conftest.py ]; then
   python3 -m pytest -q tests/python
 fi
 
-echo "== fuzz targets (a few seconds each from their seeds; FUZZING.md has the long runs)"
-bash fuzz/smoke.sh 5
+echo "== fuzz targets (10,000 inputs each from their seeds, a fixed random seed; FUZZING.md has the long runs)"
+bash fuzz/smoke.sh 10000
 
 if [ -x tests/c/run.sh ]; then
   echo "== C ABI (CTest, valgrind, AddressSanitizer)"
