@@ -161,10 +161,15 @@ impl Cache {
 /// Counters of one `Cache` object.
 #[pyclass(module = "wasm_image", frozen, get_all)]
 pub struct CacheStats {
+    /// Fetches answered from the cache.
     hits: u64,
+    /// Hits served stale because the registry could not be reached.
     stale_hits: u64,
+    /// Fetches that downloaded.
     misses: u64,
+    /// Bytes downloaded by those fetches.
     bytes_downloaded: u64,
+    /// Entries evicted.
     evictions: u64,
 }
 
@@ -181,12 +186,17 @@ impl CacheStats {
 /// One entry as `Cache.entries()` lists it.
 #[pyclass(module = "wasm_image", frozen, get_all)]
 pub struct CachedEntry {
+    /// "sha256:…" of the module.
     module_digest: String,
+    /// The module size in bytes.
     size: u64,
+    /// The read-only module file.
     path: PathBuf,
     /// Seconds since the epoch.
     last_used: f64,
+    /// The manifests the module was found in.
     manifest_digests: Vec<String>,
+    /// Whether some process holds a lease on it now.
     leased: bool,
 }
 
@@ -224,8 +234,11 @@ impl CachedEntry {
 pub struct GcReport {
     /// Module digests removed, least recently used first.
     removed: Vec<String>,
+    /// Bytes the removed modules took.
     freed_bytes: u64,
+    /// Entries kept because they were leased.
     kept_leased: u64,
+    /// Files of interrupted writers removed.
     leftovers_removed: u64,
 }
 

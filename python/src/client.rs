@@ -562,6 +562,7 @@ impl Client {
         self.ops().fetch(py, location, fetch, call)
     }
 
+    /// The asyncio twin of :meth:`fetch`: an awaitable of the entry.
     #[pyo3(signature = (location, *, policy=None, expected_digest=None, stale_on_error=None,
                         platform=None, progress=None))]
     #[allow(clippy::too_many_arguments)]
@@ -750,6 +751,8 @@ pub fn fetch(
     default_ops(py)?.fetch(py, location, fetch, call)
 }
 
+/// Builds an image from a module (bytes or a path): the oci variant or compat, with
+/// optional runtime metadata and annotations; nothing is written until it is pushed.
 #[pyfunction]
 #[pyo3(signature = (module, *, variant="oci", runtime_type=None, abi_versions=None, root_ids=None,
                     annotations=None, manifest_format="oci", source_date_epoch=None))]

@@ -96,11 +96,11 @@ def test_additions_pass_and_are_listed(recorded: dict[str, str], tmp_path: Path,
     header = changed_header(
         tmp_path, "void wasm_image_string_free(char *string);",
         "void wasm_image_string_free(char *string);\n\n"
-        "/**\n * New.\n */\nwasm_image_error_t *wasm_image_cache_gc(const wasm_image_client_t *client);",
+        "/**\n * New.\n */\nwasm_image_error_t *wasm_image_example_addition(const wasm_image_client_t *client);",
     )
     assert abi.check(recorded, current(header)) == 0
     out = capsys.readouterr().out
-    assert "added    function wasm_image_cache_gc" in out and "release/abi.py update" in out
+    assert "added    function wasm_image_example_addition" in out and "release/abi.py update" in out
 
 
 def test_a_break_with_a_new_soname_passes(recorded: dict[str, str], tmp_path: Path) -> None:
