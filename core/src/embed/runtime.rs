@@ -2,7 +2,9 @@
 //! (a runtime's threads do not survive a fork), and every blocking call can be cancelled
 //! from another thread or by an interrupt check (Python's Ctrl-C).
 
+use std::cell::Cell;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +70,28 @@ tokio::task_local! {
     static CALL: CallScope;
 }
 
+thread_local! {
+    /// Set while this thread is inside [`block_on`]: the caller's own thread, which is
+    /// blocked anyway, so brief work can run on it without a hand-off (see [`run_brief`]).
+    static DRIVING_A_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as driving a blocking call until dropped.
+struct Driving;
+
+impl Driving {
+    fn enter() -> Driving {
+        DRIVING_A_CALL.with(|d| d.set(true));
+        Driving
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        DRIVING_A_CALL.with(|d| d.set(false));
+    }
+}
+
 /// What a blocking call watches besides its own work.
 #[derive(Default)]
 pub struct Blocking<'a> {
@@ -105,10 +129,16 @@ where
         work: TaskTracker::new(),
     };
     let future = CALL.scope(call.clone(), make(forward));
+    let _driving = Driving::enter();
     runtime.block_on(async move {
         tokio::pin!(future);
-        let mut tick = tokio::time::interval(INTERRUPT_POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Only a call with an interrupt check needs the timer: a timer costs a trip through
+        // the runtime's time driver on every call.
+        let mut tick = blocking.interrupted.is_some().then(|| {
+            let mut tick = tokio::time::interval(INTERRUPT_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick
+        });
         let deliver = |event: &ProgressEvent| {
             if let Some(p) = &user_progress {
                 p(event)
@@ -120,7 +150,7 @@ where
                 _ = cancel.cancelled() => break None,
                 result = &mut future => break Some(result),
                 Some(event) = receiver.recv() => deliver(&event),
-                _ = tick.tick() => {
+                _ = next_tick(&mut tick) => {
                     if let Some(check) = blocking.interrupted.as_mut() {
                         if check() {
                             break None;
@@ -143,6 +173,16 @@ where
         }
         outcome
     })
+}
+
+/// The next interrupt check, or never when the call has none.
+async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
+    match tick {
+        Some(tick) => {
+            tick.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs blocking work (files, tar, decompression, credential helpers, DNS) off the async
@@ -171,5 +211,80 @@ pub async fn run_blocking<T: Send + 'static>(
         Ok(r) => r,
         Err(e) if e.is_panic() => Err(Error::internal("a worker thread of wasm-image panicked")),
         Err(_) => Err(Error::cancelled()),
+    }
+}
+
+/// Like [`run_blocking`], for work that is brief and bounded (a few small file reads,
+/// such as a layout's `index.json` or a manifest): on the thread of a blocking call it
+/// runs right there, saving the two thread hand-offs that otherwise cost more than the
+/// work itself; anywhere else (async callers, runtime threads) it goes to the blocking
+/// pool. Such work must not wait on locks or other processes, or on anything unbounded:
+/// while it runs, the call does not see cancellation.
+pub async fn run_brief<T: Send + 'static>(
+    work: impl FnOnce(CancellationToken) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    if !DRIVING_A_CALL.with(Cell::get) {
+        return run_blocking(work).await;
+    }
+    let token = CALL
+        .try_with(|s| s.cancel.child_token())
+        .unwrap_or_else(|_| CancellationToken::new());
+    std::panic::catch_unwind(AssertUnwindSafe(|| work(token)))
+        .unwrap_or_else(|_| Err(Error::internal("wasm-image panicked during a brief read")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    /// Brief work of a blocking call runs on the caller's thread: no hand-off.
+    #[test]
+    fn brief_work_of_a_blocking_call_runs_on_the_calling_thread() {
+        let caller = std::thread::current().id();
+        let ran_on = block_on(Blocking::default(), |_| async {
+            run_brief(|_| Ok(std::thread::current().id())).await
+        })
+        .unwrap();
+        assert_eq!(ran_on, caller);
+        // Ordinary blocking work still goes to the pool.
+        let pooled = block_on(Blocking::default(), |_| async {
+            run_blocking(|_| Ok(std::thread::current().id())).await
+        })
+        .unwrap();
+        assert_ne!(pooled, caller);
+        // And the mark does not outlive the call.
+        assert!(!DRIVING_A_CALL.with(Cell::get));
+    }
+
+    /// Async callers' threads are the runtime's own, which must not block: brief work
+    /// goes to the pool there.
+    #[test]
+    fn brief_work_of_an_async_caller_goes_to_the_pool() {
+        let runtime = runtime().unwrap();
+        let (worker, ran_on) = runtime.block_on(async {
+            tokio::spawn(async {
+                let worker = std::thread::current().id();
+                (
+                    worker,
+                    run_brief(|_| Ok(std::thread::current().id()))
+                        .await
+                        .unwrap(),
+                )
+            })
+            .await
+            .unwrap()
+        });
+        assert_ne!(worker, ran_on);
+    }
+
+    #[test]
+    fn a_panic_in_brief_work_is_an_internal_error() {
+        let error = block_on(Blocking::default(), |_| async {
+            run_brief::<()>(|_| panic!("a bug")).await
+        })
+        .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Internal);
+        assert!(!DRIVING_A_CALL.with(Cell::get));
     }
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::digest::{size_mismatch, Descriptor, Digest};
-use crate::embed::runtime::run_blocking;
+use crate::embed::runtime::{run_blocking, run_brief};
 use crate::error::{Error, Result};
 use crate::files::{
     commit, open_regular, read_bounded, real_dirs_within, temp_file_in, write_atomic, Existing,
@@ -74,11 +74,11 @@ impl LayoutStore {
             access,
         });
         let worker = inner.clone();
-        run_blocking(move |_| match access {
-            Access::Read => worker.check_layout(),
-            Access::Write => worker.create_layout(),
-        })
-        .await?;
+        match access {
+            // Reading a layout's two small files is quicker than handing them to a thread.
+            Access::Read => run_brief(move |_| worker.check_layout()).await?,
+            Access::Write => run_blocking(move |_| worker.create_layout()).await?,
+        }
         Ok(LayoutStore { inner })
     }
 
@@ -101,7 +101,7 @@ impl LayoutStore {
     /// `org.opencontainers.image.ref.name` annotations).
     pub async fn entries(&self) -> Result<Vec<Descriptor>> {
         let inner = self.inner.clone();
-        run_blocking(move |_| inner.entries()).await
+        run_brief(move |_| inner.entries()).await
     }
 }
 
@@ -234,13 +234,13 @@ impl Store for LayoutStore {
     async fn resolve(&self, selector: &Selector) -> Result<Descriptor> {
         let inner = self.inner.clone();
         let selector = selector.clone();
-        run_blocking(move |_| inner.resolve(&selector)).await
+        run_brief(move |_| inner.resolve(&selector)).await
     }
 
     async fn manifest(&self, selector: &Selector) -> Result<RawManifest> {
         let inner = self.inner.clone();
         let selector = selector.clone();
-        run_blocking(move |_| inner.read_manifest(&selector)).await
+        run_brief(move |_| inner.read_manifest(&selector)).await
     }
 
     async fn open_blob(&self, descriptor: &Descriptor) -> Result<BlobStream> {
@@ -249,7 +249,7 @@ impl Store for LayoutStore {
         let path = self.inner.blob_path(&descriptor.digest);
         let name = self.inner.name.clone();
         let digest = descriptor.digest.clone();
-        let file = run_blocking(move |_| match open_regular(&path, &name) {
+        let file = run_brief(move |_| match open_regular(&path, &name) {
             Err(e) if e.kind() == crate::ErrorKind::NotFound => {
                 Err(Error::not_found(format!("{name}: blob {digest} not found")))
             }
