@@ -9,7 +9,7 @@ use crate::session::Failure;
 
 /// Seconds as a `Duration`; a negative or non-finite number is `INVALID_ARGUMENT`, named
 /// as the library's other faces name the option.
-fn seconds(name: &str, value: f64) -> wasm_image::Result<Duration> {
+pub(crate) fn seconds(name: &str, value: f64) -> wasm_image::Result<Duration> {
     Duration::try_from_secs_f64(value).map_err(|_| {
         wasm_image::Error::invalid_argument(format!(
             "{name} must be a non-negative number of seconds, got {value}"

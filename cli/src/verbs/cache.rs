@@ -1,11 +1,12 @@
 //! `wasm-image cache list|gc|verify`: the module cache's contents and upkeep.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use wasm_image::Cache;
 
+use crate::client::seconds;
 use crate::local_time;
 use crate::session::{Outcome, Session};
 use crate::verbs::fetch::CacheDir;
@@ -85,16 +86,7 @@ fn list(cache: &Cache, session: &Session<'_>) -> Outcome {
 }
 
 fn gc(args: &CacheArgs, cache: &Cache, session: &Session<'_>) -> Outcome {
-    let max_age = args
-        .max_age
-        .map(|s| {
-            Duration::try_from_secs_f64(s).map_err(|_| {
-                wasm_image::Error::invalid_argument(format!(
-                    "max_age must be a non-negative number of seconds, got {s}"
-                ))
-            })
-        })
-        .transpose()?;
+    let max_age = args.max_age.map(|s| seconds("max_age", s)).transpose()?;
     let report = cache.gc_with(args.max_bytes, max_age)?;
     let removed: Vec<String> = report
         .removed

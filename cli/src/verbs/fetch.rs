@@ -1,12 +1,11 @@
 //! `wasm-image fetch LOCATION`: a module into the shared cache; prints its path.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use clap::Args;
 use serde_json::json;
+use std::path::PathBuf;
 use wasm_image::{Cache, CacheOptions, FetchOptions, Policy};
 
+use crate::client::seconds;
 use crate::session::{Failure, Outcome, Session};
 use crate::summary;
 
@@ -31,12 +30,7 @@ impl CacheDir {
         tag_ttl: Option<f64>,
         stale_on_error: bool,
     ) -> Result<Cache, Failure> {
-        let tag_ttl = tag_ttl.unwrap_or(DEFAULT_TAG_TTL);
-        let tag_ttl = Duration::try_from_secs_f64(tag_ttl).map_err(|_| {
-            wasm_image::Error::invalid_argument(format!(
-                "tag_ttl must be a non-negative number of seconds, got {tag_ttl}"
-            ))
-        })?;
+        let tag_ttl = seconds("tag_ttl", tag_ttl.unwrap_or(DEFAULT_TAG_TTL))?;
         Ok(Cache::open(CacheOptions {
             dir: self.cache_dir.clone(),
             tag_ttl,
