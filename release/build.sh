@@ -59,7 +59,7 @@ cli="$out/wasm-image-$version-linux-x86_64"
 install -m 0755 "$cli_target/x86_64-unknown-linux-gnu/release/wasm-image" "$cli"
 strip --strip-all "$cli"
 "$cli" --version | grep -qx "wasm-image $version" || { echo "the CLI does not report $version" >&2; exit 1; }
-WASM_IMAGE_CLI_BINARY="$cli" python3 python/build_backend/wasm_image_backend.py >/dev/null
+WASM_IMAGE_CLI_BINARY="$cli" "$WASM_IMAGE_TOOLS_PYTHON" python/build_backend/wasm_image_backend.py >/dev/null
 
 step "wheel $version (abi3, manylinux_2_28, stripped; maturin embeds the Rust SBOM)"
 # A target folder of its own: cargo fingerprints the linker, and maturin's zig wrapper is
