@@ -2,7 +2,8 @@
 # Builds every release artifact into one folder (default dist/release), from a clone, on
 # Linux x86_64 with no container engine:
 #
-#   wasm_image-VERSION-cp39-abi3-manylinux_2_28_x86_64.whl    the Python package + CLI
+#   wasm_image-VERSION-cp39-abi3-manylinux_2_28_x86_64.whl    the Python package + the native CLI
+#   wasm-image-VERSION-linux-x86_64                            the native CLI alone
 #   wasm_image-VERSION.tar.gz                                  its sdist
 #   wasm-image-c-VERSION-linux-x86_64.tar.gz                   the C SDK (ffi/package.sh)
 #   *.cdx.json                                                 CycloneDX SBOMs of both
@@ -46,6 +47,19 @@ started=$SECONDS
 version="$(cargo metadata --format-version 1 --no-deps --locked |
     python3 -c 'import json, sys; print({p["name"]: p["version"] for p in json.load(sys.stdin)["packages"]}["wasm-image"])')"
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}"
+
+step "command line $version (the native wasm-image binary, glibc 2.28, stripped)"
+# Linked with zig against glibc 2.28 like the wheel, in a target folder of its own. It
+# ships alone and inside the wheel (staged into the wheel-data folder maturin packs; the
+# PEP 517 backend does the same for `pip install .` with a host build).
+cli_target="${CARGO_TARGET_DIR:-$root/target}/zig-cli"
+CARGO_TARGET_DIR="$cli_target" cargo zigbuild --release --locked -p wasm-image-cli --bin wasm-image \
+    --target x86_64-unknown-linux-gnu.2.28
+cli="$out/wasm-image-$version-linux-x86_64"
+install -m 0755 "$cli_target/x86_64-unknown-linux-gnu/release/wasm-image" "$cli"
+strip --strip-all "$cli"
+"$cli" --version | grep -qx "wasm-image $version" || { echo "the CLI does not report $version" >&2; exit 1; }
+WASM_IMAGE_CLI_BINARY="$cli" "$WASM_IMAGE_TOOLS_PYTHON" python/build_backend/wasm_image_backend.py >/dev/null
 
 step "wheel $version (abi3, manylinux_2_28, stripped; maturin embeds the Rust SBOM)"
 # A target folder of its own: cargo fingerprints the linker, and maturin's zig wrapper is

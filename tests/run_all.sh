@@ -37,13 +37,18 @@ export WASM_IMAGE_TESTBED="$state/testbed.json"
 echo "== Rust core (unit, formats, interop, registry)"
 cargo test --locked -p wasm-image
 
+echo "== command line (parsing, output)"
+cargo test --locked -p wasm-image-cli
+
 echo "== test bed self-check"
 python3 -m pytest -q tests/support/test_testbed.py
 
 if [ -f tests/python/conftest.py ]; then
   echo "== Python package and CLI"
   python3 -m pip install -q --force-reinstall --no-deps .
-  python3 -m pytest -q tests/python
+  # The CLI tests run against the native binary pip installed and `python -m wasm_image`;
+  # here a missing binary is a failure, not a skip.
+  WASM_IMAGE_REQUIRE_NATIVE_CLI=1 python3 -m pytest -q tests/python
 fi
 
 echo "== fuzz targets (10,000 inputs each from their seeds, a fixed random seed; FUZZING.md has the long runs)"

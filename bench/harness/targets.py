@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 
-from harness.cases import cache, go_face
+from harness.cases import cache, go_face, pull
 from harness.common import BUILDAH, VERIFIED
 from harness.push_floor import FLOOR_PATCH, FLOOR_PUT
 from harness.results import Results, med_extra, ratio
@@ -67,6 +67,8 @@ def targets(res: Results, cores: int | None = None) -> list[dict]:
     add("pull 50 MiB to a file, CLI vs curl, whole processes: ≤ 1.3×", ratio(medw("pull-file oci", cli, 50), medw("pull-file oci", "curl (floor)", 50)), 1.3)
     cpu_floor("pull-file oci", cli, "to a file")
     add("pull 50 MiB to a file, Python API vs skopeo copy: ≤ 0.5×", ratio(med("pull-file oci", py, 50), med("pull-file oci", "skopeo copy → oci:", 50)), 0.5)
+    add("pull 1 MiB to a file, CLI (whole process) vs skopeo copy: ≤ 0.5×", ratio(med("pull-file oci", cli, 1), med("pull-file oci", "skopeo copy → oci:", 1)), 0.5)
+    add("wasm-image --version, whole process: ≤ 10 ms", med(pull.START_UP, cli), 0.010, "abs", unit="s")
     add("pull 50 MiB to a file, CLI (whole process) vs skopeo copy: ≤ 0.5×", ratio(med("pull-file oci", cli, 50), med("pull-file oci", "skopeo copy → oci:", 50)), 0.5)
     add("pull 50 MiB to a file, Python API vs oras-py: faster (< 1×)", ratio(med("pull-file oci", py, 50), med("pull-file oci", "oras-py", 50)), 1.0, "lt")
     add("pull 200 MiB to a file, Python API: peak RSS ≤ 40 MiB", rss("pull-file oci", py, 200), 40.0, "abs")

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 
 mod bridge;
 mod cache;
+mod cli;
 mod client;
 mod convert;
 mod errors;
@@ -40,5 +41,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cache::GcReport>()?;
     m.add_class::<cache::FetchEntry>()?;
     m.add_function(wrap_pyfunction!(client::fetch, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;
     Ok(())
 }

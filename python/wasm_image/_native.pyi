@@ -29,6 +29,7 @@ __all__ = [
     "pull_to_file",
     "push",
     "resolve",
+    "run_cli",
 ]
 
 _Path = Union[str, os.PathLike[str]]
@@ -306,6 +307,9 @@ def fetch(
     progress: Optional[_Progress] = None,
     cancel: Optional[CancelToken] = None,
 ) -> FetchEntry: ...
+def run_cli(argv: list[str]) -> int:
+    """Runs the ``wasm-image`` command line with ``argv`` (the program name first)."""
+    ...
 def build(
     module: Union[bytes, bytearray, _Path],
     *,

@@ -26,6 +26,8 @@ sys.path.insert(0, str(SUPPORT))
 
 from testbed import Testbed, leb128  # noqa: E402
 
+import cli_faces  # noqa: E402
+
 PLUGIN_WAT = SUPPORT / "fixtures" / "plugin.wat"
 
 _engine = wasmtime.Engine()
@@ -45,6 +47,17 @@ def with_custom_section(module: bytes, payload_size: int) -> bytes:
     name = b"wasm-image-test-padding"
     body = bytes([len(name)]) + name + os.urandom(payload_size)
     return module + b"\x00" + leb128(len(body)) + body
+
+
+@pytest.fixture(params=cli_faces.FACES)
+def cli_command(request: pytest.FixtureRequest) -> List[str]:
+    """The command line, once as the native binary and once as ``python -m wasm_image``."""
+    try:
+        return cli_faces.command(request.param)
+    except LookupError as missing:
+        if cli_faces.required():
+            pytest.fail(str(missing))
+        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="session")

@@ -664,11 +664,12 @@ def test_a_full_disk_is_an_io_error_and_leaves_nothing(
 # ---- the command line -----------------------------------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wasm_image", *args], capture_output=True, text=True, timeout=120)
+def test_cli_fetch_and_cache_verbs(
+    tb: Testbed, repo: str, module_bytes: bytes, tmp_path: Path, cli_command: List[str]
+) -> None:
+    def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli_command, *args], capture_output=True, text=True, timeout=120)
 
-
-def test_cli_fetch_and_cache_verbs(tb: Testbed, repo: str, module_bytes: bytes, tmp_path: Path) -> None:
     manifest = _push(tb, module_bytes, repo, "v1")
     cdir = str(tmp_path / "c")
     loc = f"oci://{tb.host('plain')}/{repo}:v1"

@@ -1,11 +1,11 @@
 """The wasm-image command line, driven as a user would: subprocesses, exit codes, output
-and the files it writes."""
+and the files it writes. Every test runs twice: against the native binary and against
+``python -m wasm_image`` (see cli_faces.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +13,22 @@ from typing import List, Optional
 
 import pytest
 
-from conftest import sha256, validate
+import cli_faces
+from conftest import ROOT, sha256, validate
 from testbed import Testbed
+
+# The face under test (the argv prefix), set for each test by `_face`.
+COMMAND: List[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _face(cli_command: List[str]) -> None:
+    COMMAND[:] = cli_command
 
 
 def cli(*args: str, stdin: Optional[bytes] = None, env: Optional[dict] = None) -> subprocess.CompletedProcess[bytes]:  # type: ignore[type-arg]
     return subprocess.run(
-        [sys.executable, "-m", "wasm_image", *args],
+        [*COMMAND, *args],
         capture_output=True,
         timeout=60,
         input=stdin,
@@ -40,12 +49,25 @@ def module_file(tmp_path: Path, module_bytes: bytes) -> Path:
     return path
 
 
-def test_console_script_is_installed() -> None:
-    exe = shutil.which("wasm-image")
+def test_the_installed_command_is_the_native_binary() -> None:
+    """pip installs the binary itself as `wasm-image`, not a Python script that starts it."""
+    exe = cli_faces.native_binary()
     if exe is None:
-        pytest.skip("the wasm-image console script is not on PATH (package not installed with pip?)")
+        message = "no native wasm-image beside this Python (package not installed with pip?)"
+        if cli_faces.required():
+            pytest.fail(message)
+        pytest.skip(message)
+    import wasm_image
+
     done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0 and done.stdout.startswith("wasm-image ")
+    assert done.returncode == 0 and done.stdout == f"wasm-image {wasm_image.__version__}\n"
+    assert ok("--version") == done.stdout
+
+
+@pytest.mark.parametrize("verb", ["fetch", "cache"])
+def test_help_of_the_cache_verbs(verb: str) -> None:
+    text = ok(verb, "--help")
+    assert "example:" in text and f"wasm-image {verb}" in text
 
 
 @pytest.mark.parametrize("verb", ["build", "pull", "copy", "inspect", "resolve"])
@@ -230,7 +252,7 @@ def test_progress_bars_only_on_a_terminal(tb: Testbed, tmp_path: Path, big_modul
     leader, follower = pty.openpty()
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "wasm_image", "--insecure", plain, "pull", f"{plain}/{repo}:v1", "-o",
+            [*COMMAND, "--insecure", plain, "pull", f"{plain}/{repo}:v1", "-o",
              str(tmp_path / "out.wasm")],
             stdout=subprocess.PIPE,
             stderr=follower,
@@ -254,16 +276,37 @@ def test_progress_bars_only_on_a_terminal(tb: Testbed, tmp_path: Path, big_modul
     assert (tmp_path / "out.wasm").read_bytes() == big_module
 
 
-def test_exit_status_numbers_follow_the_c_enum() -> None:
-    """The CLI's kind numbers are the core's codes, as the committed C header spells them."""
+def test_exit_status_numbers_follow_the_c_enum(tmp_path: Path) -> None:
+    """A failure exits with 10 + its kind's code, as the committed C header spells it."""
     import re
-
-    from conftest import ROOT
-    from wasm_image import cli as wcli
 
     header = (ROOT / "include" / "wasm_image.h").read_text()
     codes = {m.group(1): int(m.group(2)) for m in re.finditer(r"WASM_IMAGE_ERROR_KIND_([A-Z_]+) = (\d+)", header)}
-    codes.pop("NONE", None)  # success in C, no error kind
-    assert codes == wcli.KIND_NUMBERS
-    for kind, number in codes.items():
-        assert wcli.exit_status(kind) == 10 + number
+    for args, kind in [
+        (["inspect", "Not A Reference"], "INVALID_REFERENCE"),
+        (["resolve", f"oci:{tmp_path}/none:v1"], "NOT_FOUND"),
+        (["--read-timeout", "-1", "resolve", f"oci:{tmp_path}/none:v1"], "INVALID_ARGUMENT"),
+        (["build", "/etc/hostname", "-t", f"oci:{tmp_path}/s:v1"], "INVALID_FORMAT"),
+    ]:
+        done = cli(*args)
+        assert done.returncode == 10 + codes[kind], (args, done.stderr)
+        assert done.stderr.decode().startswith(f"error: {kind}: ")
+
+
+def test_json_error_is_one_line_like_python_json(tmp_path: Path) -> None:
+    done = cli("--json", "resolve", f"oci:{tmp_path}/none:v1")
+    assert done.returncode == 13
+    line = done.stdout.decode()
+    assert line.endswith("}\n") and line.count("\n") == 1
+    error = json.loads(line)["error"]
+    assert set(error) == {"kind", "message", "status", "code"}
+    assert line == json.dumps({"error": error}) + "\n"
+
+
+def test_python_main_keeps_its_import_path(tmp_path: Path, module_file: Path) -> None:
+    """`wasm_image.cli.main` runs the command line in-process and returns its status."""
+    from wasm_image.cli import main
+
+    assert main(["-q", "build", str(module_file), "-t", f"oci:{tmp_path}/s:v1"]) == 0
+    assert main(["resolve", f"oci:{tmp_path}/missing:v1"]) == 13
+    assert (tmp_path / "s" / "index.json").is_file()

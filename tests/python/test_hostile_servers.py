@@ -189,3 +189,31 @@ def test_the_cli_takes_a_call_timeout(serve, tmp_path) -> None:
     )
     assert done.returncode != 0 and "TIMEOUT" in done.stderr, done.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == [], "a partial file was left"
+
+
+def test_ctrl_c_stops_the_cli_with_status_130(serve, tmp_path, cli_command) -> None:
+    """Both faces of the command line: the transfer stops, nothing is left, exit 130."""
+    import signal
+    import subprocess
+
+    asked = threading.Event()
+
+    def slow(h: BaseHTTPRequestHandler) -> None:
+        asked.set()
+        trickle(h)
+
+    host = serve(slow)
+    out = tmp_path / "module.wasm"
+    child = subprocess.Popen(
+        [*cli_command, "--insecure", host, "--retries", "0", "pull", f"{host}/slow/module:v1", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        assert asked.wait(60), "the command never reached the server"
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, stderr
+    assert stderr.decode().strip() == "interrupted" and stdout == b""
+    assert list(tmp_path.iterdir()) == [], "a partial file was left"

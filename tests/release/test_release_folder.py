@@ -15,7 +15,7 @@ def test_release_holds_exactly_the_artifacts(release_dir: Path, version: str, wh
     top = sorted(p.name for p in release_dir.iterdir())
     sdk = f"wasm-image-c-{version}-linux-x86_64.tar.gz"
     assert top == sorted([wheel.name, f"{wheel.name}.cdx.json", f"wasm_image-{version}.tar.gz", sdk,
-                          f"{sdk}.cdx.json", "api", "SHA256SUMS"])
+                          f"{sdk}.cdx.json", f"wasm-image-{version}-linux-x86_64", "api", "SHA256SUMS"])
 
 
 def test_checksums_hold(release_dir: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import shutil
 import tarfile
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ def test_sdist_contents(sdist: Path, version: str) -> None:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     for name in ("pyproject.toml", "Cargo.toml", "Cargo.lock", "core/Cargo.toml", "core/src/lib.rs",
                  "python/Cargo.toml", "python/src/lib.rs", "python/wasm_image/__init__.py",
-                 "python/wasm_image/_native.pyi", "python/wasm_image/py.typed", "PKG-INFO"):
+                 "python/wasm_image/_native.pyi", "python/wasm_image/py.typed", "PKG-INFO",
+                 "cli/Cargo.toml", "cli/src/main.rs", "python/build_backend/wasm_image_backend.py"):
         assert name in names, f"{name} missing from the sdist"
 
 
@@ -41,6 +43,8 @@ def test_sdist_builds_a_working_wheel(sdist: Path, tmp_path: Path, version: str)
          "--disable-pip-version-check", "-w", str(tmp_path / "wheels"), str(source)], env=env, cwd=tmp_path)
     built = list((tmp_path / "wheels").glob(f"wasm_image-{version}-*.whl"))
     assert len(built) == 1, built
+    with zipfile.ZipFile(built[0]) as whl:  # the native command, built from the sdist's cli/
+        assert whl.read(f"wasm_image-{version}.data/scripts/wasm-image")[:4] == b"\x7fELF"
     home = tmp_path / "venv"
     venv.create(home, with_pip=True)
     run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--no-deps", str(built[0])])

@@ -37,27 +37,43 @@ def test_auditwheel_confirms_the_tag(wheel: Path) -> None:
     assert (int(m.group(1)), int(m.group(2))) <= MANYLINUX_FLOOR, out
 
 
-def test_wheel_holds_stubs_marker_entry_point_and_sbom(wheel: Path, version: str) -> None:
+def test_wheel_holds_stubs_marker_command_and_sbom(wheel: Path, version: str) -> None:
     with zipfile.ZipFile(wheel) as whl:
         names = set(whl.namelist())
         info = f"wasm_image-{version}.dist-info"
         for name in ("wasm_image/__init__.py", "wasm_image/cli.py", "wasm_image/_native.pyi",
                      "wasm_image/py.typed", "wasm_image/_native.abi3.so"):
             assert name in names, f"{name} missing from the wheel"
-        entry_points = whl.read(f"{info}/entry_points.txt").decode()
-        assert re.search(r"^wasm-image\s*=\s*wasm_image\.cli:main$", entry_points, re.M), entry_points
+        # The command is the native binary (wheel data pip installs as a script), not a
+        # console-script entry point that would start Python first.
+        command = whl.getinfo(f"wasm_image-{version}.data/scripts/wasm-image")
+        assert (command.external_attr >> 16) & 0o111, "the command is not executable"
+        assert whl.read(command.filename)[:4] == b"\x7fELF"
+        if f"{info}/entry_points.txt" in names:
+            assert "wasm-image" not in whl.read(f"{info}/entry_points.txt").decode()
         metadata = whl.read(f"{info}/METADATA").decode()
         assert f"\nVersion: {version}\n" in metadata
         assert "\nRequires-Python: >=3.9" in metadata
         assert any(n.startswith(f"{info}/sboms/") and n.endswith(".json") for n in names)
 
 
-def test_native_module_is_stripped_and_needs_glibc_2_28_at_most(wheel: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("member", ["wasm_image/_native.abi3.so", "wasm_image-{version}.data/scripts/wasm-image"])
+def test_native_code_is_stripped_and_needs_glibc_2_28_at_most(
+    wheel: Path, version: str, member: str, tmp_path: Path
+) -> None:
     with zipfile.ZipFile(wheel) as whl:
-        native = Path(whl.extract("wasm_image/_native.abi3.so", tmp_path))
+        native = Path(whl.extract(member.format(version=version), tmp_path))
     sections = section_names(native)
     assert ".symtab" not in sections and not any(s.startswith(".debug") for s in sections), sections
     assert max(glibc_versions(native)) <= MANYLINUX_FLOOR
+
+
+def test_the_standalone_command_is_the_wheels(release_dir: Path, wheel: Path, version: str) -> None:
+    alone = release_dir / f"wasm-image-{version}-linux-x86_64"
+    with zipfile.ZipFile(wheel) as whl:
+        inside = whl.read(f"wasm_image-{version}.data/scripts/wasm-image")
+    assert alone.read_bytes() == inside
+    assert run([str(alone), "--version"]).stdout == f"wasm-image {version}\n"
 
 
 def readme_python_examples() -> list[str]:
@@ -89,8 +105,12 @@ def test_readme_python_examples_run_from_the_installed_wheel(
 def test_command_line_from_the_installed_wheel(wheel_venv: Path, venv_env: dict[str, str], version: str,
                                                layout: str, tmp_path: Path) -> None:
     cli = str(wheel_venv / "bin" / "wasm-image")
+    assert Path(cli).read_bytes()[:4] == b"\x7fELF", "pip installed a script, not the native command"
     assert run([cli, "--version"], env=venv_env, cwd=tmp_path).stdout.strip() == f"wasm-image {version}"
     inspected = run([cli, "inspect", layout, "--json"], env=venv_env, cwd=tmp_path).stdout
     assert '"variant": "oci"' in inspected
     run([cli, "pull", layout, "-o", str(tmp_path / "out.wasm")], env=venv_env, cwd=tmp_path)
     assert (tmp_path / "out.wasm").read_bytes()[:4] == b"\0asm"
+    # `python -m wasm_image` runs the same command line through the extension.
+    python = str(wheel_venv / "bin" / "python")
+    assert run([python, "-m", "wasm_image", "inspect", layout, "--json"], env=venv_env, cwd=tmp_path).stdout == inspected

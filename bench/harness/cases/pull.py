@@ -1,6 +1,7 @@
 """Pull by tag, into memory and to a file, of every size and both variants: the
 Python API, the CLI and the C API against curl (the floor), a digest-checking curl,
-skopeo and oras-py; and the requests each tool makes for one pull."""
+skopeo and oras-py; the requests each tool makes for one pull; and the CLI's start-up
+(`--version`, whole process), native and through `python -m wasm_image`."""
 
 from __future__ import annotations
 
@@ -21,10 +22,29 @@ CASES = {  # case -> the tool its × floor column compares with, in table order
     "pull-file oci": "curl (floor)",
     "pull-mem compat": "curl (floor)",
     "pull-file compat": "curl (floor)",
+    "cli start-up": None,
 }
+START_UP = "cli start-up"
+
+
+def run_start_up(b: Bench) -> None:
+    """`wasm-image --version` as a whole process: what every command pays before work."""
+    if not b.want(START_UP):
+        return
+
+    def r_native(i):
+        p = measure([b.cli, "--version"], env=b.py_env())
+        b.sample(START_UP, "wasm-image CLI", None, i, [p], library=False)
+
+    def r_python(i):
+        p = measure([b.python, "-m", "wasm_image", "--version"], env=b.py_env())
+        b.sample(START_UP, "python3 -m wasm_image", None, i, [p], library=False)
+
+    b.run_rounds("cli start-up", [("cli", "cli", r_native), ("python -m", "py", r_python)], b.repeats)
 
 
 def run(b: Bench) -> None:
+    run_start_up(b)
     count_pull_requests(b)
     for variant in ("oci", "compat"):
         if not b.want(f"pull-mem {variant}") and not b.want(f"pull-file {variant}"):
