@@ -235,7 +235,7 @@ impl Authenticator {
             q.append_pair("scope", scope);
         }
         let client = if guarded {
-            http.token_client()
+            http.token_client()?
         } else {
             http.client()
         };

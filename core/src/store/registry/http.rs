@@ -83,11 +83,11 @@ impl HttpConfig {
         builder.build()
     }
 
-    fn build_both(&self) -> std::result::Result<Clients, reqwest::Error> {
+    fn build_registry(&self) -> std::result::Result<Clients, reqwest::Error> {
         Ok(Clients {
             pid: std::process::id(),
             registry: self.build(None)?,
-            token: self.build(Some(&self.guard))?,
+            token: None,
         })
     }
 }
@@ -96,8 +96,10 @@ impl HttpConfig {
 struct Clients {
     pid: u32,
     registry: reqwest::Client,
-    /// For token requests that must not reach an internal address.
-    token: reqwest::Client,
+    /// For token requests that must not reach an internal address. Built on first use:
+    /// each client loads the system's CA store (milliseconds), and most registries a
+    /// process talks to never ask for a token.
+    token: Option<reqwest::Client>,
 }
 
 impl HttpClient {
@@ -130,7 +132,7 @@ impl HttpClient {
             certificates,
             guard,
         };
-        let clients = config.build_both().map_err(|e| {
+        let clients = config.build_registry().map_err(|e| {
             let message = format!("could not set up the HTTP client: {}", error_chain(&e));
             if has_extra_roots {
                 Error::invalid_argument(format!(
@@ -152,25 +154,36 @@ impl HttpClient {
 
     /// The HTTP client of this process (rebuilt in a forked child).
     pub(super) fn client(&self) -> reqwest::Client {
-        self.current(|c| c.registry.clone())
+        self.current().registry.clone()
     }
 
     /// The client for token requests that must reach no internal address.
-    pub(super) fn token_client(&self) -> reqwest::Client {
-        self.current(|c| c.token.clone())
+    pub(super) fn token_client(&self) -> Result<reqwest::Client> {
+        let mut clients = self.current();
+        if let Some(token) = &clients.token {
+            return Ok(token.clone());
+        }
+        let token = self.config.build(Some(&self.config.guard)).map_err(|e| {
+            Error::internal(format!(
+                "could not set up the HTTP client for token requests: {}",
+                error_chain(&e)
+            ))
+        })?;
+        clients.token = Some(token.clone());
+        Ok(token)
     }
 
-    fn current(&self, pick: impl Fn(&Clients) -> reqwest::Client) -> reqwest::Client {
+    fn current(&self) -> std::sync::MutexGuard<'_, Clients> {
         let mut slot = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if slot.pid != std::process::id() {
-            match self.config.build_both() {
+            match self.config.build_registry() {
                 Ok(fresh) => *slot = fresh,
                 Err(e) => {
                     warn!(error = %error_chain(&e), "could not rebuild the HTTP client after fork")
                 }
             }
         }
-        pick(&slot)
+        slot
     }
 }
 
