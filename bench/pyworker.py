@@ -148,6 +148,84 @@ def op_pull_many(args):
     }
 
 
+def op_work_floor(args):
+    """The work a verifying pull cannot skip, timed in-process: one SHA-256 pass over the
+    bytes (hashlib: OpenSSL, SHA-NI where the CPU has it) and one copy of them into fresh
+    memory (a new bytearray: the copy and its page faults)."""
+    import hashlib
+
+    data = os.urandom(args["size"])
+    t0 = time.perf_counter()
+    hashlib.sha256(data).digest()
+    t1 = time.perf_counter()
+    copy = bytearray(data)
+    t2 = time.perf_counter()
+    if len(copy) != len(data):
+        raise SystemExit("the copy lost bytes")
+    return {"op_s": t2 - t0, "sha256_s": t1 - t0, "copy_s": t2 - t1, "sha256_gbps": len(data) / (t1 - t0) / 1e9}
+
+
+def _rss_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise SystemExit("no VmRSS in /proc/self/status")
+
+
+def op_pull_async_rss(args):
+    """`n` concurrent pull_async calls of one small image, on one asyncio loop and one
+    Client, after a single pull (so what any first pull starts, the runtime, exists before
+    the baseline; nothing that n pulls at once need): RSS over that baseline, sampled every
+    millisecond while the pulls are in flight, and per in-flight pull."""
+    import asyncio
+
+    t0 = time.perf_counter()
+    import wasm_image as wi
+
+    t1 = time.perf_counter()
+    client = _client(wi, args)
+    n, size, loc = args["n"], args["size"], args["location"]
+
+    async def round_of_pulls():
+        images = await asyncio.gather(*(client.pull_async(loc) for _ in range(n)))
+        bad = [len(i.module) for i in images if len(i.module) != size]
+        if bad:
+            raise SystemExit(f"pulled {bad[:3]} bytes, expected {size}")
+
+    async def measured():
+        peak = 0
+        done = asyncio.Event()
+
+        async def sample():
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, _rss_kib())
+                await asyncio.sleep(0.001)
+
+        sampler = asyncio.ensure_future(sample())
+        start = time.perf_counter()
+        await round_of_pulls()
+        took = time.perf_counter() - start
+        done.set()
+        await sampler
+        return took, max(peak, _rss_kib())
+
+    async def main():
+        image = await client.pull_async(loc)
+        if len(image.module) != size:
+            raise SystemExit(f"pulled {len(image.module)} bytes, expected {size}")
+        del image
+        baseline = _rss_kib()
+        took, peak = await measured()
+        return baseline, took, peak
+
+    baseline, took, peak = asyncio.run(main())
+    over = max(0, peak - baseline)
+    return {"import_s": t1 - t0, "op_s": took, "baseline_rss_mib": baseline / 1024, "peak_rss_mib": peak / 1024,
+            "over_baseline_mib": over / 1024, "per_pull_kib": over / n, "n": n}
+
+
 # -- the module cache (Client.fetch) ------------------------------------------------------
 
 

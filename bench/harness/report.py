@@ -65,6 +65,8 @@ def markdown(res: Results, meta: dict) -> str:
             shown, met = "not measured", "–"
         elif t.get("unit") == "s":
             shown, met = fmt_s(v), "yes" if t["met"] else "**NO**"
+        elif t.get("unit") in ("ms", "KiB"):
+            shown, met = f"{v:.1f} {t['unit']}", "yes" if t["met"] else "**NO**"
         elif "RSS" in t["target"]:
             shown, met = f"{v:.1f} MiB", "yes" if t["met"] else "**NO**"
         elif "µs" in t["target"]:
@@ -135,6 +137,9 @@ def markdown(res: Results, meta: dict) -> str:
                 r = ratio(med, fmed) if is_lib else ratio(statistics.median(x.wall_s for x in ok), fwall)
                 rss = statistics.median(x.maxrss_mib for x in ok)
                 rss_txt = f"{rss:.1f} MiB"
+                if "over_baseline_mib" in ok[0].extra:
+                    rss_txt += (f"; over a one-pull baseline {med_extra(ok, 'over_baseline_mib'):.1f} MiB, "
+                                f"{med_extra(ok, 'per_pull_kib'):.0f} KiB per pull")
                 if "rss_sum_mib" in ok[0].extra:
                     rss_txt += f" each (Σ {statistics.median(x.extra['rss_sum_mib'] for x in ok):.0f} MiB)"
                 L.append(f"| {sz} | {tool} | {fmt_s(med)} | {fmt_s(min(t))}–{fmt_s(max(t))} | "

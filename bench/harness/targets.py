@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 
-from harness.cases import cache, go_face, pull
+from harness.cases import cache, concurrency, go_face, pull
 from harness.common import BUILDAH, VERIFIED
 from harness.push_floor import FLOOR_PATCH, FLOOR_PUT
 from harness.results import Results, med_extra, ratio
@@ -64,6 +64,36 @@ def targets(res: Results, cores: int | None = None) -> list[dict]:
         cpu_floor(mode, py, what)
         add(f"pull 50 MiB, C API {floor_case}: ≤ 1.3× curl", ratio(med(mode, c, 50), med(mode, "curl (floor)", 50)), 1.3)
         cpu_floor(mode, c, what)
+    # Pull at the speed of SHA-256: absolute times, ratios to curl and oras-py at 50 and
+    # 200 MiB, and the CPU a pull adds per byte against the work no verifying pull skips.
+    for mode, what, limit_ms in (("pull-file oci", "to a file", 55.0), ("pull-mem oci", "into memory", 60.0)):
+        for tool, face in ((py, "Python"), (c, "C")):
+            t = med(mode, tool, 50)
+            add(f"pull 50 MiB {what}, {face} API: ≤ {limit_ms:.0f} ms", None if t is None else t * 1000, limit_ms, "abs", unit="ms")
+    for size in (50, 200):
+        for tool, face in ((py, "Python"), (c, "C")):
+            add(f"pull {size} MiB to a file, {face} API vs curl → file: ≤ 1.35×",
+                ratio(med("pull-file oci", tool, size), med("pull-file oci", "curl (floor)", size)), 1.35)
+        add(f"pull {size} MiB to a file, Python API vs oras-py: ≤ 0.6×",
+            ratio(med("pull-file oci", py, size), med("pull-file oci", "oras-py", size)), 0.6)
+    for mode, what in (("pull-file oci", "to a file"), ("pull-mem oci", "into memory")):
+        work = [x for x in res.samples if x.case == mode and x.tool == pull.WORK_FLOOR and x.ok and x.size_mib == 50]
+        floor_s = med(mode, pull.WORK_FLOOR, 50)
+        for tool, face in ((py, "Python"), (c, "C")):
+            def cpu(size):
+                return med_extra([x for x in res.samples if x.case == mode and x.tool == tool and x.ok and x.size_mib == size],
+                                 "client_cpu_ms")
+            big, small = cpu(50), cpu(1)
+            # The 1 MiB pull's CPU is the process's start-up and fixed costs: what is left
+            # is what 49 MiB more cost, held against the work floor for 49 MiB.
+            per_pull = None if big is None or small is None else big - small
+            budget = None if floor_s is None else floor_s * 1000 * 49 / 50
+            sha = med_extra(work, "sha256_s")
+            text = (f"pull {what}, {face} API: client CPU of 50 MiB less that of 1 MiB"
+                    + (f" ({per_pull:.0f} ms)" if per_pull is not None else "")
+                    + " ≤ 1.3× (SHA-256 + one copy) of 49 MiB"
+                    + (f" ({budget:.0f} ms, of which SHA-256 {sha * 1000 * 49 / 50:.0f} ms)" if budget and sha else ""))
+            add(text, ratio(per_pull, budget), 1.3)
     add("pull 50 MiB to a file, CLI vs curl, whole processes: ≤ 1.3×", ratio(medw("pull-file oci", cli, 50), medw("pull-file oci", "curl (floor)", 50)), 1.3)
     cpu_floor("pull-file oci", cli, "to a file")
     add("pull 50 MiB to a file, Python API vs skopeo copy: ≤ 0.5×", ratio(med("pull-file oci", py, 50), med("pull-file oci", "skopeo copy → oci:", 50)), 0.5)
@@ -117,6 +147,10 @@ def targets(res: Results, cores: int | None = None) -> list[dict]:
     downloads = [x.extra["blob_downloads"] for x in res.samples if x.case == cache.FETCH and x.tool == cache.MANY and "blob_downloads" in x.extra]
     add(f"cache: {cache.THREADS} concurrent fetches of 50 MiB: blob download requests ≤ 1 (most in a round)",
         max(downloads) if downloads else None, 1, "abs")
+    over = [x.extra["per_pull_kib"] for x in res.samples if x.case == concurrency.IN_FLIGHT and x.ok and "per_pull_kib" in x.extra]
+    add(f"{concurrency.PULLS_IN_FLIGHT} concurrent pull_async of a {len(concurrency.SMALL_MODULE)}-byte module, oci: layout: "
+        f"RSS over a one-pull baseline per in-flight pull ≤ 64 KiB + the module",
+        statistics.median(over) if over else None, 64 + len(concurrency.SMALL_MODULE) / 1024, "abs", unit="KiB")
     add("cache: gc over 10,000 entries, nothing to evict: ≤ 1 s", med(cache.GC, cache.SCAN), 1.0, "abs", unit="s")
     add("cache: gc over 10,000 entries, evicting all: ≤ 1 s", med(cache.GC, cache.EVICT), 1.0, "abs", unit="s")
     return out

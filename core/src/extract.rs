@@ -1,7 +1,7 @@
 //! Carries out a format's [`Plan`]: streams the module out of its layer into memory or a
 //! file, bounded by the limits, with every layer read verified to its end.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -16,14 +16,16 @@ use crate::limits::Limits;
 use crate::media_types::{self as mt, Compression};
 use crate::module_facts::check_wasm_header;
 use crate::store::tar_safety::HeaderBudget;
-use crate::store::verified::BlobOpener;
+use crate::store::verified::{BlobOpener, SyncBlob};
 
-/// Reads move this much at a time: each read of a registry stream crosses from this
-/// blocking thread to the runtime, so 8 KiB reads (`io::copy`'s) cost more than the bytes.
+/// The most a module is copied or filled in at a time out of a tar entry: big reads keep
+/// the per-read costs of tar and the decompressors small next to the bytes.
 const CHUNK: usize = 1 << 20;
 
-fn copy_in_chunks(reader: &mut impl Read, writer: &mut impl Write) -> io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
+/// Copies through a buffer no larger than `size`, the most that should come: a small
+/// module costs a small buffer.
+fn copy_in_chunks(reader: &mut impl Read, writer: &mut impl Write, size: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; size.clamp(1, CHUNK as u64) as usize];
     let mut total = 0;
     loop {
         let n = match read_retrying(reader, &mut buf)? {
@@ -64,6 +66,8 @@ struct ModuleSink {
 /// What the sink checks and remembers of the bytes going through it.
 struct Seen {
     hasher: Option<Hasher>,
+    /// The size announced for the module.
+    expected: u64,
     size: u64,
     limit: u64,
     head: Vec<u8>,
@@ -145,6 +149,7 @@ impl ModuleSink {
             out,
             seen: Seen {
                 hasher: hash.then(|| Hasher::new(Algorithm::Sha256)),
+                expected: size,
                 size: 0,
                 limit,
                 head: Vec::with_capacity(8),
@@ -158,13 +163,14 @@ impl ModuleSink {
         let ModuleSink { out, seen } = self;
         let (buffer, filled) = match out {
             SinkOut::File(f) => {
+                let most = seen.limit.min(seen.expected);
                 let mut writer = SeenWriter {
                     file: f,
                     seen,
                     written: 0,
                     writeback_from: 0,
                 };
-                return copy_in_chunks(reader, &mut writer).map(drop);
+                return copy_in_chunks(reader, &mut writer, most).map(drop);
             }
             SinkOut::Memory { buffer, filled } => (buffer, filled),
         };
@@ -188,6 +194,50 @@ impl ModuleSink {
             }
             seen.take(&slot[..n])?;
             *filled += n;
+        }
+    }
+
+    /// Takes the blob's bytes where they lie in the read-ahead's pieces: into memory
+    /// with the one copy that puts them in place, into a file with none of ours (each
+    /// piece is written as it is, no bounce buffer).
+    fn fill_from_blob(&mut self, blob: &mut SyncBlob) -> io::Result<()> {
+        let ModuleSink { out, seen } = self;
+        match out {
+            SinkOut::File(file) => {
+                let mut writer = SeenWriter {
+                    file,
+                    seen,
+                    written: 0,
+                    writeback_from: 0,
+                };
+                loop {
+                    let piece = blob.fill_buf()?;
+                    if piece.is_empty() {
+                        return Ok(());
+                    }
+                    writer.write_all(piece)?;
+                    let n = piece.len();
+                    blob.consume(n);
+                }
+            }
+            SinkOut::Memory { buffer, filled } => {
+                let size = buffer.size();
+                loop {
+                    let piece = blob.fill_buf()?;
+                    if piece.is_empty() {
+                        return Ok(());
+                    }
+                    let end = *filled + piece.len();
+                    if end > size {
+                        return Err(more_bytes_than_announced(size));
+                    }
+                    seen.take(piece)?;
+                    buffer.fill(*filled, piece);
+                    *filled = end;
+                    let n = piece.len();
+                    blob.consume(n);
+                }
+            }
         }
     }
 
@@ -335,7 +385,7 @@ pub fn extract(
                 known.is_none(),
             )?;
             let mut blob = opener.open(layer)?;
-            sink.fill_from(&mut blob).map_err(Error::from_io)?;
+            sink.fill_from_blob(&mut blob).map_err(Error::from_io)?;
             sink.finish(
                 known,
                 destination,
@@ -374,13 +424,14 @@ pub fn extract(
     }
 }
 
-enum Decoder<R: Read> {
+/// Decompressors that read the blob's pieces in place (`BufRead`), with no buffer between.
+enum Decoder<R: io::BufRead> {
     Plain(R),
-    Gzip(Box<flate2::read::MultiGzDecoder<R>>),
-    Zstd(Box<zstd::stream::read::Decoder<'static, io::BufReader<R>>>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<R>>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, R>>),
 }
 
-impl<R: Read> Read for Decoder<R> {
+impl<R: io::BufRead> Read for Decoder<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Decoder::Plain(r) => r.read(buf),
@@ -452,15 +503,15 @@ fn search_layer(
     let mut module: Option<(ModuleSink, String)> = None;
     let mut runtime_config: Option<Vec<u8>> = None;
     {
-        // Big reads from the stream whatever sizes tar and the decompressors ask for.
-        let mut buffered = io::BufReader::with_capacity(CHUNK, &mut blob);
+        // The blob is read in place, a piece at a time, whatever sizes tar and the
+        // decompressors ask for: small reads cost no trip to the runtime.
         let decoder = match compression {
-            Compression::None => Decoder::Plain(&mut buffered),
+            Compression::None => Decoder::Plain(&mut blob),
             Compression::Gzip => {
-                Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(&mut buffered)))
+                Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(&mut blob)))
             }
             Compression::Zstd => Decoder::Zstd(Box::new(
-                zstd::stream::read::Decoder::new(&mut buffered)
+                zstd::stream::read::Decoder::with_buffer(&mut blob)
                     .map_err(|e| layer_error(e, layer, "cannot start zstd"))?,
             )),
         };
@@ -563,8 +614,16 @@ fn search_layer(
             .map_err(|e| layer_error(e, layer, "corrupt data after the tar"))?;
     }
     // The layer's digest is known only once its last byte has been read.
-    copy_in_chunks(&mut blob, &mut io::sink())
-        .map_err(|e| layer_error(e, layer, "cannot read the layer"))?;
+    loop {
+        let rest = blob
+            .fill_buf()
+            .map_err(|e| layer_error(e, layer, "cannot read the layer"))?;
+        if rest.is_empty() {
+            break;
+        }
+        let n = rest.len();
+        blob.consume(n);
+    }
     match module {
         Some((sink, what)) => {
             let mut found = sink.finish(None, destination, &what)?;

@@ -66,6 +66,23 @@ impl ModuleBuffer for Filling {
         unsafe { std::slice::from_raw_parts_mut(self.data.add(range.start), range.len()) }
     }
 
+    fn fill(&mut self, at: usize, data: &[u8]) {
+        let end = at.checked_add(data.len()).filter(|end| *end <= self.len);
+        match end {
+            // The next bytes in order: copied into the uninitialised memory, which they
+            // initialise; zeroing them first would write every byte twice.
+            Some(end) if at == self.initialised => {
+                // SAFETY: `at..end` lies within the `len` bytes of `object`, and `data`
+                // is a different allocation.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(data.as_ptr(), self.data.add(at), data.len())
+                };
+                self.initialised = end;
+            }
+            _ => self.slice_mut(at..at + data.len()).copy_from_slice(data),
+        }
+    }
+
     fn as_mut_slice(&mut self) -> &mut [u8] {
         self.initialise_to(self.len);
         // SAFETY: `data` points at `len` bytes owned by `object`, all initialised, which no

@@ -1,9 +1,11 @@
 """64 pulls of a 1 MiB image: 64 threads on one Client, the same 64 one after another,
-and skopeo and curl run as 64 processes in parallel."""
+and skopeo and curl run as 64 processes in parallel. And the memory of many pulls in
+flight: 100 concurrent pull_async calls of a 16-byte module from an oci: layout."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import subprocess
 import time
 from typing import TYPE_CHECKING
 
@@ -18,11 +20,40 @@ if TYPE_CHECKING:
 
 NAME = "concurrency"
 CASE = "64 pulls of 1 MiB"
-CASES = {CASE: "curl ×64 processes in parallel (floor)"}  # case -> the tool its × floor column compares with
+IN_FLIGHT = "100 concurrent pull_async of a 16-byte module (oci: layout)"
+CASES = {CASE: "curl ×64 processes in parallel (floor)", IN_FLIGHT: None}  # case -> the tool its × floor column compares with
 N = 64
+PULLS_IN_FLIGHT = 100
+ASYNC_TOOL = "wasm-image Python API, pull_async"
+# The smallest module worth the name: the Wasm header and one 6-byte custom section.
+SMALL_MODULE = b"\0asm\x01\0\0\0" + bytes([0, 6, 1]) + b"x" + bytes(4)
 
 
 def run(b: Bench) -> None:
+    run_64(b)
+    run_in_flight(b)
+
+
+def run_in_flight(b: Bench) -> None:
+    """RSS over a one-pull baseline while 100 pull_async calls of a tiny image are in flight."""
+    if not b.want("pull_async"):
+        return
+    layout = b.scratch("small-layout")
+    b.wipe(layout)
+    make = ("import sys, wasm_image as wi\n"
+            "wi.push(wi.build(bytes.fromhex(sys.argv[2])), 'oci:' + sys.argv[1] + ':v1')\n")
+    subprocess.run([b.python, "-c", make, str(layout), SMALL_MODULE.hex()], check=True, env=b.py_env())
+    loc = f"oci:{layout}:v1"
+
+    def r_async(i):
+        p = measure(b.pyworker("pull_async_rss", {"host": b.host, "location": loc, "size": len(SMALL_MODULE),
+                                                  "n": PULLS_IN_FLIGHT}), env=b.py_env())
+        b.sample(IN_FLIGHT, ASYNC_TOOL, None, i, [p], library=True)
+
+    b.run_rounds(IN_FLIGHT, [("async", "py", r_async)], b.repeats)
+
+
+def run_64(b: Bench) -> None:
     if not b.want("64 pulls"):
         return
     repo = "bench/oci-1m"

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from harness.bench import Bench
 
 NAME = "pull"
+# Not a tool: the work no verifying pull can skip (see pyworker's work_floor).
+WORK_FLOOR = "SHA-256 + one copy of the bytes (work floor, in-process)"
 CASES = {  # case -> the tool its × floor column compares with, in table order
     "pull-mem oci": "curl (floor)",
     "pull-file oci": "curl (floor)",
@@ -190,6 +192,11 @@ def pull_runners(b: Bench, variant: str, size: int) -> list[tuple[str, str, obje
         b.sample(case_file, "skopeo copy → oci:", size, i, [p], library=False, check=check)
         b.wipe(out)
 
+    def r_work(i):
+        p = measure(b.pyworker("work_floor", {"size": nbytes}), env=b.py_env())
+        for case in (case_mem, case_file):
+            b.sample(case, WORK_FLOOR, size, i, [p], library=True)
+
     def r_oras(i):
         out = b.scratch("oras-out")
         b.wipe(out)
@@ -212,4 +219,5 @@ def pull_runners(b: Bench, variant: str, size: int) -> list[tuple[str, str, obje
     ]
     if variant == "oci":
         runners.append(("oras", "oras-py", r_oras))
+        runners.append(("work floor", "py", r_work))
     return runners

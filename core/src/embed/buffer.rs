@@ -19,6 +19,12 @@ pub trait ModuleBuffer: Send {
     fn slice_mut(&mut self, range: std::ops::Range<usize>) -> &mut [u8] {
         &mut self.as_mut_slice()[range]
     }
+    /// Writes `data` at `at`. The library writes in order, each range once, as bytes
+    /// arrive; a buffer whose memory starts uninitialised can copy straight in instead of
+    /// zeroing a range first only to overwrite it.
+    fn fill(&mut self, at: usize, data: &[u8]) {
+        self.slice_mut(at..at + data.len()).copy_from_slice(data);
+    }
     /// The whole buffer; its length is the size asked for.
     fn as_mut_slice(&mut self) -> &mut [u8];
     /// The filled buffer as `Bytes` that still own the binding's memory.

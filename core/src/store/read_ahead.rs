@@ -6,7 +6,7 @@
 //! with a single reader, the connection reads only when the consumer asks, and a pull
 //! costs the sum of both instead of the larger.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
@@ -18,7 +18,9 @@ use crate::embed::runtime::CancellationToken;
 use crate::error::Error;
 use crate::store::BlobStream;
 
-/// The pieces handed across: big enough that passing one costs nothing next to its bytes.
+/// The largest piece handed across: big enough that passing one costs nothing next to
+/// its bytes. A smaller blob gets pieces of its own size, so a 16-byte blob holds 16
+/// bytes, not a fixed read-ahead.
 const PIECE: usize = 512 * 1024;
 /// How many pieces may wait for the consumer: bounds the memory a pull holds (4 MiB)
 /// while letting the download run ahead over a consumer's pauses.
@@ -27,10 +29,13 @@ const PIECES_AHEAD: usize = 8;
 /// A blocking reader over a stream that a runtime task reads ahead of it. Every read that
 /// has to wait also watches the cancellation token, so a stalled download stops at once
 /// when the caller gives up; dropping the reader stops the download.
+///
+/// The bytes arrive in pieces the download fills and the reader sends back to be filled
+/// again: fresh memory costs a page fault per 4 KiB (as much as copying it), so the same
+/// few pieces carry the whole blob. Consumers that can take bytes where they lie use
+/// [`BufRead`] (tar, the decompressors, a file write), so nothing copies them again.
 pub struct ReadAhead {
     pieces: mpsc::Receiver<io::Result<Bytes>>,
-    /// Read pieces go back to the download to be filled again: fresh allocations of this
-    /// size are fresh pages, and faulting them in cost as much as the copy.
     spent: mpsc::UnboundedSender<BytesMut>,
     current: Bytes,
     /// How much of `current` was read.
@@ -42,16 +47,19 @@ pub struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Starts reading `stream` on the runtime behind `handle`.
+    /// Starts reading `stream`, a blob of `size` bytes as declared, on the runtime
+    /// behind `handle`.
     pub fn start(
         stream: BlobStream,
+        size: u64,
         handle: tokio::runtime::Handle,
         cancel: CancellationToken,
     ) -> ReadAhead {
         let (sender, pieces) = mpsc::channel(PIECES_AHEAD);
         let (spent, reusable) = mpsc::unbounded_channel();
+        let piece = size.clamp(1, PIECE as u64) as usize;
         let download = handle
-            .spawn(download(stream, sender, reusable))
+            .spawn(download(stream, piece, sender, reusable))
             .abort_handle();
         ReadAhead {
             pieces,
@@ -101,15 +109,9 @@ impl ReadAhead {
     }
 }
 
-impl Read for ReadAhead {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.taken == self.current.len() {
-            if self.finished {
-                return Ok(0);
-            }
+impl BufRead for ReadAhead {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.taken == self.current.len() && !self.finished {
             if let Ok(mut piece) = std::mem::take(&mut self.current).try_into_mut() {
                 piece.clear();
                 let _ = self.spent.send(piece);
@@ -120,10 +122,23 @@ impl Read for ReadAhead {
                 None => self.finished = true,
             }
         }
-        let rest = &self.current[self.taken..];
+        Ok(&self.current[self.taken..])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.taken = (self.taken + amount).min(self.current.len());
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let rest = self.fill_buf()?;
         let n = buf.len().min(rest.len());
         buf[..n].copy_from_slice(&rest[..n]);
-        self.taken += n;
+        self.consume(n);
         Ok(n)
     }
 }
@@ -134,23 +149,24 @@ impl Drop for ReadAhead {
     }
 }
 
-/// Reads the stream into pieces until its end or its first error, each passed on in turn;
-/// stops when the reader is gone.
+/// Reads the stream into pieces of `piece` bytes until its end or its first error, each
+/// passed on in turn; stops when the reader is gone.
 async fn download(
     mut stream: BlobStream,
+    piece_size: usize,
     sender: mpsc::Sender<io::Result<Bytes>>,
     mut reusable: mpsc::UnboundedReceiver<BytesMut>,
 ) {
     loop {
         let mut piece = reusable
             .try_recv()
-            .unwrap_or_else(|_| BytesMut::with_capacity(PIECE));
+            .unwrap_or_else(|_| BytesMut::with_capacity(piece_size));
         let mut ended = false;
         // Waits for the first bytes, then takes what else is there at once: a piece goes
         // out when full or when the stream has nothing more for now, so a slow stream is
         // passed on as it comes.
         let mut waiting = true;
-        while piece.len() < PIECE {
+        while piece.len() < piece_size {
             let read = if waiting {
                 Some(stream.read_buf(&mut piece).await)
             } else {
@@ -209,6 +225,8 @@ mod tests {
     struct Source {
         data: Vec<u8>,
         at: usize,
+        /// How far the download has read, for the test to watch.
+        progress: Arc<std::sync::atomic::AtomicUsize>,
         tail: Option<io::Error>,
         stall: bool,
         dropped: Arc<AtomicBool>,
@@ -220,6 +238,7 @@ mod tests {
             let source = Source {
                 data,
                 at: 0,
+                progress: Arc::default(),
                 tail: None,
                 stall: false,
                 dropped: dropped.clone(),
@@ -244,6 +263,7 @@ mod tests {
             let n = buf.remaining().min(100_000).min(this.data.len() - this.at);
             buf.put_slice(&this.data[this.at..this.at + n]);
             this.at += n;
+            this.progress.store(this.at, Ordering::SeqCst);
             Poll::Ready(Ok(()))
         }
     }
@@ -258,17 +278,52 @@ mod tests {
         (0..len).map(|i| (i * 7 + i / 4093) as u8).collect()
     }
 
+    fn start(source: Source, rt: &tokio::runtime::Runtime, cancel: CancellationToken) -> ReadAhead {
+        let size = source.data.len() as u64;
+        ReadAhead::start(Box::pin(source), size, rt.handle().clone(), cancel)
+    }
+
+    #[test]
+    fn the_download_runs_ahead_by_the_pieces_that_may_wait_and_no_further() {
+        let rt = runtime();
+        let data = pattern(PIECE * PIECES_AHEAD * 3);
+        let (source, _) = Source::new(data.clone());
+        let received = source.progress.clone();
+        let mut reader = start(source, &rt, CancellationToken::new());
+        // Nothing is consumed: the download must stop once the pieces that may wait are
+        // full, holding at most those plus the one it was filling.
+        let mut last = usize::MAX;
+        while received.load(Ordering::SeqCst) != last {
+            last = received.load(Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(last >= PIECE * PIECES_AHEAD, "ran ahead only {last} bytes");
+        assert!(last <= PIECE * (PIECES_AHEAD + 1), "ran ahead {last} bytes");
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        assert!(out == data);
+    }
+
+    #[test]
+    fn a_small_blob_comes_whole_in_one_piece_read_in_place() {
+        let rt = runtime();
+        let (source, _) = Source::new(pattern(16));
+        let mut reader = start(source, &rt, CancellationToken::new());
+        assert_eq!(reader.fill_buf().unwrap(), &pattern(16)[..]);
+        reader.consume(10);
+        assert_eq!(reader.fill_buf().unwrap(), &pattern(16)[10..]);
+        reader.consume(6);
+        assert!(reader.fill_buf().unwrap().is_empty());
+        assert_eq!(reader.read(&mut [0u8; 4]).unwrap(), 0);
+    }
+
     #[test]
     fn delivers_every_byte_in_order_past_the_read_ahead_bound() {
         let rt = runtime();
         // Many more bytes than the pieces that may wait, so the download blocks and resumes.
         let data = pattern(PIECE * PIECES_AHEAD * 3 + 12_345);
         let (source, _) = Source::new(data.clone());
-        let mut reader = ReadAhead::start(
-            Box::pin(source),
-            rt.handle().clone(),
-            CancellationToken::new(),
-        );
+        let mut reader = start(source, &rt, CancellationToken::new());
         let mut out = Vec::new();
         let mut buf = vec![0u8; 300_001];
         loop {
@@ -288,14 +343,10 @@ mod tests {
     #[test]
     fn an_error_arrives_after_the_bytes_before_it() {
         let rt = runtime();
-        let data = pattern(PIECE + 10);
+        let data = pattern(300_000);
         let (mut source, _) = Source::new(data.clone());
         source.tail = Some(Error::new(ErrorKind::DigestMismatch, "bad bytes").into_io());
-        let mut reader = ReadAhead::start(
-            Box::pin(source),
-            rt.handle().clone(),
-            CancellationToken::new(),
-        );
+        let mut reader = start(source, &rt, CancellationToken::new());
         let mut out = Vec::new();
         let err = reader.read_to_end(&mut out).unwrap_err();
         assert_eq!(out.len(), data.len());
@@ -324,6 +375,7 @@ mod tests {
         let rt = runtime();
         let mut reader = ReadAhead::start(
             Box::pin(Panics),
+            16,
             rt.handle().clone(),
             CancellationToken::new(),
         );
@@ -340,7 +392,7 @@ mod tests {
         let (mut source, dropped) = Source::new(pattern(1000));
         source.stall = true;
         let cancel = CancellationToken::new();
-        let mut reader = ReadAhead::start(Box::pin(source), rt.handle().clone(), cancel.clone());
+        let mut reader = start(source, &rt, cancel.clone());
         let mut buf = vec![0u8; 4096];
         assert_eq!(reader.read(&mut buf).unwrap(), 1000);
         let canceller = std::thread::spawn(move || {

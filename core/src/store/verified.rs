@@ -190,7 +190,12 @@ impl BlobOpener {
                 opened = open_verified(self.store.as_ref(), descriptor, self.progress.as_ref()) => opened,
             }
         })?;
-        Ok(ReadAhead::start(stream, self.handle.clone(), cancel))
+        Ok(ReadAhead::start(
+            stream,
+            descriptor.size,
+            self.handle.clone(),
+            cancel,
+        ))
     }
 
     pub fn describe(&self) -> String {
