@@ -3,6 +3,7 @@ face and artifact reports that same version."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -95,8 +96,14 @@ def test_go_package(sdk: Path, version: str, tmp_path: Path) -> None:
     (app / "main.go").write_text(f'package main\n\nimport (\n\t"fmt"\n\n\twasmimage "{module}"\n)\n\n'
                                  "func main() { fmt.Println(wasmimage.Version()) }\n")
     # As a Go user links it: the SDK's static pkg-config view, the library inside the binary.
+    # Go's build cache does not notice a new -L path or library (the path is recorded in
+    # the cached package, which the Go suite built against its own prefix): a define
+    # naming both gives this SDK's build a key of its own.
+    library = sdk / "lib" / "static" / "libwasmimage.a"
+    build_id = hashlib.sha256(str(sdk).encode() + library.read_bytes()).hexdigest()[:16]
     env = {**os.environ, "PKG_CONFIG_PATH": str(sdk / "lib" / "static" / "pkgconfig"),
-           "CGO_ENABLED": "1", "GOFLAGS": "-mod=mod"}
+           "CGO_ENABLED": "1", "GOFLAGS": "-mod=mod",
+           "CGO_CFLAGS": f"-O2 -g -DWASMIMAGE_LIBRARY_BUILD={build_id}"}
     run([go, "mod", "tidy"], cwd=app, env=env)
     done = subprocess.run([go, "run", "."], cwd=app, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
