@@ -125,6 +125,12 @@ enum wasm_image_error_kind_t
      * A bug in wasm-image (for example a caught panic). Please report it.
      */
     WASM_IMAGE_ERROR_KIND_INTERNAL = 15,
+    /**
+     * A verification policy applies to the image and no signature satisfied it (none
+     * found, a wrong key, a payload naming another digest or repository, a bad
+     * certificate). Nothing was returned or cached.
+     */
+    WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

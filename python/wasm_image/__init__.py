@@ -22,6 +22,7 @@ from wasm_image._errors import (
     DigestMismatchError,
     ForbiddenError,
     InternalError,
+    SignatureInvalidError,
     InvalidArgumentError,
     InvalidFormatError,
     InvalidReferenceError,
@@ -107,4 +108,5 @@ __all__ = [
     "IoError",
     "RegistryError",
     "InternalError",
+    "SignatureInvalidError",
 ]

@@ -6,7 +6,7 @@ the library ``10 +`` the error kind's number (the same numbers as the C enum)::
     11 INVALID_ARGUMENT   15 FORBIDDEN        19 LIMIT_EXCEEDED   23 IO
     12 INVALID_REFERENCE  16 RATE_LIMITED     20 NETWORK          24 REGISTRY
     13 NOT_FOUND          17 INVALID_FORMAT   21 TIMEOUT          25 INTERNAL
-    14 UNAUTHORIZED       18 DIGEST_MISMATCH  22 CANCELLED
+    14 UNAUTHORIZED       18 DIGEST_MISMATCH  22 CANCELLED        26 SIGNATURE_INVALID
 
 On failure one line ``error: KIND: message`` goes to stderr (and with ``--json`` an
 ``{"error": {...}}`` object to stdout).
@@ -50,6 +50,7 @@ KIND_NUMBERS: Dict[str, int] = {
     "IO": 13,
     "REGISTRY": 14,
     "INTERNAL": 15,
+    "SIGNATURE_INVALID": 16,
 }
 
 

@@ -138,10 +138,12 @@ static void test_error_kinds_have_their_contract_numbers(void) {
     CHECK(WASM_IMAGE_ERROR_KIND_NOT_FOUND == 3);
     CHECK(WASM_IMAGE_ERROR_KIND_DIGEST_MISMATCH == 8);
     CHECK(WASM_IMAGE_ERROR_KIND_INTERNAL == 15);
+    CHECK(WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID == 16);
+    CHECK_STR(wasm_image_error_kind_name(WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID), "SIGNATURE_INVALID");
     CHECK_STR(wasm_image_error_kind_name(WASM_IMAGE_ERROR_KIND_LIMIT_EXCEEDED), "LIMIT_EXCEEDED");
     CHECK_STR(wasm_image_error_kind_name(WASM_IMAGE_ERROR_KIND_RATE_LIMITED), "RATE_LIMITED");
     CHECK(wasm_image_error_kind_name(0) == NULL);
-    CHECK(wasm_image_error_kind_name(16) == NULL);
+    CHECK(wasm_image_error_kind_name(17) == NULL);
     /* NULL is success: the accessors say so instead of crashing. */
     CHECK(wasm_image_error_kind(NULL) == WASM_IMAGE_ERROR_KIND_NONE);
     CHECK_STR(wasm_image_error_message(NULL), "");
