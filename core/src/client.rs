@@ -375,6 +375,7 @@ impl Client {
         let tag = dst_selector.tag.or_else(|| source_location.selector().tag);
         dst.put_manifest(&top.raw, &top.digest, tag.as_deref())
             .await?;
+        copy_signatures(src.as_ref(), dst.as_ref(), &top.digest, &limits, call).await?;
         dst.commit().await?;
         tracing::info!(source = %source_location, destination = %destination_location, manifest = %top.digest, "copied");
         Ok(top.digest)
@@ -396,6 +397,68 @@ impl Client {
             size: descriptor.size,
         })
     }
+}
+
+/// Copies what vouches for an image along with it, so a copy (to an `oci-archive:` for
+/// an air-gapped transfer, say) stays verifiable: the cosign signature tag and the OCI
+/// referrers (signatures, attestations). A destination that may lack a referrers API
+/// also gets the referrers tag schema index.
+async fn copy_signatures(
+    src: &dyn Store,
+    dst: &dyn Store,
+    digest: &Digest,
+    limits: &crate::limits::Limits,
+    call: &CallOptions,
+) -> Result<()> {
+    use crate::location::Selector;
+    let signature_tag = signature::find::signature_tag(digest);
+    match Copy::new(src, dst, limits, call)
+        .tree(Selector::tag(&signature_tag))
+        .await
+    {
+        Ok(sig) => {
+            dst.put_manifest(&sig.raw, &sig.digest, Some(&signature_tag))
+                .await?
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let referrers = src.referrers(digest).await?;
+    if referrers.is_empty() {
+        return Ok(());
+    }
+    for referrer in &referrers {
+        let mut fetched = Copy::new(src, dst, limits, call)
+            .tree(Selector::digest(&referrer.digest))
+            .await?;
+        if fetched.raw.media_type.is_none() {
+            fetched.raw.media_type = Some(referrer.media_type.clone());
+        }
+        dst.put_manifest(&fetched.raw, &fetched.digest, None)
+            .await?;
+    }
+    let mut listed = dst.referrers(digest).await?;
+    for referrer in referrers {
+        if !listed.iter().any(|d| d.digest == referrer.digest) {
+            listed.push(referrer);
+        }
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": crate::media_types::OCI_INDEX,
+        "manifests": listed,
+    });
+    let bytes = bytes::Bytes::from(serde_json::to_vec(&index).expect("json serializes"));
+    let raw = RawManifest {
+        bytes: bytes.clone(),
+        media_type: Some(crate::media_types::OCI_INDEX.to_string()),
+    };
+    dst.put_manifest(
+        &raw,
+        &Digest::sha256_of(&bytes),
+        Some(&crate::store::interface::referrers_tag(digest)),
+    )
+    .await
 }
 
 /// Shared so bindings can build a `CallOptions` in one line.

@@ -441,3 +441,57 @@ async fn the_client_policy_applies_per_location_and_fetch_verifies_cache_hits() 
         .unwrap();
     assert_eq!(std::fs::read(entry.path()).unwrap(), &module(30)[..]);
 }
+
+#[tokio::test]
+#[cfg_attr(not(testbed), ignore = "needs the test bed (WASM_IMAGE_TESTBED)")]
+async fn copies_through_an_oci_archive_keep_signatures() {
+    let Some(cosign) = Cosign::find() else { return };
+    let bed = testbed();
+    let c = client(&bed);
+    let host = bed_str(&bed, &["plain", "host"]);
+    let (repository, digest) = push_image(&c, &host, "copy-source", 40).await;
+    let (key, public) = cosign.generate_key_pair();
+    cosign.sign(&key, &format!("{repository}@{digest}"));
+    let call = verify_with(trust_from(&std::fs::read(&public).unwrap()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let archive = format!("oci-archive:{}:v1", dir.path().join("plugin.tar").display());
+    c.copy(
+        &format!("{repository}:v1"),
+        &archive,
+        &CallOptions::default(),
+    )
+    .await
+    .unwrap();
+    // The archive alone verifies, offline.
+    c.pull(&archive, &call).await.unwrap();
+    let layout = format!("oci:{}:v1", dir.path().join("layout").display());
+    c.copy(&archive, &layout, &CallOptions::default())
+        .await
+        .unwrap();
+    c.pull(&layout, &call).await.unwrap();
+
+    // And back into another registry repository: cosign and we both accept it there.
+    let target = format!("{host}/signing/{}", common::unique("copy-target"));
+    c.copy(&archive, &format!("{target}:v1"), &CallOptions::default())
+        .await
+        .unwrap();
+    c.pull(&format!("{target}:v1"), &call).await.unwrap();
+    let out = cosign.verify(&public, &format!("{target}:v1"));
+    assert!(out.status.success(), "{}", common::cosign::text(&out));
+
+    // An unsigned image copies as before, with nothing extra.
+    let (unsigned, _) = push_image(&c, &host, "copy-unsigned", 41).await;
+    let plain_layout = format!("oci:{}:v1", dir.path().join("plain").display());
+    c.copy(
+        &format!("{unsigned}:v1"),
+        &plain_layout,
+        &CallOptions::default(),
+    )
+    .await
+    .unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("plain/index.json")).unwrap())
+            .unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+}
