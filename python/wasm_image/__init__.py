@@ -47,6 +47,8 @@ from wasm_image._native import (
     ModuleFacts,
     ProgressEvent,
     RuntimeConfig,
+    SigningKey,
+    Trust,
     WasmImage,
     __version__,
     build,
@@ -83,6 +85,8 @@ __all__ = [
     "WasmImage",
     "ImageInfo",
     "RuntimeConfig",
+    "SigningKey",
+    "Trust",
     "ModuleFacts",
     "ProgressEvent",
     # control-plane fetch and cache

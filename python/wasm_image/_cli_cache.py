@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from wasm_image import Cache, Client
+from wasm_image import Cache, Client, _cli_signing
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +58,7 @@ def cmd_fetch(args: argparse.Namespace, client: Client, out: Output) -> None:
         policy=args.policy,
         expected_digest=args.sha256,
         progress=out.progress(),
+        verify=_cli_signing.verify_arg(args),
     ) as entry:
         rc = entry.runtime_config
         data: Dict[str, Any] = {
@@ -137,6 +138,7 @@ def add_verbs(verb: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--stale-on-error", action="store_true",
                    help="serve the last cached module when the registry cannot be reached")
     add_cache_options(p)
+    _cli_signing.add_verify_options(p)
     p.set_defaults(run=cmd_fetch)
 
     p = verb("cache", "list, collect or verify the module cache")

@@ -23,7 +23,7 @@ import os
 import sys
 
 import wasm_image
-from wasm_image import _cli_cache
+from wasm_image import _cli_cache, _cli_signing
 from wasm_image._cli_output import Output
 from wasm_image import Client, ImageInfo, WasmImage, WasmImageError
 
@@ -106,7 +106,7 @@ def cmd_build(args: argparse.Namespace, client: Client, out: Output) -> None:
         annotations=_parse_annotations(args.annotation or []),
         manifest_format=args.format,
     )
-    digest = client.push(image, args.tag, progress=out.progress())
+    digest = client.push(image, args.tag, progress=out.progress(), sign_with=_cli_signing.signing_key(args))
     data = {"location": args.tag, **_image_summary(image)}
     data["manifest_digest"] = digest
     out.result(data, [f"built {image.variant} image {digest}", f"stored at {args.tag}"])
@@ -119,12 +119,12 @@ def cmd_pull(args: argparse.Namespace, client: Client, out: Output) -> None:
             raise UsageError("--json prints a summary on stdout: give the module a file with -o FILE")
         if target is None and out.stdout.isatty():
             raise UsageError("refusing to write a binary module to a terminal: give -o FILE (or -o - to force)")
-        image = client.pull(args.location, progress=out.progress())
+        image = client.pull(args.location, progress=out.progress(), verify=_cli_signing.verify_arg(args))
         out.stdout.flush()
         sys.stdout.buffer.write(image.module)
         sys.stdout.buffer.flush()
         return
-    info = client.pull_to_file(args.location, target, progress=out.progress())
+    info = client.pull_to_file(args.location, target, progress=out.progress(), verify=_cli_signing.verify_arg(args))
     data = {"location": args.location, "output": os.path.abspath(target), **_image_summary(info)}
     out.result(data, [f"wrote {target} ({info.module_size} bytes, {info.module_digest})"])
 
@@ -143,7 +143,7 @@ def cmd_resolve(args: argparse.Namespace, client: Client, out: Output) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace, client: Client, out: Output) -> None:
-    image = client.pull(args.location, progress=out.progress())
+    image = client.pull(args.location, progress=out.progress(), verify=_cli_signing.verify_arg(args))
     facts = image.facts()
     data: Dict[str, Any] = {"location": args.location, **_image_summary(image)}
     data["module"] = {
@@ -285,11 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ABI version; repeatable (default: the module's proxy_abi_version_* exports)")
     p.add_argument("--root-id", action="append", metavar="R", help="root id; repeatable")
     p.add_argument("--annotation", action="append", metavar="K=V", help="manifest annotation; repeatable")
+    _cli_signing.add_sign_options(p)
     p.set_defaults(run=cmd_build)
 
     p = verb("pull", "fetch and verify an image's module")
     p.add_argument("location", metavar="LOCATION")
     p.add_argument("-o", "--output", metavar="FILE", help="write the module here (- for stdout)")
+    _cli_signing.add_verify_options(p)
     p.set_defaults(run=cmd_pull)
 
     p = verb("copy", "copy an image (or index) between any two locations, digests unchanged")
@@ -299,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("inspect", "show variant, digests, runtime config and module facts")
     p.add_argument("location", metavar="LOCATION")
+    _cli_signing.add_verify_options(p)
     p.set_defaults(run=cmd_inspect)
 
     p = verb("resolve", "print the manifest digest a location names, without fetching the module")

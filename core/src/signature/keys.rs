@@ -145,6 +145,25 @@ impl fmt::Debug for PublicKey {
     }
 }
 
+/// The password of an encrypted private key: the one given, or the value of the
+/// environment variable `env` (cosign's convention is `COSIGN_PASSWORD`), never both.
+/// An environment variable named but not set is an error, not an empty password.
+pub fn password(given: Option<Vec<u8>>, env: Option<&str>) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    match (given, env) {
+        (Some(_), Some(_)) => Err(Error::invalid_argument(
+            "give the private key's password or the environment variable holding it, not both",
+        )),
+        (Some(p), None) => Ok(Some(Zeroizing::new(p))),
+        (None, Some(name)) => match std::env::var_os(name) {
+            Some(value) => Ok(Some(Zeroizing::new(value.into_encoded_bytes()))),
+            None => Err(Error::invalid_argument(format!(
+                "the private key's password should be in the environment variable {name}, which is not set"
+            ))),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
 /// A private key that signs payloads. Its bytes are wiped when dropped and never printed.
 pub struct SigningKey {
     key: PrivateKey,
