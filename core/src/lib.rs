@@ -28,6 +28,8 @@ pub mod manifest;
 pub mod select;
 /// The Wasm-in-OCI formats: detection and plans (read), encoders (write); no I/O.
 pub mod formats;
+/// Cosign signatures: keyless verification and cosign's encrypted private keys.
+pub mod signature;
 /// Carries out a format's plan: the module out of its layer, verified and bounded.
 pub mod extract;
 /// Facts about a module from a Wasm parser, and the Wasm header check.

@@ -1,0 +1,4 @@
+pub mod keyless;
+#[cfg(any(test, feature = "testkit"))]
+pub mod keyless_testkit;
+pub(crate) mod pem;
