@@ -1,3 +1,4 @@
+pub mod cosign_key;
 pub mod keyless;
 #[cfg(any(test, feature = "testkit"))]
 pub mod keyless_testkit;
