@@ -3,6 +3,8 @@
 //! must, with SIGNATURE_INVALID and a message naming the check.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
 
 use base64::Engine as _;
 use wasm_image::media_types::annotations;
@@ -11,6 +13,7 @@ use wasm_image::signature::keyless_testkit::{
     default_identity, CaOptions, Curve, IssuerExtension, LeafOptions, SignedLayer, Subject,
     TestSigstore, DEFAULT_EMAIL, DEFAULT_ISSUER, LEAF_LIFETIME, T0,
 };
+use wasm_image::store::conformance;
 use wasm_image::ErrorKind;
 
 const DIGEST: &str = "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";
@@ -53,6 +56,15 @@ fn a_signature_made_as_cosign_makes_it_verifies() {
     let sigstore = TestSigstore::new();
     let layer = sign(&sigstore, &LeafOptions::default());
     check(&sigstore.trust(default_identity()), &layer).unwrap();
+    let v2_only = LeafOptions {
+        issuer_extension: IssuerExtension::V2,
+        ..LeafOptions::default()
+    };
+    check(
+        &sigstore.trust(default_identity()),
+        &sign(&sigstore, &v2_only),
+    )
+    .unwrap();
 
     // The payload is the simple-signing document cosign signs.
     let payload: serde_json::Value = serde_json::from_slice(&layer.payload).unwrap();
@@ -498,4 +510,103 @@ fn trust_material_must_be_pem_of_the_right_kind() {
     assert_refused(check(&trust, &layer), "trusted Fulcio certificate 1");
     trust.fulcio_roots.clear();
     assert_refused(check(&trust, &layer), "no Fulcio root is trusted");
+}
+
+#[test]
+fn cosign_itself_verifies_what_the_test_sigstore_makes() {
+    let Some(cosign) = conformance::tool("cosign") else {
+        return;
+    };
+    let sigstore = TestSigstore::new();
+    let other_log = TestSigstore::new();
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = "https://github.com/acme/filters/.github/workflows/release.yml@refs/heads/main";
+    let cases = [
+        (
+            LeafOptions::default(),
+            "--certificate-identity",
+            DEFAULT_EMAIL,
+        ),
+        (
+            LeafOptions {
+                subject: Subject::Uri(workflow.to_string()),
+                curve: Curve::P384,
+                ..LeafOptions::default()
+            },
+            "--certificate-identity-regexp",
+            "^https://github.com/acme/.*$",
+        ),
+    ];
+    for (options, identity_flag, identity_value) in cases {
+        let layer = sign(&sigstore, &options);
+        let subject = match &options.subject {
+            Subject::Email(email) => email.clone(),
+            Subject::Uri(uri) => uri.clone(),
+        };
+        let trust = sigstore.trust(identity(exact(DEFAULT_ISSUER), exact(&subject)));
+        check(&trust, &layer).unwrap();
+
+        let verify_blob = |rekor_key_pem: &str| {
+            cosign_verify_blob(
+                &cosign,
+                dir.path(),
+                &layer,
+                &sigstore.chain_pem(),
+                rekor_key_pem,
+                &[identity_flag, identity_value],
+            )
+        };
+        let accepted = verify_blob(&sigstore.rekor_key_pem());
+        assert!(
+            accepted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&accepted.stderr)
+        );
+        // cosign checks the log's signature too: another log's key is refused.
+        let refused = verify_blob(&other_log.rekor_key_pem());
+        assert!(!refused.status.success());
+    }
+}
+
+/// `cosign verify-blob` of a signature layer's payload, offline: the layer as the
+/// blob-signing bundle (signature, certificate, Rekor bundle), Fulcio's chain and the Rekor
+/// key from files, home and TUF root inside `dir`, no SCT (the test Fulcio has no CT log).
+fn cosign_verify_blob(
+    cosign: &Path,
+    dir: &Path,
+    layer: &SignedLayer,
+    chain_pem: &str,
+    rekor_key_pem: &str,
+    identity: &[&str],
+) -> std::process::Output {
+    let bundle: serde_json::Value =
+        serde_json::from_str(&layer.annotations[annotations::COSIGN_BUNDLE]).unwrap();
+    let certificate = &layer.annotations[annotations::COSIGN_CERTIFICATE];
+    let local_bundle = serde_json::json!({
+        "base64Signature": layer.signature_b64,
+        "cert": base64::engine::general_purpose::STANDARD.encode(certificate),
+        "rekorBundle": bundle,
+    });
+    std::fs::write(dir.join("payload.json"), &layer.payload).unwrap();
+    std::fs::write(dir.join("bundle.json"), local_bundle.to_string()).unwrap();
+    std::fs::write(dir.join("fulcio.pem"), chain_pem).unwrap();
+    std::fs::write(dir.join("rekor.pub"), rekor_key_pem).unwrap();
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    Command::new(cosign)
+        .args(["verify-blob", "--offline", "--insecure-ignore-sct"])
+        .args(["--bundle", "bundle.json"])
+        .args(["--certificate-oidc-issuer", DEFAULT_ISSUER])
+        .args(identity)
+        .arg("payload.json")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("DOCKER_CONFIG", &home)
+        .env("TUF_ROOT", home.join("tuf"))
+        .env("SIGSTORE_ROOT_FILE", dir.join("fulcio.pem"))
+        .env("SIGSTORE_REKOR_PUBLIC_KEY", dir.join("rekor.pub"))
+        .output()
+        .unwrap()
 }

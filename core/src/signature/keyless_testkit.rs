@@ -42,10 +42,13 @@ pub enum Subject {
     Uri(String),
 }
 
-/// Which Fulcio extension records the OIDC issuer.
+/// Which Fulcio extensions record the OIDC issuer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IssuerExtension {
-    /// 1.3.6.1.4.1.57264.1.8, a DER UTF8String (Fulcio today).
+    /// Both, as Fulcio writes them today (cosign 2.6 reads only V1 for its identity
+    /// policy; sigstore-go and this crate prefer V2).
+    Both,
+    /// 1.3.6.1.4.1.57264.1.8, a DER UTF8String.
     V2,
     /// 1.3.6.1.4.1.57264.1.1, the raw string (older Fulcio).
     V1,
@@ -79,7 +82,7 @@ impl Default for LeafOptions {
         LeafOptions {
             subject: Subject::Email(DEFAULT_EMAIL.to_string()),
             issuer: DEFAULT_ISSUER.to_string(),
-            issuer_extension: IssuerExtension::V2,
+            issuer_extension: IssuerExtension::Both,
             code_signing: true,
             curve: Curve::P256,
             not_before: T0,
@@ -206,7 +209,7 @@ impl TestSigstore {
             .signed_by(&leaf_key, &self.intermediate)
             .expect("leaf certificate");
         let leaf_pem = pem::encode("CERTIFICATE", leaf.der());
-        let signature = leaf_key.sign(payload).expect("payload signature");
+        let signature = sign_as_cosign(&leaf_key, options.curve, payload);
         let signature_b64 = base64::engine::general_purpose::STANDARD.encode(&signature);
         let bundle = self.bundle(payload, &signature_b64, &leaf_pem, options);
         let annotations = BTreeMap::from([
@@ -286,6 +289,24 @@ pub fn default_identity() -> CertificateIdentity {
     }
 }
 
+/// The payload signature as cosign makes it: ECDSA over SHA-256 whatever the curve (cosign
+/// 2.6 verifies a P-384 leaf's signature with SHA-256 too).
+fn sign_as_cosign(key: &KeyPair, curve: Curve, payload: &[u8]) -> Vec<u8> {
+    match curve {
+        Curve::P256 => key.sign(payload).expect("payload signature"),
+        Curve::P384 => {
+            use p384::ecdsa::signature::hazmat::PrehashSigner;
+            use p384::pkcs8::DecodePrivateKey;
+            let signing_key = p384::ecdsa::SigningKey::from_pkcs8_der(key.serialized_der())
+                .expect("the P-384 key rcgen made");
+            let signature: p384::ecdsa::Signature = signing_key
+                .sign_prehash(&Sha256::digest(payload))
+                .expect("payload signature");
+            signature.to_der().as_bytes().to_vec()
+        }
+    }
+}
+
 fn key(curve: Curve) -> KeyPair {
     let algorithm = match curve {
         Curve::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
@@ -330,21 +351,24 @@ fn leaf_params(options: &LeafOptions) -> CertificateParams {
     if options.code_signing {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
     }
-    match options.issuer_extension {
-        IssuerExtension::V2 => params
-            .custom_extensions
-            .push(CustomExtension::from_oid_content(
-                &[1, 3, 6, 1, 4, 1, 57264, 1, 8],
-                der_utf8_string(&options.issuer),
-            )),
-        IssuerExtension::V1 => params
-            .custom_extensions
-            .push(CustomExtension::from_oid_content(
-                &[1, 3, 6, 1, 4, 1, 57264, 1, 1],
-                options.issuer.as_bytes().to_vec(),
-            )),
-        IssuerExtension::None => {}
-    }
+    let v2 = || {
+        CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 57264, 1, 8],
+            der_utf8_string(&options.issuer),
+        )
+    };
+    let v1 = || {
+        CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 57264, 1, 1],
+            options.issuer.as_bytes().to_vec(),
+        )
+    };
+    params.custom_extensions = match options.issuer_extension {
+        IssuerExtension::Both => vec![v1(), v2()],
+        IssuerExtension::V2 => vec![v2()],
+        IssuerExtension::V1 => vec![v1()],
+        IssuerExtension::None => vec![],
+    };
     set_validity(
         &mut params,
         options.not_before,
