@@ -566,6 +566,26 @@ fn cosign_itself_verifies_what_the_test_sigstore_makes() {
         let refused = verify_blob(&other_log.rekor_key_pem());
         assert!(!refused.status.success());
     }
+
+    // Logged after the leaf expired: refused by both.
+    let late = LeafOptions {
+        integrated_time: T0 + LEAF_LIFETIME + 1,
+        ..LeafOptions::default()
+    };
+    let layer = sign(&sigstore, &late);
+    assert_refused(
+        check(&sigstore.trust(default_identity()), &layer),
+        "integratedTime",
+    );
+    let refused = cosign_verify_blob(
+        &cosign,
+        dir.path(),
+        &layer,
+        &sigstore.chain_pem(),
+        &sigstore.rekor_key_pem(),
+        &["--certificate-identity", DEFAULT_EMAIL],
+    );
+    assert!(!refused.status.success());
 }
 
 /// `cosign verify-blob` of a signature layer's payload, offline: the layer as the

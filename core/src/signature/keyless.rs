@@ -18,6 +18,13 @@
 //!    alternative name (email or URI).
 //!
 //! Every failure is `SIGNATURE_INVALID`, with a message naming the check that failed.
+//!
+//! Not checked, as cosign run with `--insecure-ignore-sct` and without timestamp
+//! authorities does not check them: the certificate's embedded SCT (it needs CT log keys)
+//! and RFC 3161 timestamps. Only cosign's layer form is read (annotations and the Rekor
+//! bundle), not the protobuf Sigstore bundle; keys are ECDSA P-256 or P-384. Unlike
+//! cosign 2.6, whose identity policy reads only the V1 issuer extension, the V2 one is
+//! preferred, as sigstore-go does; Fulcio writes both with the same value.
 
 use std::collections::BTreeMap;
 
