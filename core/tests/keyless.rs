@@ -10,8 +10,8 @@ use base64::Engine as _;
 use wasm_image::media_types::annotations;
 use wasm_image::signature::keyless::{verify, CertificateIdentity, IdentityMatch, KeylessTrust};
 use wasm_image::signature::keyless_testkit::{
-    default_identity, CaOptions, Curve, IssuerExtension, LeafOptions, SignedLayer, Subject,
-    TestSigstore, DEFAULT_EMAIL, DEFAULT_ISSUER, LEAF_LIFETIME, T0,
+    default_identity, simple_signing_payload, CaOptions, Curve, IssuerExtension, LeafOptions,
+    SignedLayer, Subject, TestSigstore, DEFAULT_EMAIL, DEFAULT_ISSUER, LEAF_LIFETIME, T0,
 };
 use wasm_image::store::conformance;
 use wasm_image::ErrorKind;
@@ -370,6 +370,90 @@ fn a_bundle_for_another_signature_is_refused() {
         other_image.annotations[annotations::COSIGN_BUNDLE].clone(),
     );
     assert_refused(check(&trust, &swapped), "payload digest");
+}
+
+/// A change to a log entry before the log signs it.
+type EntryEdit<'a> = Box<dyn FnOnce(&mut serde_json::Value) + 'a>;
+
+#[test]
+fn a_logged_entry_must_name_this_payload_signature_and_certificate() {
+    let sigstore = TestSigstore::new();
+    let trust = sigstore.trust(default_identity());
+    let payload = simple_signing_payload(REPOSITORY, DIGEST);
+    let options = LeafOptions::default();
+    let other_leaf = sign(&sigstore, &options).annotations[annotations::COSIGN_CERTIFICATE].clone();
+    let base64 = &base64::engine::general_purpose::STANDARD;
+
+    // The log vouches for an entry, but not one for this layer.
+    let cases: [(EntryEdit, &str); 7] = [
+        (
+            Box::new(|entry| {
+                entry["spec"]["signature"]["publicKey"]["content"] =
+                    base64.encode(&other_leaf).into()
+            }),
+            "another certificate",
+        ),
+        (
+            Box::new(|entry| entry["spec"]["data"]["hash"]["algorithm"] = "sha512".into()),
+            "payload digest",
+        ),
+        (
+            Box::new(|entry| {
+                entry["spec"]["data"]["hash"]["value"] = hex::encode([0u8; 32]).into()
+            }),
+            "payload digest",
+        ),
+        (
+            Box::new(|entry| {
+                entry["spec"]["signature"]["content"] = base64.encode(b"another").into()
+            }),
+            "another signature",
+        ),
+        (
+            Box::new(|entry| entry["kind"] = "intoto".into()),
+            "hashedrekord v0.0.1",
+        ),
+        (
+            Box::new(|entry| entry["apiVersion"] = "0.0.2".into()),
+            "hashedrekord v0.0.1",
+        ),
+        (
+            Box::new(|entry| entry["spec"].as_object_mut().unwrap().clear()),
+            "spec is malformed",
+        ),
+    ];
+    for (edit, expected) in cases {
+        let layer = sigstore.sign_payload_logging(&payload, &options, edit);
+        assert_refused(check(&trust, &layer), expected);
+    }
+
+    // The older form names the signing key instead of the certificate: it verifies.
+    let layer = sigstore.sign_payload_logging(&payload, &options, |entry| {
+        let content = &mut entry["spec"]["signature"]["publicKey"]["content"];
+        let certificate_pem = base64.decode(content.as_str().unwrap()).unwrap();
+        *content = base64.encode(public_key_pem(&certificate_pem)).into();
+    });
+    check(&trust, &layer).unwrap();
+}
+
+/// The PEM SubjectPublicKeyInfo of a PEM certificate.
+fn public_key_pem(certificate_pem: &[u8]) -> String {
+    use x509_cert::der::{Decode, Encode};
+    let text = std::str::from_utf8(certificate_pem).unwrap();
+    let base64_text: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(base64_text)
+        .unwrap();
+    let certificate = x509_cert::Certificate::from_der(&der).unwrap();
+    let spki = certificate
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .unwrap();
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(spki)
+    )
 }
 
 #[test]

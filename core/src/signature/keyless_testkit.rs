@@ -204,6 +204,17 @@ impl TestSigstore {
 
     /// A cosign signature layer over any payload: a fresh leaf, the signature, the bundle.
     pub fn sign_payload(&self, payload: &[u8], options: &LeafOptions) -> SignedLayer {
+        self.sign_payload_logging(payload, options, |_entry| {})
+    }
+
+    /// Like [`TestSigstore::sign_payload`], with the log entry changed by `edit_entry`
+    /// before the log signs it: a log vouching for an entry that does not match the layer.
+    pub fn sign_payload_logging(
+        &self,
+        payload: &[u8],
+        options: &LeafOptions,
+        edit_entry: impl FnOnce(&mut serde_json::Value),
+    ) -> SignedLayer {
         let leaf_key = key(options.curve);
         let leaf = leaf_params(options)
             .signed_by(&leaf_key, &self.intermediate)
@@ -211,7 +222,7 @@ impl TestSigstore {
         let leaf_pem = pem::encode("CERTIFICATE", leaf.der());
         let signature = sign_as_cosign(&leaf_key, options.curve, payload);
         let signature_b64 = base64::engine::general_purpose::STANDARD.encode(&signature);
-        let bundle = self.bundle(payload, &signature_b64, &leaf_pem, options);
+        let bundle = self.bundle(payload, &signature_b64, &leaf_pem, options, edit_entry);
         let annotations = BTreeMap::from([
             (SIGNATURE_ANNOTATION.to_string(), signature_b64.clone()),
             (annotations::COSIGN_CERTIFICATE.to_string(), leaf_pem),
@@ -233,9 +244,10 @@ impl TestSigstore {
         signature_b64: &str,
         leaf_pem: &str,
         options: &LeafOptions,
+        edit_entry: impl FnOnce(&mut serde_json::Value),
     ) -> String {
         let base64 = &base64::engine::general_purpose::STANDARD;
-        let entry = serde_json::json!({
+        let mut entry = serde_json::json!({
             "apiVersion": "0.0.1",
             "kind": "hashedrekord",
             "spec": {
@@ -246,6 +258,7 @@ impl TestSigstore {
                 },
             },
         });
+        edit_entry(&mut entry);
         let body = base64.encode(entry.to_string());
         let log_id = self.log_id();
         // RFC 8785 for these values: members sorted by name, no white space.
