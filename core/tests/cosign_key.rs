@@ -4,11 +4,11 @@
 //! parameters are refused with their own error kinds.
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine as _;
 use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use wasm_image::signature::cosign_key::decrypt_cosign_private_key;
+use wasm_image::signature::keyless_testkit::cosign_offline;
 use wasm_image::store::conformance;
 use wasm_image::ErrorKind;
 
@@ -162,19 +162,11 @@ fn a_pair_cosign_generates_now_decrypts_to_its_public_key() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
 
-/// `cosign generate-key-pair` in `dir`, kept offline: its home, Docker config and TUF
-/// root all inside `dir`.
+/// `cosign generate-key-pair` in `dir`, kept offline.
 fn generate_key_pair(cosign: &Path, dir: &Path, password: &str) {
-    let home = dir.join("home");
-    std::fs::create_dir(&home).unwrap();
-    let out = Command::new(cosign)
+    let out = cosign_offline(cosign, &dir.join("home"))
         .arg("generate-key-pair")
         .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("DOCKER_CONFIG", &home)
-        .env("TUF_ROOT", home.join("tuf"))
         .env("COSIGN_PASSWORD", password)
         .output()
         .unwrap();

@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine as _;
 use wasm_image::media_types::annotations;
 use wasm_image::signature::keyless::{verify, CertificateIdentity, IdentityMatch, KeylessTrust};
 use wasm_image::signature::keyless_testkit::{
-    default_identity, simple_signing_payload, CaOptions, Curve, IssuerExtension, LeafOptions,
-    SignedLayer, Subject, TestSigstore, DEFAULT_EMAIL, DEFAULT_ISSUER, LEAF_LIFETIME, T0,
+    cosign_offline, default_identity, simple_signing_payload, CaOptions, Curve, IssuerExtension,
+    LeafOptions, SignedLayer, Subject, TestSigstore, DEFAULT_EMAIL, DEFAULT_ISSUER, LEAF_LIFETIME,
+    T0,
 };
 use wasm_image::store::conformance;
 use wasm_image::ErrorKind;
@@ -695,20 +695,13 @@ fn cosign_verify_blob(
     std::fs::write(dir.join("bundle.json"), local_bundle.to_string()).unwrap();
     std::fs::write(dir.join("fulcio.pem"), chain_pem).unwrap();
     std::fs::write(dir.join("rekor.pub"), rekor_key_pem).unwrap();
-    let home = dir.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    Command::new(cosign)
+    cosign_offline(cosign, &dir.join("home"))
         .args(["verify-blob", "--offline", "--insecure-ignore-sct"])
         .args(["--bundle", "bundle.json"])
         .args(["--certificate-oidc-issuer", DEFAULT_ISSUER])
         .args(identity)
         .arg("payload.json")
         .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("DOCKER_CONFIG", &home)
-        .env("TUF_ROOT", home.join("tuf"))
         .env("SIGSTORE_ROOT_FILE", dir.join("fulcio.pem"))
         .env("SIGSTORE_REKOR_PUBLIC_KEY", dir.join("rekor.pub"))
         .output()

@@ -105,26 +105,7 @@ impl KeylessTrust {
 }
 
 fn pem_blocks(text: &[u8], label: &str, what: &str) -> Result<Vec<Vec<u8>>> {
-    let blocks =
-        pem::parse_all(text).map_err(|e| Error::invalid_argument(format!("{what}: {e}")))?;
-    if blocks.is_empty() {
-        return Err(Error::invalid_argument(format!(
-            "{what}: no PEM {label} block found"
-        )));
-    }
-    blocks
-        .into_iter()
-        .map(|block| {
-            if block.label == label {
-                Ok(block.der)
-            } else {
-                Err(Error::invalid_argument(format!(
-                    "{what}: expected PEM {label} blocks, found {}",
-                    quoted(&block.label, QUOTED_CHARS)
-                )))
-            }
-        })
-        .collect()
+    pem::parse_labelled(text, label).map_err(|e| Error::invalid_argument(format!("{what}: {e}")))
 }
 
 /// The signer a certificate must name: the OIDC issuer that vouched for them and their
@@ -268,38 +249,23 @@ fn chain_certificates(annotations: &BTreeMap<String, String>) -> Result<Vec<Pars
             ders.len()
         )));
     }
-    ders.iter()
-        .enumerate()
-        .map(|(i, der)| {
-            ParsedCert::parse(der).ok_or_else(|| {
-                rejected(format!(
-                    "certificate {} of the chain annotation is not an X.509 certificate",
-                    i + 1
-                ))
-            })
-        })
-        .collect()
+    parse_certificates(&ders, |i| {
+        format!("certificate {i} of the chain annotation")
+    })
 }
 
 fn certificate_blocks(text: &str, what: &str) -> Result<Vec<Vec<u8>>> {
-    let blocks = pem::parse_all(text.as_bytes())
-        .map_err(|e| rejected(format!("the {what} annotation is not valid PEM: {e}")))?;
-    if blocks.is_empty() {
-        return Err(rejected(format!(
-            "the {what} annotation holds no PEM certificate"
-        )));
-    }
-    blocks
-        .into_iter()
-        .map(|block| {
-            if block.label == "CERTIFICATE" {
-                Ok(block.der)
-            } else {
-                Err(rejected(format!(
-                    "the {what} annotation holds a PEM {} block, not a CERTIFICATE",
-                    quoted(&block.label, QUOTED_CHARS)
-                )))
-            }
+    pem::parse_labelled(text.as_bytes(), "CERTIFICATE")
+        .map_err(|e| rejected(format!("the {what} annotation: {e}")))
+}
+
+/// Each DER certificate parsed; `what(i)` names the i-th (from 1) when it does not parse.
+fn parse_certificates(ders: &[Vec<u8>], what: impl Fn(usize) -> String) -> Result<Vec<ParsedCert>> {
+    ders.iter()
+        .enumerate()
+        .map(|(i, der)| {
+            ParsedCert::parse(der)
+                .ok_or_else(|| rejected(format!("{} is not an X.509 certificate", what(i + 1))))
         })
         .collect()
 }
@@ -308,19 +274,9 @@ fn trusted_certificates(trust: &KeylessTrust) -> Result<Vec<ParsedCert>> {
     if trust.fulcio_roots.is_empty() {
         return Err(rejected("no Fulcio root is trusted"));
     }
-    trust
-        .fulcio_roots
-        .iter()
-        .enumerate()
-        .map(|(i, der)| {
-            ParsedCert::parse(der).ok_or_else(|| {
-                rejected(format!(
-                    "trusted Fulcio certificate {} is not a DER X.509 certificate",
-                    i + 1
-                ))
-            })
-        })
-        .collect()
+    parse_certificates(&trust.fulcio_roots, |i| {
+        format!("trusted Fulcio certificate {i}")
+    })
 }
 
 fn check_identity(identity: &CertificateIdentity, leaf: &ParsedCert) -> Result<()> {

@@ -12,6 +12,8 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -278,6 +280,22 @@ impl TestSigstore {
         })
         .to_string()
     }
+}
+
+/// A `cosign` command kept offline: nothing inherited from the environment but PATH, and
+/// its home, Docker config and TUF root under `home` (created), so it finds no
+/// credentials and no Sigstore root to refresh. Add the arguments and the rest of the
+/// environment (`COSIGN_PASSWORD`, `SIGSTORE_ROOT_FILE`, …).
+pub fn cosign_offline(cosign: &Path, home: &Path) -> Command {
+    std::fs::create_dir_all(home).expect("cosign's home");
+    let mut command = Command::new(cosign);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("DOCKER_CONFIG", home)
+        .env("TUF_ROOT", home.join("tuf"));
+    command
 }
 
 /// The simple-signing payload cosign signs for an image.

@@ -55,6 +55,27 @@ pub(crate) fn parse_all(text: &[u8]) -> Result<Vec<Block>, String> {
     }
 }
 
+/// The DER of every block in `text`, all labelled `label`, at least one.
+pub(crate) fn parse_labelled(text: &[u8], label: &str) -> Result<Vec<Vec<u8>>, String> {
+    let blocks = parse_all(text)?;
+    if blocks.is_empty() {
+        return Err(format!("no PEM {label} block found"));
+    }
+    blocks
+        .into_iter()
+        .map(|block| {
+            if block.label == label {
+                Ok(block.der)
+            } else {
+                Err(format!(
+                    "expected PEM {label} blocks, found {}",
+                    crate::error::quoted(&block.label, crate::error::QUOTED_CHARS)
+                ))
+            }
+        })
+        .collect()
+}
+
 /// The label of a `-----BEGIN LABEL-----` (or END) line.
 fn boundary<'a>(line: &'a str, which: &str) -> Option<&'a str> {
     line.strip_prefix("-----")?
