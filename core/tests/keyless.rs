@@ -10,8 +10,8 @@ use wasm_image::media_types::annotations;
 use wasm_image::signature::keyless::{verify, CertificateIdentity, IdentityMatch, KeylessTrust};
 use wasm_image::signature::keyless_testkit::{
     cosign_offline, default_identity, simple_signing_payload, CaOptions, Curve, IssuerExtension,
-    LeafOptions, SignedLayer, Subject, TestSigstore, DEFAULT_EMAIL, DEFAULT_ISSUER, LEAF_LIFETIME,
-    T0,
+    LeafOptions, LeafUsage, SignedLayer, Subject, TestSigstore, DEFAULT_EMAIL, DEFAULT_ISSUER,
+    LEAF_LIFETIME, T0,
 };
 use wasm_image::store::conformance;
 use wasm_image::ErrorKind;
@@ -265,18 +265,22 @@ fn ca_rules_are_enforced_up_the_chain() {
         "is not a CA",
     );
 
+    // Fulcio leaves are for code signing; one without the EKU is refused (stricter than
+    // Go's x509, which lets a leaf with no EKU extension serve any purpose).
     let sigstore = TestSigstore::new();
-    let options = LeafOptions {
-        code_signing: false,
-        ..LeafOptions::default()
-    };
-    assert_refused(
-        check(
-            &sigstore.trust(default_identity()),
-            &sign(&sigstore, &options),
-        ),
-        "code-signing",
-    );
+    for usage in [LeafUsage::ServerAuth, LeafUsage::Unrestricted] {
+        let options = LeafOptions {
+            usage,
+            ..LeafOptions::default()
+        };
+        assert_refused(
+            check(
+                &sigstore.trust(default_identity()),
+                &sign(&sigstore, &options),
+            ),
+            "code-signing",
+        );
+    }
 }
 
 #[test]
@@ -651,25 +655,45 @@ fn cosign_itself_verifies_what_the_test_sigstore_makes() {
         assert!(!refused.status.success());
     }
 
-    // Logged after the leaf expired: refused by both.
-    let late = LeafOptions {
-        integrated_time: T0 + LEAF_LIFETIME + 1,
-        ..LeafOptions::default()
-    };
-    let layer = sign(&sigstore, &late);
-    assert_refused(
-        check(&sigstore.trust(default_identity()), &layer),
-        "integratedTime",
-    );
-    let refused = cosign_verify_blob(
-        &cosign,
-        dir.path(),
-        &layer,
-        &sigstore.chain_pem(),
-        &sigstore.rekor_key_pem(),
-        &["--certificate-identity", DEFAULT_EMAIL],
-    );
-    assert!(!refused.status.success());
+    // What this verifier refuses for the chain, cosign refuses too.
+    let not_a_ca = TestSigstore::with_ca(CaOptions {
+        intermediate_is_ca: false,
+    });
+    let refusals = [
+        (
+            &sigstore,
+            LeafOptions {
+                integrated_time: T0 + LEAF_LIFETIME + 1,
+                ..LeafOptions::default()
+            },
+            "integratedTime",
+        ),
+        (
+            &sigstore,
+            LeafOptions {
+                usage: LeafUsage::ServerAuth,
+                ..LeafOptions::default()
+            },
+            "code-signing",
+        ),
+        (&not_a_ca, LeafOptions::default(), "is not a CA"),
+    ];
+    for (signer, options, expected) in refusals {
+        let layer = sign(signer, &options);
+        assert_refused(check(&signer.trust(default_identity()), &layer), expected);
+        let refused = cosign_verify_blob(
+            &cosign,
+            dir.path(),
+            &layer,
+            &signer.chain_pem(),
+            &signer.rekor_key_pem(),
+            &["--certificate-identity", DEFAULT_EMAIL],
+        );
+        assert!(
+            !refused.status.success(),
+            "cosign accepted what {expected:?} refuses"
+        );
+    }
 }
 
 /// `cosign verify-blob` of a signature layer's payload, offline: the layer as the

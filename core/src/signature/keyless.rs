@@ -24,7 +24,9 @@
 //! and RFC 3161 timestamps. Only cosign's layer form is read (annotations and the Rekor
 //! bundle), not the protobuf Sigstore bundle; keys are ECDSA P-256 or P-384. Unlike
 //! cosign 2.6, whose identity policy reads only the V1 issuer extension, the V2 one is
-//! preferred, as sigstore-go does; Fulcio writes both with the same value.
+//! preferred, as sigstore-go does; Fulcio writes both with the same value. And a leaf
+//! without an extended key usage extension is refused, where Go's x509 (so cosign) lets
+//! it serve any purpose: Fulcio always marks its leaves for code signing.
 
 use std::collections::BTreeMap;
 

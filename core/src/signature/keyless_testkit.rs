@@ -58,6 +58,18 @@ pub enum IssuerExtension {
     None,
 }
 
+/// The leaf's extended key usage extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafUsage {
+    /// Code signing, as Fulcio issues.
+    CodeSigning,
+    /// Another purpose only (TLS server authentication).
+    ServerAuth,
+    /// No extended key usage extension (Go's x509 then allows any usage; Fulcio never
+    /// issues such a leaf).
+    Unrestricted,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Curve {
     P256,
@@ -70,7 +82,7 @@ pub struct LeafOptions {
     pub subject: Subject,
     pub issuer: String,
     pub issuer_extension: IssuerExtension,
-    pub code_signing: bool,
+    pub usage: LeafUsage,
     pub curve: Curve,
     /// Seconds since the epoch; the leaf is valid for [`LEAF_LIFETIME`] from then.
     pub not_before: u64,
@@ -85,7 +97,7 @@ impl Default for LeafOptions {
             subject: Subject::Email(DEFAULT_EMAIL.to_string()),
             issuer: DEFAULT_ISSUER.to_string(),
             issuer_extension: IssuerExtension::Both,
-            code_signing: true,
+            usage: LeafUsage::CodeSigning,
             curve: Curve::P256,
             not_before: T0,
             integrated_time: T0 + 60,
@@ -379,9 +391,11 @@ fn leaf_params(options: &LeafOptions) -> CertificateParams {
         Subject::Uri(uri) => SanType::URI(uri.clone().try_into().expect("URI")),
     }];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    if options.code_signing {
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-    }
+    params.extended_key_usages = match options.usage {
+        LeafUsage::CodeSigning => vec![ExtendedKeyUsagePurpose::CodeSigning],
+        LeafUsage::ServerAuth => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        LeafUsage::Unrestricted => vec![],
+    };
     let v2 = || {
         CustomExtension::from_oid_content(
             &[1, 3, 6, 1, 4, 1, 57264, 1, 8],
