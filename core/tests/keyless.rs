@@ -505,6 +505,12 @@ fn missing_and_garbage_annotations_are_refused_without_panicking() {
             assert!(!err.message().contains('\u{1b}'), "{err}");
         }
     }
+    let mut long_chain = layer.clone();
+    long_chain.annotations.insert(
+        annotations::COSIGN_CHAIN.to_string(),
+        sigstore.chain_pem().repeat(6),
+    );
+    assert_refused(check(&trust, &long_chain), "more than 10");
     for signature in ["", "not base64!", "AAAA", &"A".repeat(4096)] {
         let result = verify(&trust, &layer.payload, signature, &layer.annotations);
         assert_refused(result, "signature");
