@@ -28,7 +28,7 @@ pub mod manifest;
 pub mod select;
 /// The Wasm-in-OCI formats: detection and plans (read), encoders (write); no I/O.
 pub mod formats;
-/// Cosign signatures: signing on push, verification policies on pull and fetch.
+/// Cosign signatures: signing on push, verification policies (keys, keyless) on pull and fetch.
 pub mod signature;
 /// Carries out a format's plan: the module out of its layer, verified and bounded.
 pub mod extract;

@@ -98,6 +98,11 @@ pub mod annotations {
     pub const ABI_VERSION: &str = "module.wasm.runtime/abi_version";
     pub const DOCKER_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
     pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
+    /// A keyless cosign signature layer's signing certificate (PEM), its chain (PEM,
+    /// intermediates then root) and its Rekor bundle (JSON).
+    pub const COSIGN_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
+    pub const COSIGN_CHAIN: &str = "dev.sigstore.cosign/chain";
+    pub const COSIGN_BUNDLE: &str = "dev.sigstore.cosign/bundle";
 }
 
 /// File names inside a compat layer.

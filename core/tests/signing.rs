@@ -495,3 +495,162 @@ async fn copies_through_an_oci_archive_keep_signatures() {
             .unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
 }
+
+/// Stores `layer` as the only layer of `digest`'s signature manifest, as cosign would.
+async fn store_signature_layer(
+    bed: &Value,
+    repository: &str,
+    digest: &Digest,
+    layer: &wasm_image::signature::keyless_testkit::SignedLayer,
+) {
+    let store = store::open(
+        &Location::parse(&format!("{repository}:v1")).unwrap(),
+        Access::Write,
+        &wasm_image::store::Context::new(options(bed)).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut descriptor = Descriptor::for_bytes(mt::COSIGN_SIMPLESIGNING, &layer.payload);
+    descriptor.annotations = Some(layer.annotations.clone());
+    wasm_image::store::verified::put_bytes(
+        store.as_ref(),
+        &descriptor,
+        Bytes::from(layer.payload.clone()),
+        None,
+    )
+    .await
+    .unwrap();
+    let config =
+        br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    let config_descriptor = Descriptor::for_bytes(mt::OCI_IMAGE_CONFIG, config);
+    wasm_image::store::verified::put_bytes(
+        store.as_ref(),
+        &config_descriptor,
+        Bytes::from_static(config),
+        None,
+    )
+    .await
+    .unwrap();
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": mt::OCI_MANIFEST,
+        "config": config_descriptor, "layers": [descriptor],
+    });
+    let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
+    let raw = RawManifest {
+        bytes: bytes.clone(),
+        media_type: Some(mt::OCI_MANIFEST.into()),
+    };
+    store
+        .put_manifest(
+            &raw,
+            &Digest::sha256_of(&bytes),
+            Some(&signature_tag(digest)),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+#[cfg_attr(not(testbed), ignore = "needs the test bed (WASM_IMAGE_TESTBED)")]
+async fn keyless_signatures_verify_offline_against_the_callers_trust() {
+    use wasm_image::signature::keyless::{CertificateIdentity, IdentityMatch};
+    use wasm_image::signature::keyless_testkit::{
+        default_identity, LeafOptions, TestSigstore, DEFAULT_EMAIL, DEFAULT_ISSUER,
+    };
+    let bed = testbed();
+    let c = client(&bed);
+    let host = bed_str(&bed, &["plain", "host"]);
+    let (repository, digest) = push_image(&c, &host, "keyless", 50).await;
+    let sigstore = TestSigstore::new();
+    let layer = sigstore.sign_image(&digest.to_string(), &repository, &LeafOptions::default());
+    store_signature_layer(&bed, &repository, &digest, &layer).await;
+    let location = format!("{repository}:v1");
+
+    let trust = Trust::keyless(vec![sigstore.trust(default_identity())]).unwrap();
+    c.pull(
+        &location,
+        &verify_with(trust.clone().with_repository(repository.clone())),
+    )
+    .await
+    .unwrap();
+    // A subject given as a pattern matches the whole value.
+    let pattern = CertificateIdentity {
+        issuer: IdentityMatch::Exact(DEFAULT_ISSUER.into()),
+        subject: IdentityMatch::regex(r".*@example\.test").unwrap(),
+    };
+    c.pull(
+        &location,
+        &verify_with(Trust::keyless(vec![sigstore.trust(pattern)]).unwrap()),
+    )
+    .await
+    .unwrap();
+
+    // The wrong identity, issuer, or another Sigstore's root: refused, nothing written.
+    for (why, identity) in [
+        (
+            "another subject",
+            CertificateIdentity {
+                issuer: IdentityMatch::Exact(DEFAULT_ISSUER.into()),
+                subject: IdentityMatch::Exact("someone-else@example.test".into()),
+            },
+        ),
+        (
+            "another issuer",
+            CertificateIdentity {
+                issuer: IdentityMatch::Exact("https://other-issuer.example.test".into()),
+                subject: IdentityMatch::Exact(DEFAULT_EMAIL.into()),
+            },
+        ),
+    ] {
+        let trust = Trust::keyless(vec![sigstore.trust(identity)]).unwrap();
+        expect_invalid(&c, &location, &verify_with(trust), why).await;
+    }
+    let stranger = TestSigstore::new();
+    let trust = Trust::keyless(vec![stranger.trust(default_identity())]).unwrap();
+    expect_invalid(
+        &c,
+        &location,
+        &verify_with(trust),
+        "another Fulcio and Rekor",
+    )
+    .await;
+    // A key trust alone does not accept a keyless signature.
+    let (_, public) = p256_pair(8);
+    expect_invalid(
+        &c,
+        &location,
+        &verify_with(trust_from(public.as_bytes())),
+        "keys only",
+    )
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(testbed), ignore = "needs the test bed (WASM_IMAGE_TESTBED)")]
+async fn cosigns_encrypted_keys_sign_here() {
+    let Some(cosign) = Cosign::find() else { return };
+    let bed = testbed();
+    let c = client(&bed);
+    let host = bed_str(&bed, &["plain", "host"]);
+    let (key_file, public) = cosign.generate_key_pair();
+    let pem = std::fs::read(&key_file).unwrap();
+    let err = SigningKey::from_pem(&pem, None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    let err = SigningKey::from_pem(&pem, Some(b"wrong password")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    let key = SigningKey::from_pem(&pem, Some(common::cosign::PASSWORD.as_bytes())).unwrap();
+    let location = format!("{host}/signing/{}:v1", common::unique("encrypted-key"));
+    let image = build(module(60), &BuildOptions::default()).unwrap();
+    c.push(
+        &image,
+        &location,
+        &CallOptions {
+            sign_with: Some(Arc::new(key)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let out = cosign.verify(&public, &location);
+    assert!(out.status.success(), "{}", common::cosign::text(&out));
+}

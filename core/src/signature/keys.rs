@@ -175,15 +175,30 @@ enum PrivateKey {
 }
 
 impl SigningKey {
-    /// A private key from PEM: unencrypted PKCS#8 (`-----BEGIN PRIVATE KEY-----`).
-    pub fn from_pem(pem_text: &[u8], _password: Option<&[u8]>) -> Result<SigningKey> {
+    /// A private key from PEM: unencrypted PKCS#8 (`-----BEGIN PRIVATE KEY-----`), or
+    /// cosign's encrypted format (`ENCRYPTED SIGSTORE PRIVATE KEY`, also the older
+    /// `ENCRYPTED COSIGN PRIVATE KEY`, as `cosign generate-key-pair` writes `cosign.key`)
+    /// opened with `password`.
+    pub fn from_pem(pem_text: &[u8], password: Option<&[u8]>) -> Result<SigningKey> {
         let what = "private key";
         let (label, der) = pem_block(pem_text, what)?;
         match label.as_str() {
             "PRIVATE KEY" => SigningKey::from_pkcs8_der(&der),
+            "ENCRYPTED SIGSTORE PRIVATE KEY" | "ENCRYPTED COSIGN PRIVATE KEY" => {
+                let password = password.ok_or_else(|| {
+                    bad_key(
+                        what,
+                        "the key is encrypted (cosign's format) and no password was given",
+                    )
+                })?;
+                let der = super::cosign_key::decrypt_cosign_private_key(pem_text, password)?;
+                SigningKey::from_pkcs8_der(&der)
+            }
             other => Err(bad_key(
                 what,
-                format!("expected a PEM block PRIVATE KEY (PKCS#8), found {other:?}"),
+                format!(
+                    "expected a PEM block PRIVATE KEY (PKCS#8) or ENCRYPTED SIGSTORE PRIVATE KEY, found {other:?}"
+                ),
             )),
         }
     }

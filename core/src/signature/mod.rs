@@ -5,11 +5,17 @@
 //!
 //! payload.rs the simple-signing document; keys.rs public and private keys; policy.rs
 //! which locations need which trust; find.rs where an image's signatures are; verify.rs
-//! checking them; sign.rs writing one.
+//! checking them; sign.rs writing one. keyless.rs verifies certificate-based (keyless)
+//! signatures offline; cosign_key.rs opens cosign's encrypted private keys.
 
+pub mod cosign_key;
 pub mod find;
+pub mod keyless;
+#[cfg(any(test, feature = "testkit"))]
+pub mod keyless_testkit;
 pub mod keys;
 pub mod payload;
+pub(crate) mod pem;
 pub mod policy;
 pub mod sign;
 pub mod verify;

@@ -8,28 +8,64 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::location::Location;
 
+use super::keyless::KeylessTrust;
 use super::keys::PublicKey;
 
-/// What a valid signature must satisfy: signed by one of `keys`, and, when `repository`
-/// is set, signed for exactly that repository (the payload's `docker-reference`).
-#[derive(Clone, Default, PartialEq, Eq)]
+/// What a valid signature must satisfy: made by one of `keys`, or keylessly by a
+/// certificate one of the `keyless` trusts accepts (Fulcio root, Rekor key, identity);
+/// and, when `repository` is set, made for exactly that repository (the payload's
+/// `docker-reference`).
+#[derive(Clone, Default)]
 pub struct Trust {
     keys: Vec<PublicKey>,
+    keyless: Vec<Arc<KeylessTrust>>,
     repository: Option<String>,
 }
+
+/// Keyless trusts compare by identity: two built separately are different trusts.
+impl PartialEq for Trust {
+    fn eq(&self, other: &Trust) -> bool {
+        self.keys == other.keys
+            && self.repository == other.repository
+            && self.keyless.len() == other.keyless.len()
+            && self
+                .keyless
+                .iter()
+                .zip(&other.keyless)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+impl Eq for Trust {}
 
 impl Trust {
     /// Trusts signatures made by any of `keys` (at least one).
     pub fn keys(keys: Vec<PublicKey>) -> Result<Trust> {
-        if keys.is_empty() {
+        Trust::new(keys, Vec::new())
+    }
+
+    /// Trusts keyless signatures (certificate, chain and transparency-log bundle in the
+    /// layer's annotations) that one of `keyless` accepts, checked offline.
+    pub fn keyless(keyless: Vec<KeylessTrust>) -> Result<Trust> {
+        Trust::new(Vec::new(), keyless)
+    }
+
+    /// Keys and keyless trusts together; a signature satisfying either will do.
+    pub fn new(keys: Vec<PublicKey>, keyless: Vec<KeylessTrust>) -> Result<Trust> {
+        if keys.is_empty() && keyless.is_empty() {
             return Err(Error::invalid_argument(
-                "a verification trust needs at least one public key",
+                "a verification trust needs at least one public key or keyless trust",
             ));
         }
         Ok(Trust {
             keys,
+            keyless: keyless.into_iter().map(Arc::new).collect(),
             repository: None,
         })
+    }
+
+    pub fn keyless_trusts(&self) -> &[Arc<KeylessTrust>] {
+        &self.keyless
     }
 
     /// Also requires the signed payload to name `repository` (`HOST/NAME`, no tag), so a
@@ -52,6 +88,7 @@ impl fmt::Debug for Trust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Trust")
             .field("keys", &self.keys)
+            .field("keyless", &self.keyless.len())
             .field("repository", &self.repository)
             .finish()
     }

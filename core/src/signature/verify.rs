@@ -61,6 +61,12 @@ pub fn check_layer(
             Err(e) => reasons.push(e.message().to_string()),
         }
     }
+    for (i, keyless) in trust.keyless_trusts().iter().enumerate() {
+        match super::keyless::verify(keyless, payload, signature_b64, &layer.annotations) {
+            Ok(()) => return Ok(format!("keyless trust {}", i + 1)),
+            Err(e) => reasons.push(format!("keyless: {}", e.message())),
+        }
+    }
     Err(reasons.join("; "))
 }
 

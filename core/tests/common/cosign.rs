@@ -1,7 +1,8 @@
-//! The real cosign CLI, run strictly offline: its home, docker config and TUF root in a
-//! temporary folder, the key password in the environment, no transparency log. Found on
-//! PATH (`.ci/install` builds it into `$WASM_IMAGE_GO_TOOLS/bin`); missing, the test
-//! says so and skips, except under CI where it fails.
+//! The real cosign CLI, run strictly offline (`keyless_testkit::cosign_offline`: its home,
+//! docker config and TUF root in a temporary folder), the key password in the environment,
+//! no transparency log. Found on PATH (`.ci/install` builds it into
+//! `$WASM_IMAGE_GO_TOOLS/bin`); missing, the test says so and skips, except under CI
+//! where it fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -28,15 +29,8 @@ impl Cosign {
 
     pub fn command(&self) -> Command {
         let home = self.dir.path();
-        let mut cmd = Command::new(&self.bin);
-        cmd.current_dir(home)
-            .env("HOME", home)
-            .env("DOCKER_CONFIG", home.join("docker"))
-            .env("TUF_ROOT", home.join("tuf"))
-            .env("COSIGN_PASSWORD", PASSWORD)
-            .env("COSIGN_EXPERIMENTAL", "0")
-            .env_remove("SIGSTORE_REKOR_URL")
-            .env_remove("SIGSTORE_FULCIO_URL");
+        let mut cmd = wasm_image::signature::keyless_testkit::cosign_offline(&self.bin, home);
+        cmd.current_dir(home).env("COSIGN_PASSWORD", PASSWORD);
         cmd
     }
 
