@@ -70,6 +70,17 @@ impl PublicKey {
         PublicKey::from_der(&der)
     }
 
+    /// Every public key in PEM text holding one or more `PUBLIC KEY` blocks (at least
+    /// one), as a list of trusted keys is often kept in one file.
+    pub fn all_from_pem(pem_text: &[u8]) -> Result<Vec<PublicKey>> {
+        let blocks = super::pem::parse_labelled(pem_text, "PUBLIC KEY")
+            .map_err(|e| bad_key("public keys", e))?;
+        if blocks.is_empty() {
+            return Err(bad_key("public keys", "no PEM block PUBLIC KEY found"));
+        }
+        blocks.iter().map(|der| PublicKey::from_der(der)).collect()
+    }
+
     /// A public key from SPKI DER.
     pub fn from_der(der: &[u8]) -> Result<PublicKey> {
         let what = "public key";
