@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use wasm_image::signature::keyless::{CertificateIdentity, IdentityMatch, KeylessTrust};
 use wasm_image::{PublicKey, Requirement, VerificationPolicy};
 
 use crate::bridge;
@@ -12,7 +13,9 @@ use crate::client::BytesOrPath;
 use crate::errors::{invalid_argument, IntoPyResult};
 
 /// Whose signatures to accept: public keys (PEM bytes or paths: ECDSA P-256 as
-/// ``cosign generate-key-pair`` writes ``cosign.pub``, or Ed25519), and optionally the
+/// ``cosign generate-key-pair`` writes ``cosign.pub``, or Ed25519), and/or keyless
+/// signatures checked offline against Fulcio roots and Rekor keys (PEM) for a certificate
+/// identity (issuer and subject, exact or a regular expression); optionally the
 /// repository (``HOST/NAME``) the signed payload must name.
 #[pyclass(module = "wasm_image", frozen)]
 pub struct Trust {
@@ -22,14 +25,45 @@ pub struct Trust {
 #[pymethods]
 impl Trust {
     #[new]
-    #[pyo3(signature = (keys, *, repository=None))]
-    fn new(py: Python<'_>, keys: Vec<BytesOrPath>, repository: Option<String>) -> PyResult<Trust> {
+    #[pyo3(signature = (keys=Vec::new(), *, repository=None, fulcio_roots=None, rekor_keys=None,
+                        issuer=None, subject=None, issuer_regex=None, subject_regex=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        keys: Vec<BytesOrPath>,
+        repository: Option<String>,
+        fulcio_roots: Option<BytesOrPath>,
+        rekor_keys: Option<BytesOrPath>,
+        issuer: Option<String>,
+        subject: Option<String>,
+        issuer_regex: Option<String>,
+        subject_regex: Option<String>,
+    ) -> PyResult<Trust> {
         let trust = bridge::compute(py, || {
             let keys = keys
                 .into_iter()
                 .map(|k| PublicKey::from_pem(&k.load("public key")?))
                 .collect::<wasm_image::Result<Vec<_>>>()?;
-            let trust = wasm_image::Trust::keys(keys)?;
+            let keyless = match (fulcio_roots, rekor_keys) {
+                (None, None) => Vec::new(),
+                (Some(roots), Some(rekor)) => {
+                    let identity = CertificateIdentity {
+                        issuer: identity_match("issuer", issuer, issuer_regex)?,
+                        subject: identity_match("subject", subject, subject_regex)?,
+                    };
+                    vec![KeylessTrust::from_pem(
+                        &roots.load("Fulcio roots")?,
+                        &rekor.load("Rekor keys")?,
+                        identity,
+                    )?]
+                }
+                _ => {
+                    return Err(wasm_image::Error::invalid_argument(
+                        "keyless verification needs both fulcio_roots and rekor_keys",
+                    ))
+                }
+            };
+            let trust = wasm_image::Trust::new(keys, keyless)?;
             Ok(match repository {
                 Some(r) => trust.with_repository(r),
                 None => trust,
@@ -64,8 +98,25 @@ impl Trust {
     }
 }
 
-/// A private key to sign pushed images with: unencrypted PKCS#8 PEM, given as bytes or
-/// a path. Never printed.
+/// One side of a certificate identity: exactly `exact`, or the whole value matching
+/// `pattern`; one of the two.
+fn identity_match(
+    what: &str,
+    exact: Option<String>,
+    pattern: Option<String>,
+) -> wasm_image::Result<IdentityMatch> {
+    match (exact, pattern) {
+        (Some(e), None) => Ok(IdentityMatch::Exact(e)),
+        (None, Some(p)) => IdentityMatch::regex(&p),
+        _ => Err(wasm_image::Error::invalid_argument(format!(
+            "keyless verification needs the certificate's {what}: give {what}= or {what}_regex=, one of them"
+        ))),
+    }
+}
+
+/// A private key to sign pushed images with: PEM given as bytes or a path, unencrypted
+/// PKCS#8 or cosign's encrypted ``cosign.key`` (opened with ``password`` or the
+/// environment variable ``password_env`` names). Never printed.
 #[pyclass(module = "wasm_image", frozen)]
 pub struct SigningKey {
     pub(crate) inner: Arc<wasm_image::SigningKey>,

@@ -41,10 +41,24 @@ _Verify = Union[Trust, Literal[False]]
 @final
 class Trust:
     """Whose cosign signatures to accept: public keys (PEM bytes or paths; ECDSA P-256
-    as ``cosign generate-key-pair`` writes ``cosign.pub``, or Ed25519) and, optionally,
-    the repository (``HOST/NAME``) the signed payload must name."""
+    as ``cosign generate-key-pair`` writes ``cosign.pub``, or Ed25519), and/or keyless
+    signatures checked offline against ``fulcio_roots`` (PEM certificates) and
+    ``rekor_keys`` (PEM public keys) for a certificate identity (``issuer`` or
+    ``issuer_regex``, ``subject`` or ``subject_regex``, matched against the whole
+    value); optionally the repository (``HOST/NAME``) the signed payload must name."""
 
-    def __new__(cls, keys: Sequence[Union[bytes, _Path]], *, repository: Optional[str] = None) -> Trust: ...
+    def __new__(
+        cls,
+        keys: Sequence[Union[bytes, _Path]] = ...,
+        *,
+        repository: Optional[str] = None,
+        fulcio_roots: Optional[Union[bytes, _Path]] = None,
+        rekor_keys: Optional[Union[bytes, _Path]] = None,
+        issuer: Optional[str] = None,
+        subject: Optional[str] = None,
+        issuer_regex: Optional[str] = None,
+        subject_regex: Optional[str] = None,
+    ) -> Trust: ...
     @property
     def fingerprints(self) -> list[str]:
         """The keys' fingerprints: the first 16 hex digits of each SPKI's SHA-256."""
@@ -54,9 +68,9 @@ class Trust:
 @final
 class SigningKey:
     """A private key that signs pushed images the way ``cosign sign`` does: PEM bytes or
-    a path, unencrypted PKCS#8 (ECDSA P-256 or Ed25519). ``password`` or
-    ``password_env`` (the name of an environment variable, e.g. ``"COSIGN_PASSWORD"``)
-    opens an encrypted key. Never printed."""
+    a path, unencrypted PKCS#8 (ECDSA P-256 or Ed25519) or cosign's encrypted
+    ``cosign.key``, opened with ``password`` or the environment variable ``password_env``
+    names (e.g. ``"COSIGN_PASSWORD"``). Never printed."""
 
     def __new__(
         cls, key: Union[bytes, _Path], *, password: Optional[bytes] = None, password_env: Optional[str] = None

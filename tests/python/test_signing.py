@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,36 @@ def test_cli_signs_and_verifies(tb: Testbed, cosign: Cosign, module_bytes: bytes
     assert done.returncode == 26, done.stderr
     done = cli("--insecure", plain, "fetch", location, "--verify-key", str(public), "--cache-dir", str(tmp_path / "c"))
     assert done.returncode == 0, done.stderr
+    # cosign's own encrypted key, its password read from COSIGN_PASSWORD as cosign does.
+    cosign_key, cosign_pub = cosign.generate_key_pair()
+    encrypted = f"{plain}/{repo}-encrypted:v1"
+    done = subprocess.run(
+        [sys.executable, "-m", "wasm_image", "--insecure", plain, "build", str(module), "-t", encrypted,
+         "--sign", str(cosign_key)],
+        capture_output=True, timeout=120, env={**os.environ, "COSIGN_PASSWORD": cosign_password()},
+    )
+    assert done.returncode == 0, done.stderr
+    assert cosign.verify(cosign_pub, encrypted).returncode == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "wasm_image", "--insecure", plain, "build", str(module), "-t", encrypted,
+         "--sign", str(cosign_key), "--sign-password-env", "WASM_IMAGE_TEST_UNSET_VARIABLE"],
+        capture_output=True, timeout=120,
+    )
+    assert done.returncode == 11 and b"not set" in done.stderr, done.stderr
+
+
+def cosign_password() -> str:
+    from cosign_offline import PASSWORD
+
+    return PASSWORD
+
+
+def test_keyless_trust_arguments(tmp_path: Path) -> None:
+    _, public = key_pair(tmp_path, "k")
+    with pytest.raises(wasm_image.InvalidArgumentError) as raised:
+        wasm_image.Trust(fulcio_roots=b"x")
+    assert "both" in str(raised.value)
+    with pytest.raises(wasm_image.InvalidArgumentError):
+        wasm_image.Trust(fulcio_roots=b"not pem", rekor_keys=public, issuer="https://issuer.example")
+    with pytest.raises(wasm_image.InvalidArgumentError):
+        wasm_image.Trust(fulcio_roots=b"x", rekor_keys=public, issuer="i", subject_regex="(")
