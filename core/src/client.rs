@@ -335,7 +335,9 @@ impl Client {
     }
 
     /// Copies an image, or a whole index with every manifest it lists, between any two
-    /// locations. Digests are preserved: bytes are moved, never re-encoded.
+    /// locations. Digests are preserved: bytes are moved, never re-encoded. With
+    /// `call.sign_with`, the copy is signed at the destination as `push` signs (beside
+    /// any signature the copy carried along).
     pub async fn copy(
         &self,
         source: &str,
@@ -376,6 +378,16 @@ impl Client {
         dst.put_manifest(&top.raw, &top.digest, tag.as_deref())
             .await?;
         copy_signatures(src.as_ref(), dst.as_ref(), &top.digest, &limits, call).await?;
+        if let Some(key) = &call.sign_with {
+            signature::sign::push_signature(
+                dst.as_ref(),
+                &signature::policy::scope_of(&destination_location),
+                &top.digest,
+                key,
+                &limits,
+            )
+            .await?;
+        }
         dst.commit().await?;
         tracing::info!(source = %source_location, destination = %destination_location, manifest = %top.digest, "copied");
         Ok(top.digest)

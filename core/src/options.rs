@@ -168,7 +168,7 @@ pub struct CallOptions {
     /// Overrides the client's verification policy for this call (pull, fetch):
     /// `Requirement::None` checks nothing, `Signed` requires that trust.
     pub verify: Option<crate::signature::Requirement>,
-    /// `push` signs the pushed manifest with this key and stores the signature as
+    /// `push` and `copy` sign the stored manifest with this key and stores the signature as
     /// cosign does (tag `sha256-<hex>.sig` beside the image).
     pub sign_with: Option<std::sync::Arc<crate::signature::SigningKey>>,
 }

@@ -48,8 +48,8 @@ impl Trust {
                 (None, None) => Vec::new(),
                 (Some(roots), Some(rekor)) => {
                     let identity = CertificateIdentity {
-                        issuer: identity_match("issuer", issuer, issuer_regex)?,
-                        subject: identity_match("subject", subject, subject_regex)?,
+                        issuer: IdentityMatch::one_of("issuer", issuer, issuer_regex)?,
+                        subject: IdentityMatch::one_of("subject", subject, subject_regex)?,
                     };
                     vec![KeylessTrust::from_pem(
                         &roots.load("Fulcio roots")?,
@@ -98,25 +98,9 @@ impl Trust {
     }
 }
 
-/// One side of a certificate identity: exactly `exact`, or the whole value matching
-/// `pattern`; one of the two.
-fn identity_match(
-    what: &str,
-    exact: Option<String>,
-    pattern: Option<String>,
-) -> wasm_image::Result<IdentityMatch> {
-    match (exact, pattern) {
-        (Some(e), None) => Ok(IdentityMatch::Exact(e)),
-        (None, Some(p)) => IdentityMatch::regex(&p),
-        _ => Err(wasm_image::Error::invalid_argument(format!(
-            "keyless verification needs the certificate's {what}: give {what}= or {what}_regex=, one of them"
-        ))),
-    }
-}
-
 /// A private key to sign pushed images with: PEM given as bytes or a path, unencrypted
-/// PKCS#8 or cosign's encrypted ``cosign.key`` (opened with ``password`` or the
-/// environment variable ``password_env`` names). Never printed.
+/// PKCS#8 or cosign's encrypted ``cosign.key`` (opened with ``password``, else the
+/// environment variable ``password_env`` names, else ``COSIGN_PASSWORD``). Never printed.
 #[pyclass(module = "wasm_image", frozen)]
 pub struct SigningKey {
     pub(crate) inner: Arc<wasm_image::SigningKey>,
@@ -134,9 +118,7 @@ impl SigningKey {
     ) -> PyResult<SigningKey> {
         let key = bridge::compute(py, || {
             let pem = key.load("private key")?;
-            let password =
-                wasm_image::signature::keys::password(password, password_env.as_deref())?;
-            wasm_image::SigningKey::from_pem(&pem, password.as_deref().map(|p| p.as_slice()))
+            wasm_image::SigningKey::open(&pem, password, password_env.as_deref())
         })?;
         Ok(SigningKey {
             inner: Arc::new(key),

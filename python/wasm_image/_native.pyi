@@ -70,8 +70,8 @@ class Trust:
 class SigningKey:
     """A private key that signs pushed images the way ``cosign sign`` does: PEM bytes or
     a path, unencrypted PKCS#8 (ECDSA P-256 or Ed25519) or cosign's encrypted
-    ``cosign.key``, opened with ``password`` or the environment variable ``password_env``
-    names (e.g. ``"COSIGN_PASSWORD"``). Never printed."""
+    ``cosign.key``, opened with ``password``, else the environment variable
+    ``password_env`` names, else ``COSIGN_PASSWORD`` as cosign does. Never printed."""
 
     def __new__(
         cls, key: Union[bytes, _Path], *, password: Optional[bytes] = None, password_env: Optional[str] = None

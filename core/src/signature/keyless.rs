@@ -142,6 +142,26 @@ impl IdentityMatch {
             })
     }
 
+    /// One side of a certificate identity (`what`: "issuer" or "subject") given as
+    /// exactly one of an exact value or a pattern, as cosign's
+    /// `--certificate-identity` / `--certificate-identity-regexp` pairs are.
+    pub fn one_of(
+        what: &str,
+        exact: Option<String>,
+        pattern: Option<String>,
+    ) -> Result<IdentityMatch> {
+        match (exact, pattern) {
+            (Some(e), None) => Ok(IdentityMatch::Exact(e)),
+            (None, Some(p)) => IdentityMatch::regex(&p),
+            (Some(_), Some(_)) => Err(Error::invalid_argument(format!(
+                "keyless verification takes the certificate's {what} exactly or as a pattern, not both"
+            ))),
+            (None, None) => Err(Error::invalid_argument(format!(
+                "keyless verification needs the certificate's {what}, exactly or as a pattern"
+            ))),
+        }
+    }
+
     fn matches(&self, value: &str) -> bool {
         match self {
             IdentityMatch::Exact(expected) => expected == value,

@@ -175,6 +175,10 @@ pub fn password(given: Option<Vec<u8>>, env: Option<&str>) -> Result<Option<Zero
     }
 }
 
+/// The environment variable cosign reads an encrypted key's password from when no other
+/// is named.
+pub const DEFAULT_PASSWORD_ENV: &str = "COSIGN_PASSWORD";
+
 /// A private key that signs payloads. Its bytes are wiped when dropped and never printed.
 pub struct SigningKey {
     key: PrivateKey,
@@ -212,6 +216,25 @@ impl SigningKey {
                 ),
             )),
         }
+    }
+
+    /// A private key from PEM as `cosign sign --key` opens one: an encrypted key's
+    /// password is `password`, else the value of the environment variable `password_env`,
+    /// else of [`DEFAULT_PASSWORD_ENV`]; an unencrypted key needs none. Every face opens
+    /// keys through here so the fallback to `COSIGN_PASSWORD` is decided once.
+    pub fn open(
+        pem_text: &[u8],
+        password: Option<Vec<u8>>,
+        password_env: Option<&str>,
+    ) -> Result<SigningKey> {
+        let (label, _) = pem_block(pem_text, "private key")?;
+        let encrypted = label.starts_with("ENCRYPTED ");
+        let env = match (&password, password_env) {
+            (None, None) if encrypted => Some(DEFAULT_PASSWORD_ENV),
+            _ => password_env,
+        };
+        let password = self::password(password, env)?;
+        SigningKey::from_pem(pem_text, password.as_deref().map(|p| p.as_slice()))
     }
 
     /// A private key from PKCS#8 DER.
