@@ -9,9 +9,8 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -135,11 +134,16 @@ def test_bad_keys_and_arguments_are_invalid_arguments(tmp_path: Path) -> None:
         wasm_image.Client(verify={"": None})
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "wasm_image", *args], capture_output=True, timeout=120)
+def run_cli(command: List[str], *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*command, *args], capture_output=True, timeout=120, env=env)
 
 
-def test_cli_signs_and_verifies(tb: Testbed, cosign: Cosign, module_bytes: bytes, repo: str, tmp_path: Path) -> None:
+def test_cli_signs_and_verifies(
+    cli_command: List[str], tb: Testbed, cosign: Cosign, module_bytes: bytes, repo: str, tmp_path: Path
+) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return run_cli(cli_command, *args)
+
     plain = tb.host("plain")
     module = tmp_path / "m.wasm"
     module.write_bytes(module_bytes)
@@ -149,7 +153,8 @@ def test_cli_signs_and_verifies(tb: Testbed, cosign: Cosign, module_bytes: bytes
     assert done.returncode == 0, done.stderr
     assert cosign.verify(public, location).returncode == 0
     out = tmp_path / "out.wasm"
-    done = cli("--insecure", plain, "pull", location, "-o", str(out), "--verify-key", str(public))
+    done = cli("--insecure", plain, "pull", location, "-o", str(out), "--verify-key", str(public),
+               "--verify-repository", f"{plain}/{repo}")
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == module_bytes
     out.unlink()
@@ -157,6 +162,12 @@ def test_cli_signs_and_verifies(tb: Testbed, cosign: Cosign, module_bytes: bytes
     done = cli("--insecure", plain, "pull", location, "-o", str(out), "--verify-key", str(stranger))
     assert done.returncode == 26 and done.stderr.startswith(b"error: SIGNATURE_INVALID: "), done.stderr
     assert not out.exists()
+    # Any one of several keys will do; another repository in the payload will not.
+    done = cli("--insecure", plain, "inspect", location, "--verify-key", str(stranger), "--verify-key", str(public))
+    assert done.returncode == 0, done.stderr
+    done = cli("--insecure", plain, "inspect", location, "--verify-key", str(public),
+               "--verify-repository", f"{plain}/elsewhere")
+    assert done.returncode == 26, done.stderr
     done = cli("--insecure", plain, "fetch", location, "--verify-key", str(stranger), "--cache-dir", str(tmp_path / "c"))
     assert done.returncode == 26, done.stderr
     done = cli("--insecure", plain, "fetch", location, "--verify-key", str(public), "--cache-dir", str(tmp_path / "c"))
@@ -164,19 +175,70 @@ def test_cli_signs_and_verifies(tb: Testbed, cosign: Cosign, module_bytes: bytes
     # cosign's own encrypted key, its password read from COSIGN_PASSWORD as cosign does.
     cosign_key, cosign_pub = cosign.generate_key_pair()
     encrypted = f"{plain}/{repo}-encrypted:v1"
-    done = subprocess.run(
-        [sys.executable, "-m", "wasm_image", "--insecure", plain, "build", str(module), "-t", encrypted,
-         "--sign", str(cosign_key)],
-        capture_output=True, timeout=120, env={**os.environ, "COSIGN_PASSWORD": cosign_password()},
-    )
+    done = run_cli(cli_command, "--insecure", plain, "build", str(module), "-t", encrypted, "--sign", str(cosign_key),
+                   env={**os.environ, "COSIGN_PASSWORD": cosign_password()})
     assert done.returncode == 0, done.stderr
     assert cosign.verify(cosign_pub, encrypted).returncode == 0
-    done = subprocess.run(
-        [sys.executable, "-m", "wasm_image", "--insecure", plain, "build", str(module), "-t", encrypted,
-         "--sign", str(cosign_key), "--sign-password-env", "WASM_IMAGE_TEST_UNSET_VARIABLE"],
-        capture_output=True, timeout=120,
-    )
+    done = cli("--insecure", plain, "build", str(module), "-t", encrypted,
+               "--sign", str(cosign_key), "--sign-password-env", "WASM_IMAGE_TEST_UNSET_VARIABLE")
     assert done.returncode == 11 and b"not set" in done.stderr, done.stderr
+
+
+def test_cli_push_signs_at_the_destination(
+    cli_command: List[str], tb: Testbed, cosign: Cosign, module_bytes: bytes, repo: str, tmp_path: Path
+) -> None:
+    plain = tb.host("plain")
+    module = tmp_path / "m.wasm"
+    module.write_bytes(module_bytes)
+    layout = f"oci:{tmp_path / 'store'}:v1"
+    done = run_cli(cli_command, "build", str(module), "-t", layout)
+    assert done.returncode == 0, done.stderr
+    cosign_key, cosign_pub = cosign.generate_key_pair()
+    location = f"{plain}/{repo}:v1"
+    done = run_cli(cli_command, "--json", "--insecure", plain, "push", layout, location, "--sign", str(cosign_key),
+                   env={**os.environ, "COSIGN_PASSWORD": cosign_password()})
+    assert done.returncode == 0, done.stderr
+    pushed = json.loads(done.stdout)
+    assert pushed["signed"] is True and pushed["destination"] == location
+    verified = cosign.verify(cosign_pub, location)
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)[0]["critical"]["image"]["docker-manifest-digest"] == pushed["digest"]
+    _, stranger = key_pair(tmp_path, "stranger")
+    assert cosign.verify(stranger, location).returncode != 0
+
+    # A wrong --verify-key: exit status 26 (10 + SIGNATURE_INVALID) and no output file.
+    out = tmp_path / "out.wasm"
+    done = run_cli(cli_command, "--insecure", plain, "pull", location, "-o", str(out), "--verify-key", str(stranger))
+    assert done.returncode == 26 and b"SIGNATURE_INVALID" in done.stderr, done.stderr
+    assert not out.exists()
+    done = run_cli(cli_command, "--insecure", plain, "pull", location, "-o", str(out), "--verify-key", str(cosign_pub))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == module_bytes
+
+    # Without --sign, push is a plain copy: nothing signs the new tag's image at another repository.
+    unsigned = f"{plain}/{repo}-unsigned:v1"
+    done = run_cli(cli_command, "--insecure", plain, "push", layout, unsigned)
+    assert done.returncode == 0, done.stderr
+    assert cosign.verify(cosign_pub, unsigned).returncode != 0
+
+
+def test_cli_signing_usage_errors(cli_command: List[str], module_bytes: bytes, tmp_path: Path) -> None:
+    module = tmp_path / "m.wasm"
+    module.write_bytes(module_bytes)
+    layout = f"oci:{tmp_path / 'store'}:v1"
+    done = run_cli(cli_command, "build", str(module), "-t", layout, "--sign-password-env", "X")
+    assert done.returncode == 2 and b"--sign-password-env needs --sign" in done.stderr, done.stderr
+    done = run_cli(cli_command, "inspect", layout, "--verify-repository", "example.com/x")
+    assert done.returncode == 2 and b"--verify-repository needs" in done.stderr, done.stderr
+    done = run_cli(cli_command, "inspect", layout, "--fulcio-root", str(module))
+    assert done.returncode == 2 and b"--rekor-key" in done.stderr, done.stderr
+    done = run_cli(cli_command, "inspect", layout, "--verify-key", str(module))
+    assert done.returncode == 11 and b"public key" in done.stderr, done.stderr
+    private, _ = key_pair(tmp_path, "k")
+    done = run_cli(cli_command, "push", layout, f"oci:{tmp_path / 'other'}:v1", "--sign", str(private),
+                   "--sign-password-env", "WASM_IMAGE_TEST_UNSET_VARIABLE")
+    assert done.returncode == 11 and b"not set" in done.stderr, done.stderr
+    assert not (tmp_path / "other").exists()
 
 
 def cosign_password() -> str:
