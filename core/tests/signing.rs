@@ -654,3 +654,102 @@ async fn cosigns_encrypted_keys_sign_here() {
     let out = cosign.verify(&public, &location);
     assert!(out.status.success(), "{}", common::cosign::text(&out));
 }
+
+/// A signature stored as an OCI 1.1 referrer (cosign's `--registry-referrers-mode
+/// oci-1-1` shape) in a layout, listed by the referrers tag schema: found, verified, and
+/// carried along by a copy to another layout.
+#[tokio::test]
+async fn signatures_stored_as_referrers_verify_and_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::new(ClientOptions {
+        use_config_files: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let source = format!("oci:{}:v1", dir.path().join("src").display());
+    let image = build(module(70), &BuildOptions::default()).unwrap();
+    let digest = c
+        .push(&image, &source, &CallOptions::default())
+        .await
+        .unwrap();
+    let resolved = c.resolve(&source, &CallOptions::default()).await.unwrap();
+    let subject = Descriptor::new(mt::OCI_MANIFEST, digest.clone(), resolved.size);
+
+    // The signature manifest: a simple-signing layer, the image as its subject.
+    let (private, public) = p256_pair(11);
+    let key = SigningKey::from_pem(private.as_bytes(), None).unwrap();
+    let payload =
+        wasm_image::signature::payload::SimpleSigning::for_image("example.test/x", &digest)
+            .to_bytes();
+    let signature = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        key.sign(&payload),
+    );
+    let mut layer = Descriptor::for_bytes(mt::COSIGN_SIMPLESIGNING, &payload);
+    layer.annotations = Some([(mt::annotations::COSIGN_SIGNATURE.to_string(), signature)].into());
+    let config = b"{}";
+    let config_descriptor = Descriptor::for_bytes(mt::OCI_EMPTY, config);
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": mt::OCI_MANIFEST,
+        "artifactType": mt::COSIGN_SIGNATURE_ARTIFACT,
+        "config": config_descriptor, "layers": [layer], "subject": subject,
+    });
+    let manifest_bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
+    let mut referrer = Descriptor::for_bytes(mt::OCI_MANIFEST, &manifest_bytes);
+    referrer.artifact_type = Some(mt::COSIGN_SIGNATURE_ARTIFACT.into());
+    let index = json!({"schemaVersion": 2, "mediaType": mt::OCI_INDEX, "manifests": [referrer]});
+    let index_bytes = Bytes::from(serde_json::to_vec(&index).unwrap());
+
+    let ctx = wasm_image::store::Context::new(ClientOptions::default()).unwrap();
+    let store = store::open(&Location::parse(&source).unwrap(), Access::Write, &ctx)
+        .await
+        .unwrap();
+    let put = |d: Descriptor, b: Bytes| {
+        let store = store.clone();
+        async move {
+            wasm_image::store::verified::put_bytes(store.as_ref(), &d, b, None)
+                .await
+                .unwrap()
+        }
+    };
+    put(layer.clone(), Bytes::from(payload.clone())).await;
+    put(config_descriptor.clone(), Bytes::from_static(config)).await;
+    let raw = |bytes: &Bytes, media_type: &str| RawManifest {
+        bytes: bytes.clone(),
+        media_type: Some(media_type.into()),
+    };
+    store
+        .put_manifest(
+            &raw(&manifest_bytes, mt::OCI_MANIFEST),
+            &referrer.digest,
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .put_manifest(
+            &raw(&index_bytes, mt::OCI_INDEX),
+            &Digest::sha256_of(&index_bytes),
+            Some(&wasm_image::store::referrers_tag(&digest)),
+        )
+        .await
+        .unwrap();
+    store.commit().await.unwrap();
+    drop(store);
+
+    let call = verify_with(trust_from(public.as_bytes()));
+    c.pull(&source, &call).await.unwrap();
+    let (_, stranger) = p256_pair(12);
+    let err = c
+        .pull(&source, &verify_with(trust_from(stranger.as_bytes())))
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SignatureInvalid, "{err}");
+
+    let copy = format!("oci:{}:v1", dir.path().join("dst").display());
+    c.copy(&source, &copy, &CallOptions::default())
+        .await
+        .unwrap();
+    c.pull(&copy, &call).await.unwrap();
+}
