@@ -24,7 +24,7 @@ fn assert_fixture(key: wasm_image::Result<SigningKey>) {
 
 #[track_caller]
 fn assert_refused(key: wasm_image::Result<SigningKey>, needle: &str) {
-    let err = key.err().expect("the key should not open");
+    let err = key.expect_err("the key should not open");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     assert!(err.to_string().contains(needle), "{err}");
 }
@@ -58,9 +58,8 @@ fn encrypted_keys_fall_back_to_cosign_password_and_plain_keys_need_none() {
         Some(FIXTURE_PASSWORD.as_bytes().to_vec()),
         None,
     ));
-    let wrong = SigningKey::open(FIXTURE_KEY, None, None)
-        .err()
-        .expect("a wrong password opens nothing");
+    let wrong =
+        SigningKey::open(FIXTURE_KEY, None, None).expect_err("a wrong password opens nothing");
     assert_ne!(wrong.kind(), ErrorKind::Internal, "{wrong}");
 
     // The same key unencrypted (PKCS#8) opens with no password, whatever COSIGN_PASSWORD holds.
