@@ -42,8 +42,11 @@ def op_pull(args):
 
     t1 = time.perf_counter()
     client = _client(wi, args)
+    # A signed image's signature is checked against this public key before the module
+    # is read (the trust is made before the clock starts, as a control plane makes it once).
+    trust = wi.Trust([args["verify_key"]]) if args.get("verify_key") else None
     t2 = time.perf_counter()
-    img = client.pull(args["location"])
+    img = client.pull(args["location"], verify=trust)
     module = img.module  # the bytes a caller gets
     t3 = time.perf_counter()
     if len(module) != args["size"]:

@@ -43,6 +43,8 @@ type CallOption interface {
 type callConfig struct {
 	platform *string
 	progress func(Progress)
+	verify   *verifyConfig
+	signing  *signingConfig
 }
 
 type progressOption func(Progress)
@@ -80,7 +82,7 @@ func call(ctx context.Context, opts []CallOption, invoke func(*C.wasm_image_call
 			opt.applyCall(&cfg)
 		}
 	}
-	if cfg.progress == nil && cfg.platform == nil && ctx.Done() == nil {
+	if cfg.progress == nil && cfg.platform == nil && cfg.verify == nil && cfg.signing == nil && ctx.Done() == nil {
 		// Nothing to pass: the fast path, one cgo call.
 		return takeError(invoke(nil))
 	}
@@ -97,6 +99,9 @@ func call(ctx context.Context, opts []CallOption, invoke func(*C.wasm_image_call
 		if err := takeError(C.wasm_image_call_options_set_platform(options, platform)); err != nil {
 			return err
 		}
+	}
+	if err := cfg.applySigning(options, &strs); err != nil {
+		return err
 	}
 
 	state := &callState{progress: cfg.progress}

@@ -33,6 +33,7 @@ const (
 	KindIO               Kind = C.WASM_IMAGE_ERROR_KIND_IO                // a local file could not be read or written
 	KindRegistry         Kind = C.WASM_IMAGE_ERROR_KIND_REGISTRY          // another registry error (see HTTPStatus, RegistryCode)
 	KindInternal         Kind = C.WASM_IMAGE_ERROR_KIND_INTERNAL          // a bug in wasm-image
+	KindSignatureInvalid Kind = C.WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID // a verification policy applies and no signature satisfied it
 )
 
 // String gives the kind's name as every face spells it ("NOT_FOUND"), or "Kind(N)" for
@@ -62,6 +63,7 @@ var (
 	ErrIO               error = &kindError{KindIO}
 	ErrRegistry         error = &kindError{KindRegistry}
 	ErrInternal         error = &kindError{KindInternal}
+	ErrSignatureInvalid error = &kindError{KindSignatureInvalid}
 )
 
 // kindError is the type of the sentinels: a kind and nothing else.

@@ -29,11 +29,12 @@ func TestKindNamesAreTheSharedOnes(t *testing.T) {
 		KindRateLimited: "RATE_LIMITED", KindInvalidFormat: "INVALID_FORMAT",
 		KindDigestMismatch: "DIGEST_MISMATCH", KindLimitExceeded: "LIMIT_EXCEEDED",
 		KindNetwork: "NETWORK", KindTimeout: "TIMEOUT", KindCancelled: "CANCELLED", KindIO: "IO",
-		KindRegistry: "REGISTRY", KindInternal: "INTERNAL",
+		KindRegistry: "REGISTRY", KindInternal: "INTERNAL", KindSignatureInvalid: "SIGNATURE_INVALID",
 	}
 	sentinels := []error{ErrInvalidArgument, ErrInvalidReference, ErrNotFound, ErrUnauthorized,
 		ErrForbidden, ErrRateLimited, ErrInvalidFormat, ErrDigestMismatch, ErrLimitExceeded,
-		ErrNetwork, ErrTimeout, ErrCancelled, ErrIO, ErrRegistry, ErrInternal}
+		ErrNetwork, ErrTimeout, ErrCancelled, ErrIO, ErrRegistry, ErrInternal,
+		ErrSignatureInvalid}
 	if len(sentinels) != len(names) {
 		t.Fatalf("%d sentinels for %d kinds", len(sentinels), len(names))
 	}

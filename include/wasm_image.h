@@ -125,6 +125,12 @@ enum wasm_image_error_kind_t
      * A bug in wasm-image (for example a caught panic). Please report it.
      */
     WASM_IMAGE_ERROR_KIND_INTERNAL = 15,
+    /**
+     * A verification policy applies to the image and no signature satisfied it (none
+     * found, a wrong key, a payload naming another digest or repository, a bad
+     * certificate). Nothing was returned or cached.
+     */
+    WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -765,6 +771,36 @@ wasm_image_error_t *wasm_image_call_options_set_cancel_token(const wasm_image_ca
                                                              const wasm_image_cancel_token_t *token);
 
 /**
+ * Requires, for calls with these options (pull, pull to file, fetch), a cosign
+ * signature by one of the keys in `public_keys_pem` (one or more PEM `PUBLIC KEY`
+ * blocks), made for `repository` when not NULL; this replaces the client's policy for
+ * the call. Failures are `SIGNATURE_INVALID`, with nothing returned or written.
+ * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8 or unreadable keys.
+ */
+wasm_image_error_t *wasm_image_call_options_require_signature(const wasm_image_call_options_t *options,
+                                                              const uint8_t *public_keys_pem,
+                                                              size_t len,
+                                                              const char *repository);
+
+/**
+ * Checks no signature in calls with these options, whatever the client's policy says.
+ */
+wasm_image_error_t *wasm_image_call_options_skip_signature(const wasm_image_call_options_t *options);
+
+/**
+ * Makes `wasm_image_push` with these options sign the pushed manifest the way
+ * `cosign sign` does, with the private key in `key_pem`: unencrypted PKCS#8, or
+ * cosign's encrypted `cosign.key` whose password is in the environment variable
+ * `password_env` (e.g. `"COSIGN_PASSWORD"`; NULL for an unencrypted key).
+ * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an unreadable key, a wrong password
+ * or an unset variable.
+ */
+wasm_image_error_t *wasm_image_call_options_set_signing_key(const wasm_image_call_options_t *options,
+                                                            const uint8_t *key_pem,
+                                                            size_t len,
+                                                            const char *password_env);
+
+/**
  * Makes a client. `options` may be NULL for the defaults; they are copied, so they may
  * be freed right after. On success `*client_out` receives the client; on failure NULL.
  *
@@ -1313,6 +1349,30 @@ wasm_image_error_t *wasm_image_client_options_set_platform(const wasm_image_clie
  */
 wasm_image_error_t *wasm_image_client_options_set_user_agent(const wasm_image_client_options_t *options,
                                                              const char *user_agent);
+
+/**
+ * Requires a cosign signature before a module from a location matching `pattern` is
+ * returned or cached: made by one of the keys in `public_keys_pem` (one or more PEM
+ * `PUBLIC KEY` blocks: ECDSA P-256 as `cosign generate-key-pair` writes, or Ed25519),
+ * and, when `repository` is not NULL, for that repository (`HOST/NAME`). Patterns name
+ * registries as `HOST[:PORT]/NAME` and stores as `oci:DIR`, `oci-archive:FILE`; `*`
+ * matches anything. The most specific matching pattern decides. Without any, nothing
+ * is verified (the default). Failures are `SIGNATURE_INVALID`.
+ * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an empty pattern or unreadable keys.
+ */
+wasm_image_error_t *wasm_image_client_options_require_signature(const wasm_image_client_options_t *options,
+                                                                const char *pattern,
+                                                                const uint8_t *public_keys_pem,
+                                                                size_t len,
+                                                                const char *repository);
+
+/**
+ * Exempts locations matching `pattern` (say `oci:*`) from a broader
+ * `wasm_image_client_options_require_signature` rule.
+ * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8 or an empty pattern.
+ */
+wasm_image_error_t *wasm_image_client_options_exempt_from_signature(const wasm_image_client_options_t *options,
+                                                                    const char *pattern);
 
 #ifdef __cplusplus
 }  // extern "C"

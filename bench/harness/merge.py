@@ -30,6 +30,9 @@ def into_previous(previous: Path, doc: dict, families: list) -> dict:
     merged = dict(old)
     merged["samples"] = [s for s in old["samples"] if s["case"] not in cases] + \
                         [s for s in doc["samples"] if s["case"] in cases]
+    # Requests per operation are kept by case as well: this run's for its cases.
+    merged["requests"] = {**{k: v for k, v in old.get("requests", {}).items() if k not in cases},
+                          **{k: v for k, v in doc.get("requests", {}).items() if k in cases}}
     # Tools only this run knows (the Go toolchain…) join the versions; those that changed
     # since the earlier run are named with the later run.
     merged["versions"] = {**old["versions"], **{k: v for k, v in doc["versions"].items() if k not in old["versions"]}}

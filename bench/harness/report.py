@@ -71,6 +71,8 @@ def markdown(res: Results, meta: dict) -> str:
             shown, met = f"{v:.1f} MiB", "yes" if t["met"] else "**NO**"
         elif "µs" in t["target"]:
             shown, met = f"{v:.2f} µs", "yes" if t["met"] else "**NO**"
+        elif t.get("unit") == "ms":
+            shown, met = f"{v:.2f} ms", "yes" if t["met"] else "**NO**"
         elif "request" in t["target"]:
             shown, met = f"{int(v)} request(s)", "yes" if t["met"] else "**NO**"
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 
-from harness.cases import cache, concurrency, go_face, pull
+from harness.cases import cache, concurrency, go_face, pull, signing
 from harness.common import BUILDAH, VERIFIED
 from harness.push_floor import FLOOR_PATCH, FLOOR_PUT
 from harness.results import Results, med_extra, ratio
@@ -153,4 +153,13 @@ def targets(res: Results, cores: int | None = None) -> list[dict]:
         statistics.median(over) if over else None, 64 + len(concurrency.SMALL_MODULE) / 1024, "abs", unit="KiB")
     add("cache: gc over 10,000 entries, nothing to evict: ≤ 1 s", med(cache.GC, cache.SCAN), 1.0, "abs", unit="s")
     add("cache: gc over 10,000 entries, evicting all: ≤ 1 s", med(cache.GC, cache.EVICT), 1.0, "abs", unit="s")
+    # Signed plugins: what verifying a signed 50 MiB pull adds to an unverified one.
+    signed = res.requests.get(signing.NAME, {})
+    plain, verified = signed.get(signing.UNVERIFIED), signed.get(signing.VERIFIED)
+    add("signing: verified 50 MiB pull, requests added: ≤ 2 (one round-trip pair)",
+        verified["count"] - plain["count"] if plain and verified else None, 2, "abs")
+    cpu = {tool: med_extra([x for x in res.samples if x.case == signing.NAME and x.tool == tool and x.ok], "client_cpu_ms")
+           for tool in (signing.UNVERIFIED, signing.VERIFIED)}
+    add("signing: verified 50 MiB pull, client CPU added (medians): ≤ 5 ms",
+        cpu[signing.VERIFIED] - cpu[signing.UNVERIFIED] if None not in cpu.values() else None, 5.0, "abs", unit="ms")
     return out

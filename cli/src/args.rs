@@ -173,6 +173,22 @@ only once the module is complete and verified.
     )]
     Copy(verbs::copy::CopyArgs),
     #[command(
+        about = "copy an image to a destination and, with --sign, sign it there as cosign does",
+        after_help = concat!(
+            "example:
+  wasm-image build filter.wasm -t oci:./store:add-header
+  wasm-image push oci:./store:add-header ghcr.io/example/filter:v1 --sign cosign.key
+
+An encrypted cosign.key's password is read from COSIGN_PASSWORD unless
+--sign-password-env names another variable. The signature is stored beside the image
+(tag sha256-<hex>.sig), where `cosign verify --key cosign.pub` finds it.
+
+",
+            locations!()
+        )
+    )]
+    Push(verbs::push::PushArgs),
+    #[command(
         about = "show variant, digests, runtime config and module facts",
         after_help = concat!(
             "example:

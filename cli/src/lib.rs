@@ -18,6 +18,7 @@ mod logs;
 mod output;
 mod progress;
 mod session;
+mod signing;
 mod summary;
 mod verbs;
 

@@ -8,13 +8,14 @@ use crate::copy::Copy;
 use crate::deadline;
 use crate::digest::{Descriptor, Digest};
 use crate::embed::runtime::run_blocking;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::extract::{self, Destination};
 use crate::formats::{self, ConfigView, ModuleSource};
 use crate::image::{BlobBody, ImageInfo, WasmImage};
 use crate::location::Location;
 use crate::options::{CallOptions, ClientOptions};
 use crate::select;
+use crate::signature;
 use crate::store::verified::{self, BlobOpener};
 use crate::store::Context;
 use crate::store::{self, Access, RawManifest, Store};
@@ -121,13 +122,19 @@ impl Client {
             select::select(store.as_ref(), &location.selector(), &limits, platform).await?;
         let what = format!("{location}");
         let config_descriptor = selected.parsed.config.clone();
-        let config = verified::read_small_blob(
-            store.as_ref(),
-            &config_descriptor,
-            limits.max_metadata_bytes,
-            "config",
-        )
-        .await?;
+        // The signature is looked up while the config downloads; both finish before a
+        // byte of the module is read.
+        let mut signed: Vec<Digest> = selected.index_digest.iter().cloned().collect();
+        signed.push(selected.manifest.digest.clone());
+        let (config, ()) = tokio::try_join!(
+            verified::read_small_blob(
+                store.as_ref(),
+                &config_descriptor,
+                limits.max_metadata_bytes,
+                "config",
+            ),
+            self.verify_signature(&location, store.as_ref(), &signed, call, false),
+        )?;
         let plan = formats::classify(
             &selected.parsed,
             &ConfigView::new(&config_descriptor, &config),
@@ -194,6 +201,61 @@ impl Client {
         })
     }
 
+    /// What `location` requires: the call's override, else the client's policy.
+    pub fn requirement(&self, location: &Location, call: &CallOptions) -> signature::Requirement {
+        match &call.verify {
+            Some(requirement) => requirement.clone(),
+            None => self
+                .ctx
+                .options
+                .verification
+                .requirement_for(location)
+                .clone(),
+        }
+    }
+
+    /// Verifies the image `digests` name (top-level first) when `location` requires it.
+    /// With `remembered`, a digest this client verified under the same trust before is
+    /// not looked at again (a module cache hit); a pull always looks, so a signature
+    /// removed or replaced since is noticed.
+    pub(crate) async fn verify_signature(
+        &self,
+        location: &Location,
+        store: &dyn Store,
+        digests: &[Digest],
+        call: &CallOptions,
+        remembered: bool,
+    ) -> Result<()> {
+        let requirement = self.requirement(location, call);
+        let Some(trust) = requirement.trust() else {
+            return Ok(());
+        };
+        if remembered && digests.iter().any(|d| self.ctx.verified.contains(d, trust)) {
+            return Ok(());
+        }
+        if location.is_plain_module() {
+            return Err(Error::new(
+                ErrorKind::SignatureInvalid,
+                format!("{location}: a bare module carries no signature, and the verification policy requires one"),
+            ));
+        }
+        let shown = location.to_string();
+        let found = signature::verify::verify_image(
+            store,
+            &shown,
+            digests,
+            trust,
+            &self.ctx.options.limits,
+        )
+        .await?;
+        tracing::info!(location = %shown, digest = %found.digest, signature = %found.source, signer = %found.signer, "signature verified");
+        self.ctx.verified.insert(&found.digest, trust);
+        for d in digests {
+            self.ctx.verified.insert(d, trust);
+        }
+        Ok(())
+    }
+
     /// Writes an image (built, or pulled from anywhere) to a location; returns the
     /// manifest digest.
     pub async fn push(
@@ -257,13 +319,25 @@ impl Client {
         destination
             .put_manifest(&raw, &image.info.manifest_digest, selector.tag.as_deref())
             .await?;
+        if let Some(key) = &call.sign_with {
+            signature::sign::push_signature(
+                destination,
+                &signature::policy::scope_of(&location),
+                &image.info.manifest_digest,
+                key,
+                &self.ctx.options.limits,
+            )
+            .await?;
+        }
         destination.commit().await?;
         tracing::info!(location = %location, manifest = %image.info.manifest_digest, "pushed");
         Ok(image.info.manifest_digest.clone())
     }
 
     /// Copies an image, or a whole index with every manifest it lists, between any two
-    /// locations. Digests are preserved: bytes are moved, never re-encoded.
+    /// locations. Digests are preserved: bytes are moved, never re-encoded. With
+    /// `call.sign_with`, the copy is signed at the destination as `push` signs (beside
+    /// any signature the copy carried along).
     pub async fn copy(
         &self,
         source: &str,
@@ -303,6 +377,17 @@ impl Client {
         let tag = dst_selector.tag.or_else(|| source_location.selector().tag);
         dst.put_manifest(&top.raw, &top.digest, tag.as_deref())
             .await?;
+        copy_signatures(src.as_ref(), dst.as_ref(), &top.digest, &limits, call).await?;
+        if let Some(key) = &call.sign_with {
+            signature::sign::push_signature(
+                dst.as_ref(),
+                &signature::policy::scope_of(&destination_location),
+                &top.digest,
+                key,
+                &limits,
+            )
+            .await?;
+        }
         dst.commit().await?;
         tracing::info!(source = %source_location, destination = %destination_location, manifest = %top.digest, "copied");
         Ok(top.digest)
@@ -326,6 +411,68 @@ impl Client {
     }
 }
 
+/// Copies what vouches for an image along with it, so a copy (to an `oci-archive:` for
+/// an air-gapped transfer, say) stays verifiable: the cosign signature tag and the OCI
+/// referrers (signatures, attestations). A destination that may lack a referrers API
+/// also gets the referrers tag schema index.
+async fn copy_signatures(
+    src: &dyn Store,
+    dst: &dyn Store,
+    digest: &Digest,
+    limits: &crate::limits::Limits,
+    call: &CallOptions,
+) -> Result<()> {
+    use crate::location::Selector;
+    let signature_tag = signature::find::signature_tag(digest);
+    match Copy::new(src, dst, limits, call)
+        .tree(Selector::tag(&signature_tag))
+        .await
+    {
+        Ok(sig) => {
+            dst.put_manifest(&sig.raw, &sig.digest, Some(&signature_tag))
+                .await?
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let referrers = src.referrers(digest).await?;
+    if referrers.is_empty() {
+        return Ok(());
+    }
+    for referrer in &referrers {
+        let mut fetched = Copy::new(src, dst, limits, call)
+            .tree(Selector::digest(&referrer.digest))
+            .await?;
+        if fetched.raw.media_type.is_none() {
+            fetched.raw.media_type = Some(referrer.media_type.clone());
+        }
+        dst.put_manifest(&fetched.raw, &fetched.digest, None)
+            .await?;
+    }
+    let mut listed = dst.referrers(digest).await?;
+    for referrer in referrers {
+        if !listed.iter().any(|d| d.digest == referrer.digest) {
+            listed.push(referrer);
+        }
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": crate::media_types::OCI_INDEX,
+        "manifests": listed,
+    });
+    let bytes = bytes::Bytes::from(serde_json::to_vec(&index).expect("json serializes"));
+    let raw = RawManifest {
+        bytes: bytes.clone(),
+        media_type: Some(crate::media_types::OCI_INDEX.to_string()),
+    };
+    dst.put_manifest(
+        &raw,
+        &Digest::sha256_of(&bytes),
+        Some(&crate::store::interface::referrers_tag(digest)),
+    )
+    .await
+}
+
 /// Shared so bindings can build a `CallOptions` in one line.
 pub fn call_options(
     progress: Option<crate::Progress>,
@@ -334,7 +481,7 @@ pub fn call_options(
     CallOptions {
         platform,
         progress,
-        module_allocator: None,
+        ..Default::default()
     }
 }
 

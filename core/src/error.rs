@@ -23,10 +23,11 @@ pub enum ErrorKind {
     Io = 13,
     Registry = 14,
     Internal = 15,
+    SignatureInvalid = 16,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::InvalidArgument,
         ErrorKind::InvalidReference,
         ErrorKind::NotFound,
@@ -42,6 +43,7 @@ impl ErrorKind {
         ErrorKind::Io,
         ErrorKind::Registry,
         ErrorKind::Internal,
+        ErrorKind::SignatureInvalid,
     ];
 
     /// The contract name, e.g. `NOT_FOUND`.
@@ -62,6 +64,7 @@ impl ErrorKind {
             ErrorKind::Io => "IO",
             ErrorKind::Registry => "REGISTRY",
             ErrorKind::Internal => "INTERNAL",
+            ErrorKind::SignatureInvalid => "SIGNATURE_INVALID",
         }
     }
 

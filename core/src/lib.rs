@@ -28,6 +28,8 @@ pub mod manifest;
 pub mod select;
 /// The Wasm-in-OCI formats: detection and plans (read), encoders (write); no I/O.
 pub mod formats;
+/// Cosign signatures: signing on push, verification policies (keys, keyless) on pull and fetch.
+pub mod signature;
 /// Carries out a format's plan: the module out of its layer, verified and bounded.
 pub mod extract;
 /// Facts about a module from a Wasm parser, and the Wasm header check.
@@ -67,3 +69,4 @@ pub use module_facts::{ModuleFacts, ModuleKind};
 pub use options::{CallOptions, ClientOptions, Credentials};
 pub use progress::{Progress, ProgressEvent};
 pub use runtime::CancellationToken;
+pub use signature::{PublicKey, Requirement, SigningKey, Trust, VerificationPolicy};

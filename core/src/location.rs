@@ -22,6 +22,20 @@ impl Selector {
     pub fn is_empty(&self) -> bool {
         self.tag.is_none() && self.digest.is_none()
     }
+
+    pub fn tag(tag: &str) -> Selector {
+        Selector {
+            tag: Some(tag.to_string()),
+            digest: None,
+        }
+    }
+
+    pub fn digest(digest: &crate::digest::Digest) -> Selector {
+        Selector {
+            tag: None,
+            digest: Some(digest.clone()),
+        }
+    }
 }
 
 impl fmt::Display for Selector {

@@ -38,6 +38,11 @@ pub const WASM_TO_OCI_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm"
 /// wasmCloud's legacy actor artifacts.
 pub const WASMCLOUD_CONFIG: &str = "application/vnd.wasmcloud.actor.archive.config";
 
+/// Cosign: a signature manifest's layer (the signed simple-signing payload) and the
+/// artifact type of a signature stored as an OCI 1.1 referrer.
+pub const COSIGN_SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const COSIGN_SIGNATURE_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
 /// Layer media types that hold a raw module (not a tar).
 pub const RAW_WASM_LAYERS: &[&str] = &[
     SOLO_WASM_LAYER,
@@ -83,6 +88,8 @@ pub fn tar_layer_compression(media_type: &str) -> Option<Compression> {
 }
 
 pub mod annotations {
+    /// A cosign signature layer's signature over its payload, base64.
+    pub const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
     pub const TITLE: &str = "org.opencontainers.image.title";
     pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
     pub const CREATED: &str = "org.opencontainers.image.created";
@@ -91,6 +98,11 @@ pub mod annotations {
     pub const ABI_VERSION: &str = "module.wasm.runtime/abi_version";
     pub const DOCKER_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
     pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
+    /// A keyless cosign signature layer's signing certificate (PEM), its chain (PEM,
+    /// intermediates then root) and its Rekor bundle (JSON).
+    pub const COSIGN_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
+    pub const COSIGN_CHAIN: &str = "dev.sigstore.cosign/chain";
+    pub const COSIGN_BUNDLE: &str = "dev.sigstore.cosign/bundle";
 }
 
 /// File names inside a compat layer.

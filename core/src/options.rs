@@ -65,6 +65,9 @@ pub struct ClientOptions {
     /// The module cache `fetch` uses; `None`: the default directory
     /// (`$XDG_CACHE_HOME/wasm-image`).
     pub cache: Option<crate::cache::handle::Cache>,
+    /// Which locations need a valid cosign signature before a module is returned or
+    /// cached, and whose. Default: empty (nothing is verified).
+    pub verification: crate::signature::VerificationPolicy,
 }
 
 impl Default for ClientOptions {
@@ -86,6 +89,7 @@ impl Default for ClientOptions {
             platform: None,
             user_agent: concat!("wasm-image/", env!("CARGO_PKG_VERSION")).to_string(),
             cache: None,
+            verification: Default::default(),
         }
     }
 }
@@ -112,6 +116,7 @@ impl fmt::Debug for ClientOptions {
             platform,
             user_agent,
             cache,
+            verification,
         } = self;
         f.debug_struct("ClientOptions")
             .field("credentials", credentials)
@@ -138,6 +143,7 @@ impl fmt::Debug for ClientOptions {
             .field("platform", platform)
             .field("user_agent", user_agent)
             .field("cache", cache)
+            .field("verification", verification)
             .finish()
     }
 }
@@ -159,4 +165,10 @@ pub struct CallOptions {
     pub progress: Option<Progress>,
     /// Where `pull` puts the module: memory the binding owns, instead of a fresh `Vec`.
     pub module_allocator: Option<crate::embed::buffer::ModuleAllocator>,
+    /// Overrides the client's verification policy for this call (pull, fetch):
+    /// `Requirement::None` checks nothing, `Signed` requires that trust.
+    pub verify: Option<crate::signature::Requirement>,
+    /// `push` and `copy` sign the stored manifest with this key and stores the signature as
+    /// cosign does (tag `sha256-<hex>.sig` beside the image).
+    pub sign_with: Option<std::sync::Arc<crate::signature::SigningKey>>,
 }

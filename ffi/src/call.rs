@@ -8,7 +8,7 @@ use wasm_image::logging::deliver_on_caller;
 use wasm_image::runtime::{block_on, Blocking};
 use wasm_image::{CallOptions, CancellationToken, Platform, Progress, ProgressEvent, Result};
 
-use crate::boundary::{arg_handle, arg_str, ffi_boundary};
+use crate::boundary::{arg_bytes, arg_handle, arg_str, ffi_boundary};
 use crate::handle::{self, Handle};
 
 /// A cancellation token: cancel it from any thread and every call that was given it
@@ -110,6 +110,25 @@ struct CallSettings {
         UserData,
     )>,
     cancel: Option<CancellationToken>,
+    verify: Option<wasm_image::Requirement>,
+    sign_with: Option<std::sync::Arc<wasm_image::SigningKey>>,
+}
+
+/// A trust from PEM public keys and an optional repository (NULL: any).
+///
+/// # Safety
+/// `repository` is NULL or a NUL-terminated string that outlives the call.
+pub(crate) unsafe fn trust_from(
+    public_keys_pem: &[u8],
+    repository: *const c_char,
+) -> Result<wasm_image::Trust> {
+    let keys = wasm_image::PublicKey::all_from_pem(public_keys_pem)?;
+    let trust = wasm_image::Trust::keys(keys)?;
+    if repository.is_null() {
+        return Ok(trust);
+    }
+    let repository = unsafe { crate::boundary::str_arg(repository, "repository") }?;
+    Ok(trust.with_repository(repository))
 }
 
 /// Options of one call (pull, push, copy, resolve): platform, progress callback,
@@ -252,10 +271,73 @@ where
             let call = CallOptions {
                 platform,
                 progress,
+                verify: settings.verify,
+                sign_with: settings.sign_with,
                 ..Default::default()
             };
             // Log events of this call reach the callback on this thread.
             deliver_on_caller(operation(call))
         },
     )
+}
+
+/// Requires, for calls with these options (pull, pull to file, fetch), a cosign
+/// signature by one of the keys in `public_keys_pem` (one or more PEM `PUBLIC KEY`
+/// blocks), made for `repository` when not NULL; this replaces the client's policy for
+/// the call. Failures are `SIGNATURE_INVALID`, with nothing returned or written.
+/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8 or unreadable keys.
+#[no_mangle]
+pub unsafe extern "C" fn wasm_image_call_options_require_signature(
+    options: *const wasm_image_call_options_t,
+    public_keys_pem: *const u8,
+    len: usize,
+    repository: *const c_char,
+) -> *mut crate::wasm_image_error_t {
+    ffi_boundary!(fallible {
+        let options = arg_handle!(options, "options");
+        let keys = arg_bytes!(public_keys_pem, len, "public_keys_pem");
+        let trust = unsafe { trust_from(keys, repository) }?;
+        options.edit(|s| s.verify = Some(wasm_image::Requirement::signed(trust)));
+        Ok(())
+    })
+}
+
+/// Checks no signature in calls with these options, whatever the client's policy says.
+#[no_mangle]
+pub unsafe extern "C" fn wasm_image_call_options_skip_signature(
+    options: *const wasm_image_call_options_t,
+) -> *mut crate::wasm_image_error_t {
+    ffi_boundary!(fallible {
+        let options = arg_handle!(options, "options");
+        options.edit(|s| s.verify = Some(wasm_image::Requirement::None));
+        Ok(())
+    })
+}
+
+/// Makes `wasm_image_push` with these options sign the pushed manifest the way
+/// `cosign sign` does, with the private key in `key_pem`: unencrypted PKCS#8, or
+/// cosign's encrypted `cosign.key` whose password is in the environment variable
+/// `password_env` (e.g. `"COSIGN_PASSWORD"`; NULL for an unencrypted key).
+/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an unreadable key, a wrong password
+/// or an unset variable.
+#[no_mangle]
+pub unsafe extern "C" fn wasm_image_call_options_set_signing_key(
+    options: *const wasm_image_call_options_t,
+    key_pem: *const u8,
+    len: usize,
+    password_env: *const c_char,
+) -> *mut crate::wasm_image_error_t {
+    ffi_boundary!(fallible {
+        let options = arg_handle!(options, "options");
+        let pem = arg_bytes!(key_pem, len, "key_pem");
+        let env = if password_env.is_null() {
+            None
+        } else {
+            Some(arg_str!(password_env, "password_env").to_string())
+        };
+        let password = wasm_image::signature::keys::password(None, env.as_deref())?;
+        let key = wasm_image::SigningKey::from_pem(pem, password.as_deref().map(|p| p.as_slice()))?;
+        options.edit(|s| s.sign_with = Some(std::sync::Arc::new(key)));
+        Ok(())
+    })
 }

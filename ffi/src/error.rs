@@ -50,6 +50,10 @@ pub enum wasm_image_error_kind_t {
     WASM_IMAGE_ERROR_KIND_REGISTRY = 14,
     /// A bug in wasm-image (for example a caught panic). Please report it.
     WASM_IMAGE_ERROR_KIND_INTERNAL = 15,
+    /// A verification policy applies to the image and no signature satisfied it (none
+    /// found, a wrong key, a payload naming another digest or repository, a bad
+    /// certificate). Nothing was returned or cached.
+    WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID = 16,
 }
 
 impl From<ErrorKind> for wasm_image_error_kind_t {
@@ -72,6 +76,7 @@ impl From<ErrorKind> for wasm_image_error_kind_t {
             ErrorKind::Io => WASM_IMAGE_ERROR_KIND_IO,
             ErrorKind::Registry => WASM_IMAGE_ERROR_KIND_REGISTRY,
             ErrorKind::Internal => WASM_IMAGE_ERROR_KIND_INTERNAL,
+            ErrorKind::SignatureInvalid => WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID,
         }
     }
 }

@@ -387,3 +387,47 @@ pub unsafe extern "C" fn wasm_image_client_options_set_user_agent(
         Ok(())
     })
 }
+
+/// Requires a cosign signature before a module from a location matching `pattern` is
+/// returned or cached: made by one of the keys in `public_keys_pem` (one or more PEM
+/// `PUBLIC KEY` blocks: ECDSA P-256 as `cosign generate-key-pair` writes, or Ed25519),
+/// and, when `repository` is not NULL, for that repository (`HOST/NAME`). Patterns name
+/// registries as `HOST[:PORT]/NAME` and stores as `oci:DIR`, `oci-archive:FILE`; `*`
+/// matches anything. The most specific matching pattern decides. Without any, nothing
+/// is verified (the default). Failures are `SIGNATURE_INVALID`.
+/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an empty pattern or unreadable keys.
+#[no_mangle]
+pub unsafe extern "C" fn wasm_image_client_options_require_signature(
+    options: *const wasm_image_client_options_t,
+    pattern: *const c_char,
+    public_keys_pem: *const u8,
+    len: usize,
+    repository: *const c_char,
+) -> *mut wasm_image_error_t {
+    ffi_boundary!(fallible {
+        let options = arg_handle!(options, "options");
+        let pattern = arg_str!(pattern, "pattern").to_string();
+        let keys = arg_bytes!(public_keys_pem, len, "public_keys_pem");
+        let trust = unsafe { crate::call::trust_from(keys, repository) }?;
+        let mut result = Ok(());
+        edit(options, |o| result = o.verification.require(&pattern, trust));
+        result
+    })
+}
+
+/// Exempts locations matching `pattern` (say `oci:*`) from a broader
+/// `wasm_image_client_options_require_signature` rule.
+/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8 or an empty pattern.
+#[no_mangle]
+pub unsafe extern "C" fn wasm_image_client_options_exempt_from_signature(
+    options: *const wasm_image_client_options_t,
+    pattern: *const c_char,
+) -> *mut wasm_image_error_t {
+    ffi_boundary!(fallible {
+        let options = arg_handle!(options, "options");
+        let pattern = arg_str!(pattern, "pattern").to_string();
+        let mut result = Ok(());
+        edit(options, |o| result = o.verification.exempt(&pattern));
+        result
+    })
+}

@@ -27,7 +27,7 @@ pub enum BytesOrPath {
 }
 
 impl BytesOrPath {
-    fn load(self, what: &str) -> wasm_image::Result<Bytes> {
+    pub(crate) fn load(self, what: &str) -> wasm_image::Result<Bytes> {
         match self {
             BytesOrPath::Bytes(b) => Ok(Bytes::from_owner(b)),
             BytesOrPath::Path(p) => wasm_image::files::read_input(&p, what),
@@ -144,6 +144,36 @@ struct Call<'a> {
     platform: Option<&'a str>,
     progress: Option<Py<PyAny>>,
     cancel: Option<&'a CancelToken>,
+    signing: Signing,
+}
+
+/// The per-call signing arguments: `verify=` and `sign_with=`, already translated.
+#[derive(Default, Clone)]
+struct Signing {
+    verify: Option<wasm_image::Requirement>,
+    sign_with: Option<std::sync::Arc<wasm_image::SigningKey>>,
+}
+
+impl Signing {
+    fn verify(py: Python<'_>, verify: Option<crate::signing::VerifyArg<'_>>) -> PyResult<Signing> {
+        Ok(Signing {
+            verify: crate::signing::requirement(py, verify)?,
+            sign_with: None,
+        })
+    }
+
+    fn sign(sign_with: Option<PyRef<'_, crate::signing::SigningKey>>) -> Signing {
+        Signing {
+            verify: None,
+            sign_with: sign_with.map(|k| k.inner.clone()),
+        }
+    }
+
+    fn apply(self, mut call: CallOptions) -> CallOptions {
+        call.verify = self.verify;
+        call.sign_with = self.sign_with;
+        call
+    }
 }
 
 struct Ops<'a> {
@@ -166,11 +196,17 @@ impl<'c> Ops<'c> {
         let platform = platform(py, call.platform)?;
         crate::logs::refresh(py);
         let client = self.client;
+        let signing = call.signing;
         bridge::run(
             py,
             self.progress(py, call.progress),
             call.cancel,
-            move |p| op(client, wasm_image::client::call_options(p, platform)),
+            move |p| {
+                op(
+                    client,
+                    signing.apply(wasm_image::client::call_options(p, platform)),
+                )
+            },
         )
     }
 
@@ -180,6 +216,7 @@ impl<'c> Ops<'c> {
         py: Python<'py>,
         platform: Option<&str>,
         progress: Option<Py<PyAny>>,
+        signing: Signing,
         op: F,
     ) -> PyResult<Bound<'py, PyAny>>
     where
@@ -191,7 +228,10 @@ impl<'c> Ops<'c> {
         crate::logs::refresh(py);
         let client = self.client.clone();
         bridge::async_call(py, self.progress(py, progress), move |p| {
-            op(client, wasm_image::client::call_options(p, platform))
+            op(
+                client,
+                signing.apply(wasm_image::client::call_options(p, platform)),
+            )
         })
     }
 
@@ -297,7 +337,8 @@ impl Client {
     #[pyo3(signature = (*, credentials=None, docker_config=None, use_config_files=None, insecure=None,
                         ca_certs=None, connect_timeout=None, read_timeout=None, retries=None,
                         retry_base_delay=None, retry_max_delay=None, call_timeout=None, limits=None,
-                        mirrors=None, platform=None, user_agent=None, progress=None, cache=None))]
+                        mirrors=None, platform=None, user_agent=None, progress=None, cache=None,
+                        verify=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -318,6 +359,7 @@ impl Client {
         user_agent: Option<String>,
         progress: Option<Py<PyAny>>,
         cache: Option<PyRef<'_, crate::cache::Cache>>,
+        verify: Option<BTreeMap<String, Option<PyRef<'_, crate::signing::Trust>>>>,
     ) -> PyResult<Client> {
         let mut options = ClientOptions::default();
         if let Some(credentials) = credentials {
@@ -377,6 +419,9 @@ impl Client {
             options.user_agent = ua;
         }
         options.cache = cache.map(|c| c.inner.clone());
+        if let Some(rules) = verify {
+            options.verification = crate::signing::policy(py, rules)?;
+        }
         let inner = bridge::compute(py, || wasm_image::Client::new(options))?;
         Ok(Client { inner, progress })
     }
@@ -390,7 +435,7 @@ impl Client {
     }
 
     /// Fetches, verifies and extracts the module into memory.
-    #[pyo3(signature = (location, *, platform=None, progress=None, cancel=None))]
+    #[pyo3(signature = (location, *, platform=None, progress=None, cancel=None, verify=None))]
     fn pull(
         &self,
         py: Python<'_>,
@@ -398,18 +443,21 @@ impl Client {
         platform: Option<&str>,
         progress: Option<Py<PyAny>>,
         cancel: Option<PyRef<'_, CancelToken>>,
+        verify: Option<crate::signing::VerifyArg<'_>>,
     ) -> PyResult<WasmImage> {
         let call = Call {
             platform,
             progress,
             cancel: cancel.as_deref(),
+            signing: Signing::verify(py, verify)?,
         };
         self.ops().pull(py, location, call)
     }
 
     /// Fetches and verifies the module straight into a file, which appears only once
     /// complete.
-    #[pyo3(signature = (location, path, *, platform=None, progress=None, cancel=None))]
+    #[pyo3(signature = (location, path, *, platform=None, progress=None, cancel=None, verify=None))]
+    #[allow(clippy::too_many_arguments)]
     fn pull_to_file(
         &self,
         py: Python<'_>,
@@ -418,17 +466,19 @@ impl Client {
         platform: Option<&str>,
         progress: Option<Py<PyAny>>,
         cancel: Option<PyRef<'_, CancelToken>>,
+        verify: Option<crate::signing::VerifyArg<'_>>,
     ) -> PyResult<ImageInfo> {
         let call = Call {
             platform,
             progress,
             cancel: cancel.as_deref(),
+            signing: Signing::verify(py, verify)?,
         };
         self.ops().pull_to_file(py, location, path, call)
     }
 
     /// Writes an image to a location; returns the manifest digest.
-    #[pyo3(signature = (image, location, *, progress=None, cancel=None))]
+    #[pyo3(signature = (image, location, *, progress=None, cancel=None, sign_with=None))]
     fn push(
         &self,
         py: Python<'_>,
@@ -436,11 +486,13 @@ impl Client {
         location: &str,
         progress: Option<Py<PyAny>>,
         cancel: Option<PyRef<'_, CancelToken>>,
+        sign_with: Option<PyRef<'_, crate::signing::SigningKey>>,
     ) -> PyResult<String> {
         let call = Call {
             platform: None,
             progress,
             cancel: cancel.as_deref(),
+            signing: Signing::sign(sign_with),
         };
         self.ops().push(py, &image, location, call)
     }
@@ -459,6 +511,7 @@ impl Client {
             platform: None,
             progress,
             cancel: cancel.as_deref(),
+            signing: Signing::default(),
         };
         self.ops().copy(py, source, destination, call)
     }
@@ -480,21 +533,24 @@ impl Client {
 
     /// The asyncio twin of :meth:`pull`: an awaitable of a :class:`WasmImage`.
     /// Cancel it by cancelling the task.
-    #[pyo3(signature = (location, *, platform=None, progress=None))]
+    #[pyo3(signature = (location, *, platform=None, progress=None, verify=None))]
     fn pull_async<'py>(
         &self,
         py: Python<'py>,
         location: String,
         platform: Option<&str>,
         progress: Option<Py<PyAny>>,
+        verify: Option<crate::signing::VerifyArg<'_>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.ops().spawn(py, platform, progress, |c, o| async move {
-            c.pull(&location, &o).await
-        })
+        let signing = Signing::verify(py, verify)?;
+        self.ops()
+            .spawn(py, platform, progress, signing, |c, o| async move {
+                c.pull(&location, &o).await
+            })
     }
 
     /// The asyncio twin of :meth:`pull_to_file`: an awaitable of an :class:`ImageInfo`.
-    #[pyo3(signature = (location, path, *, platform=None, progress=None))]
+    #[pyo3(signature = (location, path, *, platform=None, progress=None, verify=None))]
     fn pull_to_file_async<'py>(
         &self,
         py: Python<'py>,
@@ -502,25 +558,31 @@ impl Client {
         path: PathBuf,
         platform: Option<&str>,
         progress: Option<Py<PyAny>>,
+        verify: Option<crate::signing::VerifyArg<'_>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.ops().spawn(py, platform, progress, |c, o| async move {
-            c.pull_to_file(&location, &path, &o).await
-        })
+        let signing = Signing::verify(py, verify)?;
+        self.ops()
+            .spawn(py, platform, progress, signing, |c, o| async move {
+                c.pull_to_file(&location, &path, &o).await
+            })
     }
 
     /// The asyncio twin of :meth:`push`: an awaitable of the manifest digest.
-    #[pyo3(signature = (image, location, *, progress=None))]
+    #[pyo3(signature = (image, location, *, progress=None, sign_with=None))]
     fn push_async<'py>(
         &self,
         py: Python<'py>,
         image: PyRef<'_, WasmImage>,
         location: String,
         progress: Option<Py<PyAny>>,
+        sign_with: Option<PyRef<'_, crate::signing::SigningKey>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let signing = Signing::sign(sign_with);
         let image = image.inner.clone();
-        self.ops().spawn(py, None, progress, |c, o| async move {
-            Ok(c.push(&image, &location, &o).await?.to_string())
-        })
+        self.ops()
+            .spawn(py, None, progress, signing, |c, o| async move {
+                Ok(c.push(&image, &location, &o).await?.to_string())
+            })
     }
 
     /// The asyncio twin of :meth:`copy`: an awaitable of the copied digest.
@@ -532,15 +594,16 @@ impl Client {
         destination: String,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.ops().spawn(py, None, progress, |c, o| async move {
-            Ok(c.copy(&source, &destination, &o).await?.to_string())
-        })
+        self.ops()
+            .spawn(py, None, progress, Signing::default(), |c, o| async move {
+                Ok(c.copy(&source, &destination, &o).await?.to_string())
+            })
     }
 
     /// The module for a control plane, from the cache when the policy allows; returns a
     /// leased entry (a context manager).
     #[pyo3(signature = (location, *, policy=None, expected_digest=None, stale_on_error=None,
-                        platform=None, progress=None, cancel=None))]
+                        platform=None, progress=None, cancel=None, verify=None))]
     #[allow(clippy::too_many_arguments)]
     fn fetch(
         &self,
@@ -552,19 +615,21 @@ impl Client {
         platform: Option<&str>,
         progress: Option<Py<PyAny>>,
         cancel: Option<PyRef<'_, CancelToken>>,
+        verify: Option<crate::signing::VerifyArg<'_>>,
     ) -> PyResult<crate::cache::FetchEntry> {
         let fetch = crate::cache::fetch_options(py, policy, expected_digest, stale_on_error)?;
         let call = Call {
             platform,
             progress,
             cancel: cancel.as_deref(),
+            signing: Signing::verify(py, verify)?,
         };
         self.ops().fetch(py, location, fetch, call)
     }
 
     /// The asyncio twin of :meth:`fetch`: an awaitable of the entry.
     #[pyo3(signature = (location, *, policy=None, expected_digest=None, stale_on_error=None,
-                        platform=None, progress=None))]
+                        platform=None, progress=None, verify=None))]
     #[allow(clippy::too_many_arguments)]
     fn fetch_async<'py>(
         &self,
@@ -575,11 +640,14 @@ impl Client {
         stale_on_error: Option<bool>,
         platform: Option<&str>,
         progress: Option<Py<PyAny>>,
+        verify: Option<crate::signing::VerifyArg<'_>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let signing = Signing::verify(py, verify)?;
         let fetch = crate::cache::fetch_options(py, policy, expected_digest, stale_on_error)?;
-        self.ops().spawn(py, platform, progress, |c, o| async move {
-            c.fetch(&location, &fetch, &o).await
-        })
+        self.ops()
+            .spawn(py, platform, progress, signing, |c, o| async move {
+                c.fetch(&location, &fetch, &o).await
+            })
     }
 
     /// The cache `fetch` uses (the default directory's when none was given).
@@ -591,9 +659,10 @@ impl Client {
 
     /// The asyncio twin of :meth:`resolve`: an awaitable of the digest.
     fn resolve_async<'py>(&self, py: Python<'py>, location: String) -> PyResult<Bound<'py, PyAny>> {
-        self.ops().spawn(py, None, None, |c, o| async move {
-            Ok(c.resolve(&location, &o).await?.digest.to_string())
-        })
+        self.ops()
+            .spawn(py, None, None, Signing::default(), |c, o| async move {
+                Ok(c.resolve(&location, &o).await?.digest.to_string())
+            })
     }
 
     fn __repr__(&self) -> String {
@@ -628,18 +697,20 @@ impl Client {
 /// :class:`ProgressEvent` as bytes move; ``cancel`` is a :class:`CancelToken`. Raises a
 /// :class:`WasmImageError` subclass (``NotFoundError``, ``UnauthorizedError``, …).
 #[pyfunction]
-#[pyo3(signature = (location, *, platform=None, progress=None, cancel=None))]
+#[pyo3(signature = (location, *, platform=None, progress=None, cancel=None, verify=None))]
 pub fn pull(
     py: Python<'_>,
     location: &str,
     platform: Option<&str>,
     progress: Option<Py<PyAny>>,
     cancel: Option<PyRef<'_, CancelToken>>,
+    verify: Option<crate::signing::VerifyArg<'_>>,
 ) -> PyResult<WasmImage> {
     let call = Call {
         platform,
         progress,
         cancel: cancel.as_deref(),
+        signing: Signing::verify(py, verify)?,
     };
     default_ops(py)?.pull(py, location, call)
 }
@@ -647,7 +718,7 @@ pub fn pull(
 /// Like :func:`pull`, but streams the verified module into the file ``path``, which
 /// appears only once every byte is verified; returns an :class:`ImageInfo`.
 #[pyfunction]
-#[pyo3(signature = (location, path, *, platform=None, progress=None, cancel=None))]
+#[pyo3(signature = (location, path, *, platform=None, progress=None, cancel=None, verify=None))]
 pub fn pull_to_file(
     py: Python<'_>,
     location: &str,
@@ -655,11 +726,13 @@ pub fn pull_to_file(
     platform: Option<&str>,
     progress: Option<Py<PyAny>>,
     cancel: Option<PyRef<'_, CancelToken>>,
+    verify: Option<crate::signing::VerifyArg<'_>>,
 ) -> PyResult<ImageInfo> {
     let call = Call {
         platform,
         progress,
         cancel: cancel.as_deref(),
+        signing: Signing::verify(py, verify)?,
     };
     default_ops(py)?.pull_to_file(py, location, path, call)
 }
@@ -667,18 +740,20 @@ pub fn pull_to_file(
 /// Stores ``image`` (from :func:`build` or :func:`pull`) at ``location``: a registry, an
 /// ``oci:`` layout directory or an ``oci-archive:`` file. Returns the manifest digest.
 #[pyfunction]
-#[pyo3(signature = (image, location, *, progress=None, cancel=None))]
+#[pyo3(signature = (image, location, *, progress=None, cancel=None, sign_with=None))]
 pub fn push(
     py: Python<'_>,
     image: PyRef<'_, WasmImage>,
     location: &str,
     progress: Option<Py<PyAny>>,
     cancel: Option<PyRef<'_, CancelToken>>,
+    sign_with: Option<PyRef<'_, crate::signing::SigningKey>>,
 ) -> PyResult<String> {
     let call = Call {
         platform: None,
         progress,
         cancel: cancel.as_deref(),
+        signing: Signing::sign(sign_with),
     };
     default_ops(py)?.push(py, &image, location, call)
 }
@@ -698,6 +773,7 @@ pub fn copy(
         platform: None,
         progress,
         cancel: cancel.as_deref(),
+        signing: Signing::default(),
     };
     default_ops(py)?.copy(py, source, destination, call)
 }
@@ -730,7 +806,7 @@ pub fn resolve(
 /// variable) gives them.
 #[pyfunction]
 #[pyo3(signature = (location, *, policy=None, expected_digest=None, stale_on_error=None,
-                    platform=None, progress=None, cancel=None))]
+                    platform=None, progress=None, cancel=None, verify=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fetch(
     py: Python<'_>,
@@ -741,12 +817,14 @@ pub fn fetch(
     platform: Option<&str>,
     progress: Option<Py<PyAny>>,
     cancel: Option<PyRef<'_, CancelToken>>,
+    verify: Option<crate::signing::VerifyArg<'_>>,
 ) -> PyResult<crate::cache::FetchEntry> {
     let fetch = crate::cache::fetch_options(py, policy, expected_digest, stale_on_error)?;
     let call = Call {
         platform,
         progress,
         cancel: cancel.as_deref(),
+        signing: Signing::verify(py, verify)?,
     };
     default_ops(py)?.fetch(py, location, fetch, call)
 }

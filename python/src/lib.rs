@@ -13,6 +13,7 @@ mod errors;
 mod image;
 mod logs;
 mod module_buffer;
+mod signing;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -35,6 +36,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client::resolve, m)?)?;
     m.add_function(wrap_pyfunction!(client::build, m)?)?;
     m.add_function(wrap_pyfunction!(client::module_facts, m)?)?;
+    m.add_class::<signing::Trust>()?;
+    m.add_class::<signing::SigningKey>()?;
     m.add_class::<cache::Cache>()?;
     m.add_class::<cache::CacheStats>()?;
     m.add_class::<cache::CachedEntry>()?;

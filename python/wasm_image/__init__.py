@@ -22,6 +22,7 @@ from wasm_image._errors import (
     DigestMismatchError,
     ForbiddenError,
     InternalError,
+    SignatureInvalidError,
     InvalidArgumentError,
     InvalidFormatError,
     InvalidReferenceError,
@@ -46,6 +47,8 @@ from wasm_image._native import (
     ModuleFacts,
     ProgressEvent,
     RuntimeConfig,
+    SigningKey,
+    Trust,
     WasmImage,
     __version__,
     build,
@@ -82,6 +85,8 @@ __all__ = [
     "WasmImage",
     "ImageInfo",
     "RuntimeConfig",
+    "SigningKey",
+    "Trust",
     "ModuleFacts",
     "ProgressEvent",
     # control-plane fetch and cache
@@ -107,4 +112,5 @@ __all__ = [
     "IoError",
     "RegistryError",
     "InternalError",
+    "SignatureInvalidError",
 ]

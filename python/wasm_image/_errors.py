@@ -27,6 +27,7 @@ __all__ = [
     "IoError",
     "RegistryError",
     "InternalError",
+    "SignatureInvalidError",
 ]
 
 
@@ -150,6 +151,17 @@ class InternalError(WasmImageError):
     kind = "INTERNAL"
 
 
+class SignatureInvalidError(WasmImageError):
+    """A verification policy applies and no signature satisfied it.
+
+    No signature was found, or none verified with the trusted keys or certificate
+    identity, or the signed payload names another digest or repository. Nothing was
+    returned, written or cached.
+    """
+
+    kind = "SIGNATURE_INVALID"
+
+
 _BY_KIND: Dict[str, Type[WasmImageError]] = {
     cls.kind: cls
     for cls in (
@@ -168,5 +180,6 @@ _BY_KIND: Dict[str, Type[WasmImageError]] = {
         IoError,
         RegistryError,
         InternalError,
+        SignatureInvalidError,
     )
 }

@@ -20,6 +20,8 @@ __all__ = [
     "ModuleFacts",
     "ProgressEvent",
     "RuntimeConfig",
+    "SigningKey",
+    "Trust",
     "WasmImage",
     "build",
     "copy",
@@ -35,6 +37,48 @@ __all__ = [
 _Path = Union[str, os.PathLike[str]]
 _Policy = Union[Literal["if-not-present", "always", "never", "IfNotPresent", "Always", "Never"], str]
 _Progress = Callable[[ProgressEvent], object]
+_Verify = Union[Trust, Literal[False]]
+
+@final
+class Trust:
+    """Whose cosign signatures to accept: public keys (PEM bytes or paths; ECDSA P-256
+    as ``cosign generate-key-pair`` writes ``cosign.pub``, or Ed25519), and/or keyless
+    signatures checked offline against ``fulcio_roots`` (PEM certificates) and
+    ``rekor_keys`` (PEM public keys) for a certificate identity (``issuer`` or
+    ``issuer_regex``, ``subject`` or ``subject_regex``, matched against the whole
+    value); optionally the repository (``HOST/NAME``) the signed payload must name."""
+
+    def __new__(
+        cls,
+        keys: Sequence[Union[bytes, _Path]] = ...,
+        *,
+        repository: Optional[str] = None,
+        fulcio_roots: Optional[Union[bytes, _Path]] = None,
+        rekor_keys: Optional[Union[bytes, _Path]] = None,
+        issuer: Optional[str] = None,
+        subject: Optional[str] = None,
+        issuer_regex: Optional[str] = None,
+        subject_regex: Optional[str] = None,
+    ) -> Trust: ...
+    @property
+    def fingerprints(self) -> list[str]:
+        """The keys' fingerprints: the first 16 hex digits of each SPKI's SHA-256."""
+    @property
+    def repository(self) -> Optional[str]: ...
+
+@final
+class SigningKey:
+    """A private key that signs pushed images the way ``cosign sign`` does: PEM bytes or
+    a path, unencrypted PKCS#8 (ECDSA P-256 or Ed25519) or cosign's encrypted
+    ``cosign.key``, opened with ``password``, else the environment variable
+    ``password_env`` names, else ``COSIGN_PASSWORD`` as cosign does. Never printed."""
+
+    def __new__(
+        cls, key: Union[bytes, _Path], *, password: Optional[bytes] = None, password_env: Optional[str] = None
+    ) -> SigningKey: ...
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint of the matching public key."""
 
 @final
 class CancelToken:
@@ -188,6 +232,7 @@ class Client:
         user_agent: Optional[str] = None,
         progress: Optional[_Progress] = None,
         cache: Optional[Cache] = None,
+        verify: Optional[Mapping[str, Optional[Trust]]] = None,
     ) -> Client:
         """A client: options shared by its calls, and its connections and caches. An
         argument left out keeps the library's default.
@@ -201,6 +246,11 @@ class Client:
         call_timeout: seconds one call may take in all, retries included, before it fails
         with TimeoutError (read_timeout bounds each wait for bytes; this bounds the whole);
         no bound unless given.
+        verify: the verification policy: location patterns (``"ghcr.io/acme/*"``,
+        ``"oci:*"``; ``*`` matches anything) to the :class:`Trust` a cosign signature must
+        satisfy before pull or fetch returns or caches a module, or to None to exempt
+        them. The most specific matching pattern decides; unmatched locations need no
+        signature. A failure raises SignatureInvalidError and writes nothing.
         """
     @property
     def limits(self) -> Limits: ...
@@ -216,6 +266,7 @@ class Client:
         platform: Optional[str] = None,
         progress: Optional[_Progress] = None,
         cancel: Optional[CancelToken] = None,
+        verify: Optional[_Verify] = None,
     ) -> FetchEntry: ...
     def fetch_async(
         self,
@@ -226,6 +277,7 @@ class Client:
         stale_on_error: Optional[bool] = None,
         platform: Optional[str] = None,
         progress: Optional[_Progress] = None,
+        verify: Optional[_Verify] = None,
     ) -> Awaitable[FetchEntry]: ...
     def pull(
         self,
@@ -234,9 +286,15 @@ class Client:
         platform: Optional[str] = None,
         progress: Optional[_Progress] = None,
         cancel: Optional[CancelToken] = None,
+        verify: Optional[_Verify] = None,
     ) -> WasmImage: ...
     def pull_async(
-        self, location: str, *, platform: Optional[str] = None, progress: Optional[_Progress] = None
+        self,
+        location: str,
+        *,
+        platform: Optional[str] = None,
+        progress: Optional[_Progress] = None,
+        verify: Optional[_Verify] = None,
     ) -> Awaitable[WasmImage]: ...
     def pull_to_file(
         self,
@@ -246,9 +304,16 @@ class Client:
         platform: Optional[str] = None,
         progress: Optional[_Progress] = None,
         cancel: Optional[CancelToken] = None,
+        verify: Optional[_Verify] = None,
     ) -> ImageInfo: ...
     def pull_to_file_async(
-        self, location: str, path: _Path, *, platform: Optional[str] = None, progress: Optional[_Progress] = None
+        self,
+        location: str,
+        path: _Path,
+        *,
+        platform: Optional[str] = None,
+        progress: Optional[_Progress] = None,
+        verify: Optional[_Verify] = None,
     ) -> Awaitable[ImageInfo]: ...
     def push(
         self,
@@ -257,9 +322,15 @@ class Client:
         *,
         progress: Optional[_Progress] = None,
         cancel: Optional[CancelToken] = None,
+        sign_with: Optional[SigningKey] = None,
     ) -> str: ...
     def push_async(
-        self, image: WasmImage, location: str, *, progress: Optional[_Progress] = None
+        self,
+        image: WasmImage,
+        location: str,
+        *,
+        progress: Optional[_Progress] = None,
+        sign_with: Optional[SigningKey] = None,
     ) -> Awaitable[str]: ...
     def copy(
         self,
@@ -281,6 +352,7 @@ def pull(
     platform: Optional[str] = None,
     progress: Optional[_Progress] = None,
     cancel: Optional[CancelToken] = None,
+    verify: Optional[_Verify] = None,
 ) -> WasmImage: ...
 def pull_to_file(
     location: str,
@@ -289,9 +361,15 @@ def pull_to_file(
     platform: Optional[str] = None,
     progress: Optional[_Progress] = None,
     cancel: Optional[CancelToken] = None,
+    verify: Optional[_Verify] = None,
 ) -> ImageInfo: ...
 def push(
-    image: WasmImage, location: str, *, progress: Optional[_Progress] = None, cancel: Optional[CancelToken] = None
+    image: WasmImage,
+    location: str,
+    *,
+    progress: Optional[_Progress] = None,
+    cancel: Optional[CancelToken] = None,
+    sign_with: Optional[SigningKey] = None,
 ) -> str: ...
 def copy(
     source: str, destination: str, *, progress: Optional[_Progress] = None, cancel: Optional[CancelToken] = None
@@ -306,6 +384,7 @@ def fetch(
     platform: Optional[str] = None,
     progress: Optional[_Progress] = None,
     cancel: Optional[CancelToken] = None,
+    verify: Optional[_Verify] = None,
 ) -> FetchEntry: ...
 def run_cli(argv: list[str]) -> int:
     """Runs the ``wasm-image`` command line with ``argv`` (the program name first)."""

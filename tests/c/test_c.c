@@ -138,10 +138,12 @@ static void test_error_kinds_have_their_contract_numbers(void) {
     CHECK(WASM_IMAGE_ERROR_KIND_NOT_FOUND == 3);
     CHECK(WASM_IMAGE_ERROR_KIND_DIGEST_MISMATCH == 8);
     CHECK(WASM_IMAGE_ERROR_KIND_INTERNAL == 15);
+    CHECK(WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID == 16);
+    CHECK_STR(wasm_image_error_kind_name(WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID), "SIGNATURE_INVALID");
     CHECK_STR(wasm_image_error_kind_name(WASM_IMAGE_ERROR_KIND_LIMIT_EXCEEDED), "LIMIT_EXCEEDED");
     CHECK_STR(wasm_image_error_kind_name(WASM_IMAGE_ERROR_KIND_RATE_LIMITED), "RATE_LIMITED");
     CHECK(wasm_image_error_kind_name(0) == NULL);
-    CHECK(wasm_image_error_kind_name(16) == NULL);
+    CHECK(wasm_image_error_kind_name(17) == NULL);
     /* NULL is success: the accessors say so instead of crashing. */
     CHECK(wasm_image_error_kind(NULL) == WASM_IMAGE_ERROR_KIND_NONE);
     CHECK_STR(wasm_image_error_message(NULL), "");
@@ -406,6 +408,96 @@ out:
     wasm_image_image_free(info);
     wasm_image_call_options_free(call);
     wasm_image_client_free(client);
+    if (dir) wi_remove_tree(dir);
+    free(dir);
+}
+
+/* Test-only P-256 keys (made with openssl for these tests; they sign nothing else). */
+static const char SIGNING_KEY[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgovKJ0YLqk+unjtE2\n"
+    "7lWZcT9UqPrGgaH0e2DuOQhEUMihRANCAASX6tYyI1cEmOdP84m/UseODPc/PS7V\n"
+    "Bm6jIXF99idwJcbiWolNJgPD8fWYQT03hY/PRUI2gKRC3fscmLQcUp0a\n"
+    "-----END PRIVATE KEY-----\n";
+static const char SIGNING_PUBLIC_KEY[] =
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEl+rWMiNXBJjnT/OJv1LHjgz3Pz0u\n"
+    "1QZuoyFxffYncCXG4lqJTSYDw/H1mEE9N4WPz0VCNoCkQt37HJi0HFKdGg==\n"
+    "-----END PUBLIC KEY-----\n";
+static const char OTHER_PUBLIC_KEY[] =
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEdoweZtSBhKRzWOmt0N8FnIvYPdvg\n"
+    "B3fq6avW+nuPc8SRMW5MCcfEnuRJBFeuArAptACTXxhaUncna5dtKXTAUw==\n"
+    "-----END PUBLIC KEY-----\n";
+
+static void test_signing_and_verification_policy(void) {
+    char *dir = wi_tempdir("signing");
+    char signed_location[4200], unsigned_location[4200], file[4200], pattern[4200];
+    wasm_image_client_t *client = NULL, *strict = NULL;
+    wasm_image_client_options_t *opts = wasm_image_client_options_new();
+    wasm_image_image_t *built = NULL, *pulled = NULL, *refused = NULL;
+    size_t len = 0;
+    wasm_image_call_options_t *sign = wasm_image_call_options_new();
+    wasm_image_call_options_t *verify = wasm_image_call_options_new();
+    wasm_image_call_options_t *wrong = wasm_image_call_options_new();
+    wasm_image_call_options_t *skip = wasm_image_call_options_new();
+
+    REQUIRE(dir != NULL);
+    snprintf(signed_location, sizeof signed_location, "oci:%s/signed:v1", dir);
+    snprintf(unsigned_location, sizeof unsigned_location, "oci:%s/unsigned:v1", dir);
+    snprintf(file, sizeof file, "%s/plugin.wasm", dir);
+    snprintf(pattern, sizeof pattern, "oci:%s/signed", dir);
+    OK(wasm_image_client_new(NULL, &client));
+    built = build_module("oci");
+    REQUIRE(built != NULL);
+
+    OK(wasm_image_call_options_set_signing_key(sign, (const uint8_t *)SIGNING_KEY, strlen(SIGNING_KEY), NULL));
+    OK(wasm_image_push(client, built, signed_location, sign, NULL));
+    OK(wasm_image_push(client, built, unsigned_location, NULL, NULL));
+
+    OK(wasm_image_call_options_require_signature(verify, (const uint8_t *)SIGNING_PUBLIC_KEY,
+                                                 strlen(SIGNING_PUBLIC_KEY), NULL));
+    OK(wasm_image_pull(client, signed_location, verify, &pulled));
+    CHECK(module_is_ours(pulled));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID, wasm_image_pull(client, unsigned_location, verify, &refused));
+    CHECK(refused == NULL);
+    OK(wasm_image_call_options_require_signature(wrong, (const uint8_t *)OTHER_PUBLIC_KEY, strlen(OTHER_PUBLIC_KEY),
+                                                 NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID, wasm_image_pull_to_file(client, signed_location, file, wrong, NULL));
+    CHECK(wi_read_file(file, &len) == NULL); /* nothing written */
+
+    /* A client policy: this store's signed image needs the key; everything else is exempt. */
+    OK(wasm_image_client_options_require_signature(opts, "oci:*", (const uint8_t *)OTHER_PUBLIC_KEY,
+                                                   strlen(OTHER_PUBLIC_KEY), NULL));
+    OK(wasm_image_client_options_require_signature(opts, pattern, (const uint8_t *)SIGNING_PUBLIC_KEY,
+                                                   strlen(SIGNING_PUBLIC_KEY), NULL));
+    OK(wasm_image_client_new(opts, &strict));
+    wasm_image_image_free(pulled);
+    pulled = NULL;
+    OK(wasm_image_pull(strict, signed_location, NULL, &pulled));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID, wasm_image_pull(strict, unsigned_location, NULL, &refused));
+    CHECK(refused == NULL);
+    OK(wasm_image_call_options_skip_signature(skip));
+    OK(wasm_image_pull_to_file(strict, unsigned_location, file, skip, NULL));
+
+    /* Bad keys and patterns are invalid arguments. */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT,
+               wasm_image_call_options_require_signature(verify, (const uint8_t *)"junk", 4, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT,
+               wasm_image_call_options_set_signing_key(sign, (const uint8_t *)SIGNING_PUBLIC_KEY,
+                                                       strlen(SIGNING_PUBLIC_KEY), NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_client_options_exempt_from_signature(opts, ""));
+    OK(wasm_image_client_options_exempt_from_signature(opts, "oci:*"));
+out:
+    wasm_image_image_free(built);
+    wasm_image_image_free(pulled);
+    wasm_image_call_options_free(sign);
+    wasm_image_call_options_free(verify);
+    wasm_image_call_options_free(wrong);
+    wasm_image_call_options_free(skip);
+    wasm_image_client_options_free(opts);
+    wasm_image_client_free(client);
+    wasm_image_client_free(strict);
     if (dir) wi_remove_tree(dir);
     free(dir);
 }
@@ -1322,6 +1414,7 @@ static const struct test TESTS[] = {
     {"build_and_read_every_field", test_build_and_read_every_field},
     {"build_compat_docker_and_refusals", test_build_compat_docker_and_refusals},
     {"layout_round_trip", test_layout_round_trip},
+    {"signing_and_verification_policy", test_signing_and_verification_policy},
     {"layout_errors", test_layout_errors},
     {"client_options_accept_every_setting", test_client_options_accept_every_setting},
     {"log_callback", test_log_callback},

@@ -253,6 +253,7 @@ def test_error_classes() -> None:
         "IoError": "IO",
         "RegistryError": "REGISTRY",
         "InternalError": "INTERNAL",
+        "SignatureInvalidError": "SIGNATURE_INVALID",
     }
     for name, kind in expected.items():
         cls = getattr(wasm_image, name)

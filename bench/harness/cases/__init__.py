@@ -52,6 +52,7 @@ FAMILIES = [
     Family("harness.cases.concurrency", table_rank=40),
     Family("harness.cases.go_face", table_rank=60),
     Family("harness.cases.cache", table_rank=70),
+    Family("harness.cases.signing", table_rank=80),
 ]
 
 

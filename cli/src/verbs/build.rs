@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use wasm_image::{BuildOptions, ManifestFormat, Variant};
 
 use crate::session::{Failure, Outcome, Session};
+use crate::signing::{self, SignOptions};
 use crate::summary;
 
 #[derive(Args, Debug)]
@@ -44,6 +45,8 @@ pub struct BuildArgs {
     pub root_id: Vec<String>,
     #[arg(long, value_name = "K=V", help = "manifest annotation; repeatable")]
     pub annotation: Vec<String>,
+    #[command(flatten)]
+    pub sign: SignOptions,
 }
 
 fn annotations(items: &[String]) -> Result<BTreeMap<String, String>, Failure> {
@@ -74,11 +77,13 @@ pub(crate) fn run(args: &BuildArgs, session: &mut Session<'_>) -> Outcome {
         manifest_format: args.format.parse::<ManifestFormat>()?,
         source_date_epoch: None,
     };
+    let sign_with = args.sign.key()?;
     let module = wasm_image::files::read_input(&args.module, "module")?;
     let image = wasm_image::build(module, &options)?;
     let built = &image;
     let digest = session.call(&client, |c, call| async move {
-        c.push(built, &args.tag, &call).await
+        c.push(built, &args.tag, &signing::with(call, None, sign_with))
+            .await
     })?;
     let mut data = summary::image(vec![("location", json!(args.tag))], image.info());
     data.insert("manifest_digest".into(), json!(digest.to_string()));

@@ -7,6 +7,7 @@ use wasm_image::{Cache, CacheOptions, FetchOptions, Policy};
 
 use crate::client::seconds;
 use crate::session::{Failure, Outcome, Session};
+use crate::signing::{self, VerifyOptions};
 use crate::summary;
 
 /// The option every cache verb takes.
@@ -67,6 +68,8 @@ pub struct FetchArgs {
     pub stale_on_error: bool,
     #[command(flatten)]
     pub cache: CacheDir,
+    #[command(flatten)]
+    pub verify: VerifyOptions,
 }
 
 pub(crate) fn run(args: &FetchArgs, session: &mut Session<'_>) -> Outcome {
@@ -81,11 +84,13 @@ pub(crate) fn run(args: &FetchArgs, session: &mut Session<'_>) -> Outcome {
             .transpose()?,
         stale_on_error: None,
     };
+    let verify = args.verify.requirement()?;
     let location = args.location.as_str();
     let options = &options;
     // The entry holds a lease on the module file until it is dropped, after printing.
     let entry = session.call(&client, |c, call| async move {
-        c.fetch(location, options, &call).await
+        c.fetch(location, options, &signing::with(call, verify, None))
+            .await
     })?;
     let path = entry.path().to_string_lossy().into_owned();
     let data = json!({

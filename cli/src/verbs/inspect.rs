@@ -4,12 +4,15 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::session::{Outcome, Session};
+use crate::signing::{self, VerifyOptions};
 use crate::summary;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
     #[arg(value_name = "LOCATION")]
     pub location: String,
+    #[command(flatten)]
+    pub verify: VerifyOptions,
 }
 
 /// `a, b` or `-` for none.
@@ -24,10 +27,10 @@ fn listed(items: &[String]) -> String {
 pub(crate) fn run(args: &InspectArgs, session: &mut Session<'_>) -> Outcome {
     let client = session.client(None)?;
     let location = args.location.as_str();
-    let image = session.call(
-        &client,
-        |c, call| async move { c.pull(location, &call).await },
-    )?;
+    let verify = args.verify.requirement()?;
+    let image = session.call(&client, |c, call| async move {
+        c.pull(location, &signing::with(call, verify, None)).await
+    })?;
     let facts = wasm_image::module_facts::inspect(image.module())?;
     let info = image.info();
     let mut data = summary::image(vec![("location", json!(location))], info);

@@ -6,6 +6,7 @@ pub mod copy;
 pub mod fetch;
 pub mod inspect;
 pub mod pull;
+pub mod push;
 pub mod resolve;
 
 use crate::args::Verb;
@@ -16,6 +17,7 @@ pub(crate) fn run(verb: &Verb, session: &mut Session<'_>) -> Outcome {
         Verb::Build(args) => build::run(args, session),
         Verb::Pull(args) => pull::run(args, session),
         Verb::Copy(args) => copy::run(args, session),
+        Verb::Push(args) => push::run(args, session),
         Verb::Inspect(args) => inspect::run(args, session),
         Verb::Resolve(args) => resolve::run(args, session),
         Verb::Fetch(args) => fetch::run(args, session),

@@ -7,6 +7,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::session::{Failure, Outcome, Session};
+use crate::signing::{self, VerifyOptions};
 use crate::summary;
 
 #[derive(Args, Debug)]
@@ -20,19 +21,23 @@ pub struct PullArgs {
         help = "write the module here (- for stdout)"
     )]
     pub output: Option<String>,
+    #[command(flatten)]
+    pub verify: VerifyOptions,
 }
 
 pub(crate) fn run(args: &PullArgs, session: &mut Session<'_>) -> Outcome {
     let client = session.client(None)?;
     let location = args.location.as_str();
+    let verify = args.verify.requirement()?;
     let target = match args.output.as_deref() {
-        None | Some("-") => return to_stdout(args, session, &client),
+        None | Some("-") => return to_stdout(args, session, &client, verify),
         Some(path) => path,
     };
     let path = PathBuf::from(target);
     let into = path.as_path();
     let info = session.call(&client, |c, call| async move {
-        c.pull_to_file(location, into, &call).await
+        c.pull_to_file(location, into, &signing::with(call, verify, None))
+            .await
     })?;
     let output = std::path::absolute(&path).unwrap_or(path);
     let data = summary::image(
@@ -53,7 +58,12 @@ pub(crate) fn run(args: &PullArgs, session: &mut Session<'_>) -> Outcome {
 }
 
 /// The module itself on stdout: for a pipe or a file, never for a terminal unless `-o -`.
-fn to_stdout(args: &PullArgs, session: &mut Session<'_>, client: &wasm_image::Client) -> Outcome {
+fn to_stdout(
+    args: &PullArgs,
+    session: &mut Session<'_>,
+    client: &wasm_image::Client,
+    verify: Option<wasm_image::Requirement>,
+) -> Outcome {
     if session.out.as_json {
         return Err(Failure::Usage(
             "--json prints a summary on stdout: give the module a file with -o FILE".into(),
@@ -66,10 +76,9 @@ fn to_stdout(args: &PullArgs, session: &mut Session<'_>, client: &wasm_image::Cl
         ));
     }
     let location = args.location.as_str();
-    let image = session.call(
-        client,
-        |c, call| async move { c.pull(location, &call).await },
-    )?;
+    let image = session.call(client, |c, call| async move {
+        c.pull(location, &signing::with(call, verify, None)).await
+    })?;
     let mut stdout = io::stdout().lock();
     stdout.write_all(image.module())?;
     stdout.flush()?;

@@ -96,10 +96,35 @@ impl Client {
             Some(c) => c.clone(),
             None => super::default_cache()?,
         };
-        crate::deadline::within(
-            &self.context().options,
-            fetch(self, self.context(), &cache, location, options, call),
-        )
+        crate::deadline::within(&self.context().options, async {
+            let parsed = Location::parse(location)?;
+            let requirement = self.requirement(&parsed, call);
+            if requirement.trust().is_some() && parsed.is_plain_module() {
+                return Err(Error::new(
+                    ErrorKind::SignatureInvalid,
+                    format!("{parsed}: a bare module carries no signature, and the verification policy requires one"),
+                ));
+            }
+            let entry = fetch(self, self.context(), &cache, location, options, call).await?;
+            if requirement.trust().is_some() {
+                // A download verified before caching (and noted it); an entry found in
+                // the cache is verified here, once per client, before it is returned.
+                let digests: Vec<Digest> = entry
+                    .index_digest
+                    .iter()
+                    .chain(entry.manifest_digest.iter())
+                    .cloned()
+                    .collect();
+                let pinned = parsed.with_selector(Selector {
+                    tag: None,
+                    digest: digests.first().cloned(),
+                });
+                let store = crate::store::open(&pinned, crate::store::Access::Read, self.context()).await?;
+                self.verify_signature(&parsed, store.as_ref(), &digests, call, true)
+                    .await?;
+            }
+            Ok(entry)
+        })
         .await
     }
 

@@ -12,6 +12,8 @@ use crate::store::registry::RegistryClient;
 pub struct Context {
     pub options: Arc<ClientOptions>,
     pub registry: Arc<RegistryClient>,
+    /// Images verified under this client's trusts (see `signature::VerifiedMemo`).
+    pub(crate) verified: Arc<crate::signature::VerifiedMemo>,
 }
 
 impl Context {
@@ -20,6 +22,7 @@ impl Context {
         Ok(Context {
             options: Arc::new(options),
             registry,
+            verified: Default::default(),
         })
     }
 }

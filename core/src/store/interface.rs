@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::io::AsyncRead;
 
 use crate::digest::{Descriptor, Digest};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::location::Selector;
 
 pub type BlobStream = Pin<Box<dyn AsyncRead + Send>>;
@@ -60,5 +60,35 @@ pub trait Store: Send + Sync {
     /// Makes everything written so far visible at once (archives are written here).
     async fn commit(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// Manifests that name `subject` as their subject (OCI 1.1 referrers: signatures,
+    /// attestations), as the descriptors of an index. The default reads the referrers
+    /// tag schema (an index tagged `<algorithm>-<hex>`), which every store can hold; a
+    /// store with a referrers API overrides this and falls back to it.
+    async fn referrers(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
+        let tag = referrers_tag(subject);
+        let raw = match self.manifest(&Selector::tag(&tag)).await {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        referrers_in_index(&raw.bytes, &format!("{}:{tag}", self.describe()))
+    }
+}
+
+/// The tag of the referrers tag schema for `subject`: `sha256-<hex>`.
+pub fn referrers_tag(subject: &Digest) -> String {
+    format!("{}-{}", subject.algorithm_name(), subject.hex())
+}
+
+/// The descriptors an index of referrers lists (a referrers API answer or a tag schema
+/// index); what is not an index is malformed.
+pub fn referrers_in_index(bytes: &[u8], what: &str) -> Result<Vec<Descriptor>> {
+    match crate::manifest::parse(bytes, Some(crate::media_types::OCI_INDEX), what)? {
+        crate::manifest::Parsed::Index(index) => Ok(index.manifests),
+        crate::manifest::Parsed::Manifest(_) => Err(crate::Error::invalid_format(format!(
+            "{what}: the referrers list is a manifest, not an index"
+        ))),
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::location::Location;
 pub use context::Context;
-pub use interface::{Access, BlobStream, RawManifest, Store};
+pub use interface::{referrers_tag, Access, BlobStream, RawManifest, Store};
 
 pub mod archive;
 #[cfg(any(test, feature = "testkit"))]

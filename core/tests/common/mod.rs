@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub mod cosign;
+
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 

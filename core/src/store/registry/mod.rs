@@ -216,6 +216,29 @@ impl RegistryStore {
         }
     }
 
+    /// The OCI 1.1 referrers API; `None` when the registry does not offer it (404).
+    async fn referrers_at(
+        &self,
+        ep: &Endpoint,
+        subject: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>> {
+        let req = Req::new(
+            Method::GET,
+            ep.url(&format!("referrers/{subject}")),
+            Action::Pull,
+            format!("referrers of {subject}"),
+        )
+        .header(header::ACCEPT, mt::OCI_INDEX);
+        let response = match self.client().request(self.options(), ep, &req).await {
+            Ok(response) => response,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let what = format!("{}: {}", ep.describe(), req.what);
+        let bytes = read_bounded(response, self.options().limits.max_metadata_bytes, &what).await?;
+        crate::store::interface::referrers_in_index(&bytes, &what).map(Some)
+    }
+
     async fn resolve_at(&self, ep: &Endpoint, selector: &Selector) -> Result<Descriptor> {
         let reference = Self::reference(selector)?;
         let req = Self::manifest_req(ep, Method::HEAD, &reference);
@@ -278,6 +301,26 @@ impl Store for RegistryStore {
         let reference = Self::reference(selector)?;
         self.read("manifest", |ep| self.get_manifest(ep, &reference))
             .await
+    }
+
+    /// The referrers API where the registry offers it, else the referrers tag schema
+    /// (distribution 2.8 and most mirrors have only the latter).
+    async fn referrers(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
+        if let Some(listed) = self
+            .read("referrers", |ep| self.referrers_at(ep, subject))
+            .await?
+        {
+            return Ok(listed);
+        }
+        let tag = crate::store::interface::referrers_tag(subject);
+        match self.manifest(&Selector::tag(&tag)).await {
+            Ok(raw) => crate::store::interface::referrers_in_index(
+                &raw.bytes,
+                &format!("{}:{tag}", self.describe()),
+            ),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn open_blob(&self, descriptor: &Descriptor) -> Result<BlobStream> {

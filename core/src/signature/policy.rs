@@ -1,0 +1,272 @@
+//! Which images must be signed, and by whom: a verification policy maps location
+//! patterns (`ghcr.io/acme/*`, `oci:*`) to the trust a signature must satisfy. A control
+//! plane sets it once in the client options; a call may override it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::location::Location;
+
+use super::keyless::KeylessTrust;
+use super::keys::PublicKey;
+
+/// What a valid signature must satisfy: made by one of `keys`, or keylessly by a
+/// certificate one of the `keyless` trusts accepts (Fulcio root, Rekor key, identity);
+/// and, when `repository` is set, made for exactly that repository (the payload's
+/// `docker-reference`).
+#[derive(Clone, Default)]
+pub struct Trust {
+    keys: Vec<PublicKey>,
+    keyless: Vec<Arc<KeylessTrust>>,
+    repository: Option<String>,
+}
+
+/// Keyless trusts compare by identity: two built separately are different trusts.
+impl PartialEq for Trust {
+    fn eq(&self, other: &Trust) -> bool {
+        self.keys == other.keys
+            && self.repository == other.repository
+            && self.keyless.len() == other.keyless.len()
+            && self
+                .keyless
+                .iter()
+                .zip(&other.keyless)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+impl Eq for Trust {}
+
+impl Trust {
+    /// Trusts signatures made by any of `keys` (at least one).
+    pub fn keys(keys: Vec<PublicKey>) -> Result<Trust> {
+        Trust::new(keys, Vec::new())
+    }
+
+    /// Trusts keyless signatures (certificate, chain and transparency-log bundle in the
+    /// layer's annotations) that one of `keyless` accepts, checked offline.
+    pub fn keyless(keyless: Vec<KeylessTrust>) -> Result<Trust> {
+        Trust::new(Vec::new(), keyless)
+    }
+
+    /// Keys and keyless trusts together; a signature satisfying either will do.
+    pub fn new(keys: Vec<PublicKey>, keyless: Vec<KeylessTrust>) -> Result<Trust> {
+        if keys.is_empty() && keyless.is_empty() {
+            return Err(Error::invalid_argument(
+                "a verification trust needs at least one public key or keyless trust",
+            ));
+        }
+        Ok(Trust {
+            keys,
+            keyless: keyless.into_iter().map(Arc::new).collect(),
+            repository: None,
+        })
+    }
+
+    pub fn keyless_trusts(&self) -> &[Arc<KeylessTrust>] {
+        &self.keyless
+    }
+
+    /// Also requires the signed payload to name `repository` (`HOST/NAME`, no tag), so a
+    /// signature made for another repository is refused.
+    pub fn with_repository(mut self, repository: impl Into<String>) -> Trust {
+        self.repository = Some(repository.into());
+        self
+    }
+
+    pub fn public_keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    pub fn repository(&self) -> Option<&str> {
+        self.repository.as_deref()
+    }
+}
+
+impl fmt::Debug for Trust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trust")
+            .field("keys", &self.keys)
+            .field("keyless", &self.keyless.len())
+            .field("repository", &self.repository)
+            .finish()
+    }
+}
+
+/// What one location requires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// No signature is checked.
+    None,
+    /// A valid signature under this trust, or `SIGNATURE_INVALID`.
+    Signed(Arc<Trust>),
+}
+
+impl Requirement {
+    pub fn signed(trust: Trust) -> Requirement {
+        Requirement::Signed(Arc::new(trust))
+    }
+
+    pub fn trust(&self) -> Option<&Arc<Trust>> {
+        match self {
+            Requirement::None => None,
+            Requirement::Signed(trust) => Some(trust),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rule {
+    pattern: String,
+    requirement: Requirement,
+}
+
+/// Location patterns and what each requires. The most specific matching pattern (the
+/// most characters besides `*`) decides; between equally specific ones, the first
+/// added. Locations no pattern matches need no signature (the default, empty policy).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerificationPolicy {
+    rules: Vec<Rule>,
+}
+
+impl VerificationPolicy {
+    pub fn new() -> VerificationPolicy {
+        VerificationPolicy::default()
+    }
+
+    /// Requires a signature for locations matching `pattern`. Patterns are written as
+    /// [`scope_of`] shows locations: `HOST[:PORT]/NAME` for registries (no tag or
+    /// digest), `oci:DIR`, `oci-archive:FILE`, `docker-archive:FILE`, `https://…`,
+    /// `file://…`; `*` stands for any run of characters, `/` included.
+    pub fn add(&mut self, pattern: &str, requirement: Requirement) -> Result<()> {
+        if pattern.is_empty() || pattern.chars().any(|c| c.is_control()) {
+            return Err(Error::invalid_argument(format!(
+                "verification policy pattern {pattern:?}: must be non-empty, without control characters"
+            )));
+        }
+        self.rules.push(Rule {
+            pattern: pattern.to_string(),
+            requirement,
+        });
+        Ok(())
+    }
+
+    pub fn require(&mut self, pattern: &str, trust: Trust) -> Result<()> {
+        self.add(pattern, Requirement::signed(trust))
+    }
+
+    /// Exempts locations matching `pattern` (say `oci:*`) from a broader rule.
+    pub fn exempt(&mut self, pattern: &str) -> Result<()> {
+        self.add(pattern, Requirement::None)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// What `location` requires under this policy.
+    pub fn requirement_for(&self, location: &Location) -> &Requirement {
+        let scope = scope_of(location);
+        let mut best: Option<(&Rule, usize)> = None;
+        for rule in &self.rules {
+            if !glob_matches(&rule.pattern, &scope) {
+                continue;
+            }
+            let specificity = rule.pattern.chars().filter(|c| *c != '*').count();
+            if best.is_none_or(|(_, s)| specificity > s) {
+                best = Some((rule, specificity));
+            }
+        }
+        best.map_or(&Requirement::None, |(rule, _)| &rule.requirement)
+    }
+}
+
+/// How a location is named for policy patterns: its store, without tag or digest.
+pub fn scope_of(location: &Location) -> String {
+    match location {
+        Location::Registry { repository, .. } => repository.to_string(),
+        Location::Layout { dir, .. } => format!("oci:{}", dir.display()),
+        Location::OciArchive { file, .. } => format!("oci-archive:{}", file.display()),
+        Location::DockerArchive { file, .. } => format!("docker-archive:{}", file.display()),
+        Location::Url { .. } | Location::ModuleFile { .. } => {
+            let shown = location.to_string();
+            shown.split('?').next().unwrap_or_default().to_string()
+        }
+    }
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself.
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trust() -> Trust {
+        let key = super::super::keys::SigningKey::from_pkcs8_der(
+            p256::pkcs8::EncodePrivateKey::to_pkcs8_der(
+                &p256::ecdsa::SigningKey::from_slice(&[3u8; 32]).unwrap(),
+            )
+            .unwrap()
+            .as_bytes(),
+        )
+        .unwrap();
+        Trust::keys(vec![key.public_key()]).unwrap()
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_matches("ghcr.io/acme/*", "ghcr.io/acme/filters/x"));
+        assert!(glob_matches("*", ""));
+        assert!(glob_matches("a*b*c", "aXXbYc"));
+        assert!(!glob_matches("ghcr.io/acme/*", "ghcr.io/acmeco/x"));
+        assert!(!glob_matches("a*b", "aXbY"));
+        assert!(glob_matches("oci:*", "oci:/tmp/store"));
+    }
+
+    #[test]
+    fn the_most_specific_rule_decides() {
+        let mut policy = VerificationPolicy::new();
+        assert_eq!(
+            policy.requirement_for(&Location::parse("ghcr.io/acme/x:v1").unwrap()),
+            &Requirement::None,
+            "empty policy requires nothing"
+        );
+        policy.require("*", trust()).unwrap();
+        policy.exempt("oci:*").unwrap();
+        policy.exempt("ghcr.io/acme/public/*").unwrap();
+        let signed = |s: &str| {
+            policy
+                .requirement_for(&Location::parse(s).unwrap())
+                .trust()
+                .is_some()
+        };
+        assert!(signed("ghcr.io/acme/x:v1"));
+        assert!(signed("oci-archive:/tmp/a.tar"));
+        assert!(!signed("oci:/tmp/store:v1"));
+        assert!(!signed("ghcr.io/acme/public/x@sha256:0000000000000000000000000000000000000000000000000000000000000000"));
+        assert!(policy.add("", Requirement::None).is_err());
+        assert!(Trust::keys(Vec::new()).is_err());
+    }
+}
