@@ -34,6 +34,79 @@ func WithRequiredSignature(pattern string, publicKeysPEM []byte, repository stri
 	})
 }
 
+// KeylessTrust is the trust material of cosign keyless signatures, checked offline:
+// the certificate must chain to one of FulcioRoots (PEM "CERTIFICATE" blocks), its
+// Rekor bundle must be signed by one of RekorKeys (PEM "PUBLIC KEY" blocks, ECDSA P-256
+// or P-384), and it must name the OIDC issuer Issuer and the subject (email or URI)
+// Subject, each compared exactly, or as a regular expression over the whole value when
+// IssuerIsRegex or SubjectIsRegex is set.
+type KeylessTrust struct {
+	FulcioRoots    []byte
+	RekorKeys      []byte
+	Issuer         string
+	IssuerIsRegex  bool
+	Subject        string
+	SubjectIsRegex bool
+}
+
+// keylessArgs are a KeylessTrust's C arguments, the strings owned by strs.
+type keylessArgs struct {
+	roots, rekor       *C.uint8_t
+	rootsLen, rekorLen C.size_t
+	issuer, subject    *C.char
+	issuerIsRegex      C.bool
+	subjectIsRegex     C.bool
+}
+
+func (t KeylessTrust) args(strs *cStrings) (keylessArgs, error) {
+	var a keylessArgs
+	var err error
+	if a.issuer, err = strs.add("issuer", t.Issuer); err != nil {
+		return a, err
+	}
+	if a.subject, err = strs.add("subject", t.Subject); err != nil {
+		return a, err
+	}
+	a.roots, a.rootsLen = bytesArg(t.FulcioRoots)
+	a.rekor, a.rekorLen = bytesArg(t.RekorKeys)
+	a.issuerIsRegex = C.bool(t.IssuerIsRegex)
+	a.subjectIsRegex = C.bool(t.SubjectIsRegex)
+	return a, nil
+}
+
+// optionalRepository is repository as a C string, or NULL when it is empty (any).
+func optionalRepository(strs *cStrings, repository string) (*C.char, error) {
+	if repository == "" {
+		return nil, nil
+	}
+	return strs.add("repository", repository)
+}
+
+// WithRequiredKeylessSignature requires, before a module from a location matching
+// pattern is returned or cached, a cosign keyless signature that trust accepts, made
+// for repository ("HOST/NAME") unless repository is empty. Patterns are as in
+// WithRequiredSignature; a later rule for the same pattern replaces an earlier one.
+// Failures are ErrSignatureInvalid, with nothing returned, written or cached.
+func WithRequiredKeylessSignature(pattern string, trust KeylessTrust, repository string) Option {
+	return clientOption(func(b *clientBuilder) error {
+		p, err := b.strs.add("pattern", pattern)
+		if err != nil {
+			return err
+		}
+		r, err := optionalRepository(&b.strs, repository)
+		if err != nil {
+			return err
+		}
+		a, err := trust.args(&b.strs)
+		if err != nil {
+			return err
+		}
+		return takeError(C.wasm_image_client_options_require_keyless_signature(b.options, p,
+			a.roots, a.rootsLen, a.rekor, a.rekorLen,
+			a.issuer, a.issuerIsRegex, a.subject, a.subjectIsRegex, r))
+	})
+}
+
 // WithSignatureExempt exempts locations matching pattern (say "oci:*") from a broader
 // WithRequiredSignature.
 func WithSignatureExempt(pattern string) Option {
@@ -61,6 +134,15 @@ func WithVerifyKeys(publicKeysPEM []byte, repository string) CallOption {
 	})
 }
 
+// WithVerifyKeyless requires, for this call (Pull, PullToFile, Fetch), a cosign keyless
+// signature that trust accepts, made for repository unless it is empty; it replaces the
+// client's policy for the call.
+func WithVerifyKeyless(trust KeylessTrust, repository string) CallOption {
+	return signingOption(func(c *callConfig) {
+		c.verify = &verifyConfig{keyless: &trust, repository: repository}
+	})
+}
+
 // WithoutVerification checks no signature in this call, whatever the client's policy.
 func WithoutVerification() CallOption {
 	return signingOption(func(c *callConfig) { c.verify = &verifyConfig{skip: true} })
@@ -78,6 +160,7 @@ func WithSigningKey(keyPEM []byte, passwordEnv string) CallOption {
 
 type verifyConfig struct {
 	keys       []byte
+	keyless    *KeylessTrust
 	repository string
 	skip       bool
 }
@@ -92,6 +175,20 @@ func (c *callConfig) applySigning(options *C.wasm_image_call_options_t, strs *cS
 	if v := c.verify; v != nil {
 		if v.skip {
 			if err := takeError(C.wasm_image_call_options_skip_signature(options)); err != nil {
+				return err
+			}
+		} else if v.keyless != nil {
+			r, err := optionalRepository(strs, v.repository)
+			if err != nil {
+				return err
+			}
+			a, err := v.keyless.args(strs)
+			if err != nil {
+				return err
+			}
+			if err := takeError(C.wasm_image_call_options_require_keyless_signature(options,
+				a.roots, a.rootsLen, a.rekor, a.rekorLen,
+				a.issuer, a.issuerIsRegex, a.subject, a.subjectIsRegex, r)); err != nil {
 				return err
 			}
 		} else {

@@ -783,6 +783,31 @@ wasm_image_error_t *wasm_image_call_options_require_signature(const wasm_image_c
                                                               const char *repository);
 
 /**
+ * Requires, for calls with these options (pull, pull to file, fetch), a cosign
+ * *keyless* signature, checked offline: its certificate chains to one of the Fulcio
+ * roots in `fulcio_roots_pem` (PEM `CERTIFICATE` blocks), its Rekor bundle is signed by
+ * one of the keys in `rekor_keys_pem` (PEM `PUBLIC KEY` blocks, ECDSA P-256 or P-384),
+ * and its identity matches: the OIDC issuer `issuer` and the subject (email or URI)
+ * `subject`, each compared exactly, or as a regular expression over the whole value
+ * when its `..._is_regex` flag is true. When `repository` is not NULL the signed
+ * payload must name it. This replaces the client's policy (and an earlier
+ * `wasm_image_call_options_require_signature`) for the call. Failures are
+ * `SIGNATURE_INVALID`, with nothing returned or written.
+ * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, unreadable roots or keys, or a
+ * malformed regular expression.
+ */
+wasm_image_error_t *wasm_image_call_options_require_keyless_signature(const wasm_image_call_options_t *options,
+                                                                      const uint8_t *fulcio_roots_pem,
+                                                                      size_t fulcio_roots_len,
+                                                                      const uint8_t *rekor_keys_pem,
+                                                                      size_t rekor_keys_len,
+                                                                      const char *issuer,
+                                                                      bool issuer_is_regex,
+                                                                      const char *subject,
+                                                                      bool subject_is_regex,
+                                                                      const char *repository);
+
+/**
  * Checks no signature in calls with these options, whatever the client's policy says.
  */
 wasm_image_error_t *wasm_image_call_options_skip_signature(const wasm_image_call_options_t *options);
@@ -1365,6 +1390,32 @@ wasm_image_error_t *wasm_image_client_options_require_signature(const wasm_image
                                                                 const uint8_t *public_keys_pem,
                                                                 size_t len,
                                                                 const char *repository);
+
+/**
+ * Requires a cosign *keyless* signature, checked offline, before a module from a
+ * location matching `pattern` is returned or cached: its certificate chains to one of
+ * the Fulcio roots in `fulcio_roots_pem` (PEM `CERTIFICATE` blocks), its Rekor bundle is
+ * signed by one of the keys in `rekor_keys_pem` (PEM `PUBLIC KEY` blocks, ECDSA P-256 or
+ * P-384), and its identity matches: the OIDC issuer `issuer` and the subject (email or
+ * URI) `subject`, each compared exactly, or as a regular expression over the whole value
+ * when its `..._is_regex` flag is true. When `repository` is not NULL the signed payload
+ * must name it. Patterns are as in `wasm_image_client_options_require_signature`; a
+ * later rule for the same pattern replaces an earlier one. Failures are
+ * `SIGNATURE_INVALID`.
+ * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an empty pattern, unreadable roots or
+ * keys, or a malformed regular expression.
+ */
+wasm_image_error_t *wasm_image_client_options_require_keyless_signature(const wasm_image_client_options_t *options,
+                                                                        const char *pattern,
+                                                                        const uint8_t *fulcio_roots_pem,
+                                                                        size_t fulcio_roots_len,
+                                                                        const uint8_t *rekor_keys_pem,
+                                                                        size_t rekor_keys_len,
+                                                                        const char *issuer,
+                                                                        bool issuer_is_regex,
+                                                                        const char *subject,
+                                                                        bool subject_is_regex,
+                                                                        const char *repository);
 
 /**
  * Exempts locations matching `pattern` (say `oci:*`) from a broader

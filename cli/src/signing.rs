@@ -116,13 +116,13 @@ impl VerifyOptions {
         let identity = CertificateIdentity {
             issuer: IdentityMatch::one_of(
                 "OIDC issuer (--certificate-oidc-issuer[-regexp])",
-                self.issuer.clone(),
-                self.issuer_regexp.clone(),
+                self.issuer.as_deref(),
+                self.issuer_regexp.as_deref(),
             )?,
             subject: IdentityMatch::one_of(
                 "identity (--certificate-identity[-regexp])",
-                self.identity.clone(),
-                self.identity_regexp.clone(),
+                self.identity.as_deref(),
+                self.identity_regexp.as_deref(),
             )?,
         };
         let roots = wasm_image::files::read_input(roots, "Fulcio roots")?;

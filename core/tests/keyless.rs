@@ -737,3 +737,76 @@ fn cosign_verify_blob(
         .output()
         .unwrap()
 }
+
+#[test]
+fn a_faces_arguments_build_one_keyless_trust_or_a_clear_refusal() {
+    let sigstore = TestSigstore::new();
+    let roots = sigstore.fulcio_root_pem();
+    let rekor = sigstore.rekor_key_pem();
+    let layer = sign(&sigstore, &LeafOptions::default());
+    let default = default_identity();
+    let (issuer, subject) = match (&default.issuer, &default.subject) {
+        (IdentityMatch::Exact(i), IdentityMatch::Exact(s)) => (i.clone(), s.clone()),
+        _ => panic!("the default identity is exact"),
+    };
+    let build = |issuer: (Option<&str>, Option<&str>), subject: (Option<&str>, Option<&str>)| {
+        KeylessTrust::from_optional_pem(Some(roots.as_bytes()), Some(rekor.as_bytes()), || {
+            Ok(CertificateIdentity {
+                issuer: IdentityMatch::one_of("issuer", issuer.0, issuer.1)?,
+                subject: IdentityMatch::one_of("subject", subject.0, subject.1)?,
+            })
+        })
+    };
+
+    let exact = build((Some(&issuer), None), (Some(&subject), None))
+        .unwrap()
+        .unwrap();
+    check(&exact, &layer).unwrap();
+    let any_subject = build((Some(&issuer), None), (None, Some(".*@example[.]test")))
+        .unwrap()
+        .unwrap();
+    check(&any_subject, &layer).unwrap();
+    let other = build((Some(&issuer), None), (None, Some("someone-else@.*")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        check(&other, &layer).unwrap_err().kind(),
+        ErrorKind::SignatureInvalid
+    );
+
+    for (issuer_arg, subject_arg, expected) in [
+        (
+            (None, None),
+            (Some(subject.as_str()), None),
+            "the certificate's issuer",
+        ),
+        (
+            (Some(issuer.as_str()), Some("x")),
+            (Some(subject.as_str()), None),
+            "both exactly and as a regular expression",
+        ),
+        (
+            (Some(issuer.as_str()), None),
+            (None, Some("(")),
+            "not a valid regular expression",
+        ),
+    ] {
+        let error = build(issuer_arg, subject_arg).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+
+    let none = KeylessTrust::from_optional_pem(None, None, || unreachable!("no material"));
+    assert!(none.unwrap().is_none());
+    let half = KeylessTrust::from_optional_pem(Some(roots.as_bytes()), None, || {
+        unreachable!("refused first")
+    });
+    let error = half.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+    assert!(
+        error
+            .to_string()
+            .contains("both Fulcio roots and Rekor keys"),
+        "{error}"
+    );
+}

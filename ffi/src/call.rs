@@ -131,6 +131,38 @@ pub(crate) unsafe fn trust_from(
     Ok(trust.with_repository(repository))
 }
 
+/// A trust in keyless signatures: Fulcio roots (PEM `CERTIFICATE` blocks) and Rekor keys
+/// (PEM `PUBLIC KEY` blocks), the certificate identity (each side exact, or a regular
+/// expression over the whole value when its flag is set) and an optional repository
+/// (NULL: any). Core decides what is valid; this only reads the arguments.
+///
+/// # Safety
+/// The strings are NULL or NUL-terminated and outlive the call.
+pub(crate) unsafe fn keyless_trust_from(
+    fulcio_roots_pem: &[u8],
+    rekor_keys_pem: &[u8],
+    issuer: *const c_char,
+    issuer_is_regex: bool,
+    subject: *const c_char,
+    subject_is_regex: bool,
+    repository: *const c_char,
+) -> Result<wasm_image::Trust> {
+    use wasm_image::signature::keyless::{CertificateIdentity, IdentityMatch, KeylessTrust};
+    let issuer = unsafe { crate::boundary::str_arg(issuer, "issuer") }?;
+    let subject = unsafe { crate::boundary::str_arg(subject, "subject") }?;
+    let identity = CertificateIdentity {
+        issuer: IdentityMatch::new(issuer, issuer_is_regex)?,
+        subject: IdentityMatch::new(subject, subject_is_regex)?,
+    };
+    let keyless = KeylessTrust::from_pem(fulcio_roots_pem, rekor_keys_pem, identity)?;
+    let trust = wasm_image::Trust::keyless(vec![keyless])?;
+    if repository.is_null() {
+        return Ok(trust);
+    }
+    let repository = unsafe { crate::boundary::str_arg(repository, "repository") }?;
+    Ok(trust.with_repository(repository))
+}
+
 /// Options of one call (pull, push, copy, resolve): platform, progress callback,
 /// cancellation token. Passing NULL instead means no callback, no token and the
 /// client's platform. The setters may be used from any thread (each call takes a
@@ -297,6 +329,52 @@ pub unsafe extern "C" fn wasm_image_call_options_require_signature(
         let options = arg_handle!(options, "options");
         let keys = arg_bytes!(public_keys_pem, len, "public_keys_pem");
         let trust = unsafe { trust_from(keys, repository) }?;
+        options.edit(|s| s.verify = Some(wasm_image::Requirement::signed(trust)));
+        Ok(())
+    })
+}
+
+/// Requires, for calls with these options (pull, pull to file, fetch), a cosign
+/// *keyless* signature, checked offline: its certificate chains to one of the Fulcio
+/// roots in `fulcio_roots_pem` (PEM `CERTIFICATE` blocks), its Rekor bundle is signed by
+/// one of the keys in `rekor_keys_pem` (PEM `PUBLIC KEY` blocks, ECDSA P-256 or P-384),
+/// and its identity matches: the OIDC issuer `issuer` and the subject (email or URI)
+/// `subject`, each compared exactly, or as a regular expression over the whole value
+/// when its `..._is_regex` flag is true. When `repository` is not NULL the signed
+/// payload must name it. This replaces the client's policy (and an earlier
+/// `wasm_image_call_options_require_signature`) for the call. Failures are
+/// `SIGNATURE_INVALID`, with nothing returned or written.
+/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, unreadable roots or keys, or a
+/// malformed regular expression.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn wasm_image_call_options_require_keyless_signature(
+    options: *const wasm_image_call_options_t,
+    fulcio_roots_pem: *const u8,
+    fulcio_roots_len: usize,
+    rekor_keys_pem: *const u8,
+    rekor_keys_len: usize,
+    issuer: *const c_char,
+    issuer_is_regex: bool,
+    subject: *const c_char,
+    subject_is_regex: bool,
+    repository: *const c_char,
+) -> *mut crate::wasm_image_error_t {
+    ffi_boundary!(fallible {
+        let options = arg_handle!(options, "options");
+        let roots = arg_bytes!(fulcio_roots_pem, fulcio_roots_len, "fulcio_roots_pem");
+        let rekor = arg_bytes!(rekor_keys_pem, rekor_keys_len, "rekor_keys_pem");
+        let trust = unsafe {
+            keyless_trust_from(
+                roots,
+                rekor,
+                issuer,
+                issuer_is_regex,
+                subject,
+                subject_is_regex,
+                repository,
+            )
+        }?;
         options.edit(|s| s.verify = Some(wasm_image::Requirement::signed(trust)));
         Ok(())
     })

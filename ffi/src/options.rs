@@ -415,6 +415,55 @@ pub unsafe extern "C" fn wasm_image_client_options_require_signature(
     })
 }
 
+/// Requires a cosign *keyless* signature, checked offline, before a module from a
+/// location matching `pattern` is returned or cached: its certificate chains to one of
+/// the Fulcio roots in `fulcio_roots_pem` (PEM `CERTIFICATE` blocks), its Rekor bundle is
+/// signed by one of the keys in `rekor_keys_pem` (PEM `PUBLIC KEY` blocks, ECDSA P-256 or
+/// P-384), and its identity matches: the OIDC issuer `issuer` and the subject (email or
+/// URI) `subject`, each compared exactly, or as a regular expression over the whole value
+/// when its `..._is_regex` flag is true. When `repository` is not NULL the signed payload
+/// must name it. Patterns are as in `wasm_image_client_options_require_signature`; a
+/// later rule for the same pattern replaces an earlier one. Failures are
+/// `SIGNATURE_INVALID`.
+/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an empty pattern, unreadable roots or
+/// keys, or a malformed regular expression.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn wasm_image_client_options_require_keyless_signature(
+    options: *const wasm_image_client_options_t,
+    pattern: *const c_char,
+    fulcio_roots_pem: *const u8,
+    fulcio_roots_len: usize,
+    rekor_keys_pem: *const u8,
+    rekor_keys_len: usize,
+    issuer: *const c_char,
+    issuer_is_regex: bool,
+    subject: *const c_char,
+    subject_is_regex: bool,
+    repository: *const c_char,
+) -> *mut wasm_image_error_t {
+    ffi_boundary!(fallible {
+        let options = arg_handle!(options, "options");
+        let pattern = arg_str!(pattern, "pattern").to_string();
+        let roots = arg_bytes!(fulcio_roots_pem, fulcio_roots_len, "fulcio_roots_pem");
+        let rekor = arg_bytes!(rekor_keys_pem, rekor_keys_len, "rekor_keys_pem");
+        let trust = unsafe {
+            crate::call::keyless_trust_from(
+                roots,
+                rekor,
+                issuer,
+                issuer_is_regex,
+                subject,
+                subject_is_regex,
+                repository,
+            )
+        }?;
+        let mut result = Ok(());
+        edit(options, |o| result = o.verification.require(&pattern, trust));
+        result
+    })
+}
+
 /// Exempts locations matching `pattern` (say `oci:*`) from a broader
 /// `wasm_image_client_options_require_signature` rule.
 /// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8 or an empty pattern.

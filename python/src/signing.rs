@@ -44,26 +44,27 @@ impl Trust {
                 .into_iter()
                 .map(|k| PublicKey::from_pem(&k.load("public key")?))
                 .collect::<wasm_image::Result<Vec<_>>>()?;
-            let keyless = match (fulcio_roots, rekor_keys) {
-                (None, None) => Vec::new(),
-                (Some(roots), Some(rekor)) => {
-                    let identity = CertificateIdentity {
-                        issuer: IdentityMatch::one_of("issuer", issuer, issuer_regex)?,
-                        subject: IdentityMatch::one_of("subject", subject, subject_regex)?,
-                    };
-                    vec![KeylessTrust::from_pem(
-                        &roots.load("Fulcio roots")?,
-                        &rekor.load("Rekor keys")?,
-                        identity,
-                    )?]
-                }
-                _ => {
-                    return Err(wasm_image::Error::invalid_argument(
-                        "keyless verification needs both fulcio_roots and rekor_keys",
-                    ))
-                }
-            };
-            let trust = wasm_image::Trust::new(keys, keyless)?;
+            let fulcio_roots = fulcio_roots.map(|r| r.load("Fulcio roots")).transpose()?;
+            let rekor_keys = rekor_keys.map(|r| r.load("Rekor keys")).transpose()?;
+            let keyless = KeylessTrust::from_optional_pem(
+                fulcio_roots.as_deref(),
+                rekor_keys.as_deref(),
+                || {
+                    Ok(CertificateIdentity {
+                        issuer: IdentityMatch::one_of(
+                            "issuer",
+                            issuer.as_deref(),
+                            issuer_regex.as_deref(),
+                        )?,
+                        subject: IdentityMatch::one_of(
+                            "subject",
+                            subject.as_deref(),
+                            subject_regex.as_deref(),
+                        )?,
+                    })
+                },
+            )?;
+            let trust = wasm_image::Trust::new(keys, keyless.into_iter().collect())?;
             Ok(match repository {
                 Some(r) => trust.with_repository(r),
                 None => trust,

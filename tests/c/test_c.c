@@ -487,6 +487,23 @@ static void test_signing_and_verification_policy(void) {
                wasm_image_call_options_set_signing_key(sign, (const uint8_t *)SIGNING_PUBLIC_KEY,
                                                        strlen(SIGNING_PUBLIC_KEY), NULL));
     FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT, wasm_image_client_options_exempt_from_signature(opts, ""));
+    /* Keyless trust material that cannot be read, a missing identity or a malformed
+       identity pattern are invalid arguments too. */
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT,
+               wasm_image_call_options_require_keyless_signature(verify, (const uint8_t *)"junk", 4,
+                                                                 (const uint8_t *)SIGNING_PUBLIC_KEY,
+                                                                 strlen(SIGNING_PUBLIC_KEY), "https://issuer.example",
+                                                                 false, "signer@example.test", false, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT,
+               wasm_image_call_options_require_keyless_signature(verify, (const uint8_t *)"junk", 4,
+                                                                 (const uint8_t *)SIGNING_PUBLIC_KEY,
+                                                                 strlen(SIGNING_PUBLIC_KEY), NULL, false,
+                                                                 "signer@example.test", false, NULL));
+    FAILS_WITH(WASM_IMAGE_ERROR_KIND_INVALID_ARGUMENT,
+               wasm_image_client_options_require_keyless_signature(opts, pattern, (const uint8_t *)"junk", 4,
+                                                                   (const uint8_t *)SIGNING_PUBLIC_KEY,
+                                                                   strlen(SIGNING_PUBLIC_KEY), "https://issuer.example",
+                                                                   false, "(", true, NULL));
     OK(wasm_image_client_options_exempt_from_signature(opts, "oci:*"));
 out:
     wasm_image_image_free(built);

@@ -106,6 +106,28 @@ impl KeylessTrust {
     }
 }
 
+impl KeylessTrust {
+    /// The keyless part of a trust as a face's caller gives it: Fulcio roots and Rekor
+    /// keys (PEM) together or neither, and the identity built by `identity` only when
+    /// they are given. Neither is `Ok(None)`; one without the other is
+    /// `INVALID_ARGUMENT`, as is anything [`KeylessTrust::from_pem`] refuses.
+    pub fn from_optional_pem(
+        fulcio_roots_pem: Option<&[u8]>,
+        rekor_keys_pem: Option<&[u8]>,
+        identity: impl FnOnce() -> Result<CertificateIdentity>,
+    ) -> Result<Option<KeylessTrust>> {
+        match (fulcio_roots_pem, rekor_keys_pem) {
+            (None, None) => Ok(None),
+            (Some(roots), Some(rekor)) => {
+                KeylessTrust::from_pem(roots, rekor, identity()?).map(Some)
+            }
+            _ => Err(Error::invalid_argument(
+                "keyless verification needs both Fulcio roots and Rekor keys",
+            )),
+        }
+    }
+}
+
 fn pem_blocks(text: &[u8], label: &str, what: &str) -> Result<Vec<Vec<u8>>> {
     pem::parse_labelled(text, label).map_err(|e| Error::invalid_argument(format!("{what}: {e}")))
 }
@@ -142,22 +164,28 @@ impl IdentityMatch {
             })
     }
 
-    /// One side of a certificate identity (`what`: "issuer" or "subject") given as
-    /// exactly one of an exact value or a pattern, as cosign's
-    /// `--certificate-identity` / `--certificate-identity-regexp` pairs are.
-    pub fn one_of(
-        what: &str,
-        exact: Option<String>,
-        pattern: Option<String>,
-    ) -> Result<IdentityMatch> {
+    /// `value` matched exactly, or, when `is_regex`, as a regular expression over the
+    /// whole value ([`IdentityMatch::regex`]).
+    pub fn new(value: &str, is_regex: bool) -> Result<IdentityMatch> {
+        if is_regex {
+            IdentityMatch::regex(value)
+        } else {
+            Ok(IdentityMatch::Exact(value.to_string()))
+        }
+    }
+
+    /// One side of a certificate identity given as two optional arguments, an exact
+    /// value and a pattern, of which exactly one must be set; `what` ("issuer",
+    /// "subject") names the side in the `INVALID_ARGUMENT` error otherwise.
+    pub fn one_of(what: &str, exact: Option<&str>, pattern: Option<&str>) -> Result<IdentityMatch> {
         match (exact, pattern) {
-            (Some(e), None) => Ok(IdentityMatch::Exact(e)),
-            (None, Some(p)) => IdentityMatch::regex(&p),
-            (Some(_), Some(_)) => Err(Error::invalid_argument(format!(
-                "keyless verification takes the certificate's {what} exactly or as a pattern, not both"
-            ))),
+            (Some(e), None) => IdentityMatch::new(e, false),
+            (None, Some(p)) => IdentityMatch::new(p, true),
             (None, None) => Err(Error::invalid_argument(format!(
-                "keyless verification needs the certificate's {what}, exactly or as a pattern"
+                "keyless verification needs the certificate's {what}: an exact value or a regular expression"
+            ))),
+            (Some(_), Some(_)) => Err(Error::invalid_argument(format!(
+                "the certificate's {what} is given both exactly and as a regular expression: give one"
             ))),
         }
     }
