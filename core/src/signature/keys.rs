@@ -47,6 +47,21 @@ fn pem_block(text: &[u8], what: &str) -> Result<(String, Zeroizing<Vec<u8>>)> {
     Ok((label.to_string(), Zeroizing::new(der)))
 }
 
+/// The error for a key of an algorithm signatures here cannot use.
+fn unsupported_algorithm(
+    what: &str,
+    oid: ObjectIdentifier,
+    parameter: Option<ObjectIdentifier>,
+) -> Error {
+    bad_key(
+        what,
+        format!(
+            "{} is not supported (ECDSA P-256, as cosign makes, or Ed25519)",
+            algorithm_name(oid, parameter)
+        ),
+    )
+}
+
 fn algorithm_name(oid: ObjectIdentifier, parameter: Option<ObjectIdentifier>) -> String {
     match (oid, parameter) {
         (EC_PUBLIC_KEY, Some(curve)) => format!("an ECDSA key on curve {curve}"),
@@ -97,15 +112,7 @@ impl PublicKey {
                 ed25519_dalek::VerifyingKey::from_public_key_der(der)
                     .map_err(|e| bad_key(what, format!("malformed Ed25519 key: {e}")))?,
             ),
-            _ => {
-                return Err(bad_key(
-                    what,
-                    format!(
-                        "{} is not supported (ECDSA P-256, as cosign makes, or Ed25519)",
-                        algorithm_name(oid, parameter)
-                    ),
-                ))
-            }
+            _ => return Err(unsupported_algorithm(what, oid, parameter)),
         };
         let fingerprint = crate::digest::Digest::sha256_of(der).hex()[..16].to_string();
         Ok(PublicKey { key, fingerprint })
@@ -253,15 +260,7 @@ impl SigningKey {
                 ed25519_dalek::SigningKey::from_pkcs8_der(der)
                     .map_err(|e| bad_key(what, format!("malformed Ed25519 key: {e}")))?,
             ),
-            _ => {
-                return Err(bad_key(
-                    what,
-                    format!(
-                        "{} is not supported (ECDSA P-256, as cosign makes, or Ed25519)",
-                        algorithm_name(oid, parameter)
-                    ),
-                ))
-            }
+            _ => return Err(unsupported_algorithm(what, oid, parameter)),
         };
         Ok(SigningKey { key })
     }
