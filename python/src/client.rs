@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
@@ -13,27 +12,11 @@ use wasm_image::{
 };
 
 use crate::bridge::{self, CancelToken, ToPython};
-use crate::convert::seconds;
+use crate::convert::{seconds, BytesOrPath};
 use crate::errors::IntoPyResult;
 use crate::image::{py_list, py_str, ImageInfo, ModuleFacts, WasmImage};
 
 // ---- arguments ----------------------------------------------------------------------
-
-/// Bytes, or a file to read them from (`str` or `os.PathLike`).
-#[derive(FromPyObject)]
-pub enum BytesOrPath {
-    Bytes(PyBackedBytes),
-    Path(PathBuf),
-}
-
-impl BytesOrPath {
-    pub(crate) fn load(self, what: &str) -> wasm_image::Result<Bytes> {
-        match self {
-            BytesOrPath::Bytes(b) => Ok(Bytes::from_owner(b)),
-            BytesOrPath::Path(p) => wasm_image::files::read_input(&p, what),
-        }
-    }
-}
 
 #[derive(FromPyObject)]
 enum CredentialArg {

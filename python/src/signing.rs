@@ -9,7 +9,7 @@ use wasm_image::signature::keyless::{CertificateIdentity, IdentityMatch, Keyless
 use wasm_image::{PublicKey, Requirement, VerificationPolicy};
 
 use crate::bridge;
-use crate::client::BytesOrPath;
+use crate::convert::BytesOrPath;
 use crate::errors::{invalid_argument, IntoPyResult};
 
 /// Whose signatures to accept: public keys (PEM bytes or paths: ECDSA P-256 as
