@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use wasm_image::{Cache, Client, ClientOptions, Platform};
 
-use crate::args::GlobalOptions;
-use crate::session::Failure;
+use crate::failure::Failure;
+use crate::global_options::GlobalOptions;
 
 /// Seconds as a `Duration`; a negative or non-finite number is `INVALID_ARGUMENT`, named
 /// as the library's other faces name the option.

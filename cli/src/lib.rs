@@ -12,11 +12,14 @@ use std::ffi::OsString;
 pub mod args;
 mod client;
 mod exit;
+mod failure;
+mod global_options;
 mod json;
 mod local_time;
 mod logs;
 mod output;
 mod progress;
+mod runner;
 mod session;
 mod signing;
 mod summary;
@@ -37,5 +40,5 @@ pub fn run_with(args: Vec<OsString>, interrupted: &mut dyn FnMut() -> bool) -> i
         Ok(parsed) => parsed,
         Err(status) => return status,
     };
-    session::run(parsed, interrupted)
+    runner::run(parsed, interrupted)
 }

@@ -1,41 +1,15 @@
-//! One run of the command line: the parsed arguments, where output goes, the client the
-//! verb needs, and how a failure becomes a message and an exit status.
+//! What a verb works with: the global options, where output goes, the client it needs,
+//! and running a library call with progress bars and Ctrl-C.
 
 use std::future::Future;
-use std::io;
 
 use wasm_image::runtime::{block_on, Blocking};
-use wasm_image::{CallOptions, Client, ErrorKind, Platform};
+use wasm_image::{CallOptions, Client, Platform};
 
-use crate::args::{Cli, GlobalOptions};
-use crate::exit::{exit_status, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE};
+use crate::client;
+use crate::failure::Failure;
+use crate::global_options::GlobalOptions;
 use crate::output::Output;
-use crate::{client, logs, verbs};
-
-/// Why a verb stopped.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// The library's answer, with its kind.
-    Library(wasm_image::Error),
-    /// A command-line mistake the library never saw (exit status 2).
-    Usage(String),
-    /// Writing the result failed (a closed pipe, a full disk).
-    Output(io::Error),
-}
-
-impl From<wasm_image::Error> for Failure {
-    fn from(err: wasm_image::Error) -> Failure {
-        Failure::Library(err)
-    }
-}
-
-impl From<io::Error> for Failure {
-    fn from(err: io::Error) -> Failure {
-        Failure::Output(err)
-    }
-}
-
-pub(crate) type Outcome = Result<(), Failure>;
 
 pub(crate) struct Session<'a> {
     pub global: &'a GlobalOptions,
@@ -45,7 +19,25 @@ pub(crate) struct Session<'a> {
     was_interrupted: bool,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    pub fn new(
+        global: &'a GlobalOptions,
+        out: Output,
+        interrupted: &'a mut dyn FnMut() -> bool,
+    ) -> Session<'a> {
+        Session {
+            global,
+            out,
+            interrupted,
+            was_interrupted: false,
+        }
+    }
+
+    /// Whether the user interrupted a call of this session.
+    pub fn was_interrupted(&self) -> bool {
+        self.was_interrupted
+    }
+
     /// A client with the global options, and the cache a cache verb names.
     pub fn client(&self, cache: Option<wasm_image::Cache>) -> Result<Client, Failure> {
         client::make(self.global, cache)
@@ -76,43 +68,5 @@ impl Session<'_> {
         );
         self.was_interrupted |= seen;
         Ok(result?)
-    }
-}
-
-/// Runs a parsed command line; returns the exit status.
-pub(crate) fn run(cli: Cli, interrupted: &mut dyn FnMut() -> bool) -> i32 {
-    let out = Output::new(cli.global.json, cli.global.quiet);
-    // Library warnings (a mirror falling back, a stale cache entry) on stderr.
-    logs::install(!out.as_json && !out.quiet);
-    let mut session = Session {
-        global: &cli.global,
-        out,
-        interrupted,
-        was_interrupted: false,
-    };
-    let outcome = verbs::run(&cli.verb, &mut session);
-    let out = &session.out;
-    match outcome {
-        Ok(()) => 0,
-        Err(Failure::Library(err))
-            if err.kind() == ErrorKind::Cancelled && session.was_interrupted =>
-        {
-            out.stderr_line("\ninterrupted");
-            EXIT_INTERRUPTED
-        }
-        Err(Failure::Library(err)) => {
-            out.error(&err);
-            exit_status(err.kind())
-        }
-        Err(Failure::Usage(message)) => {
-            out.stderr_line(&format!("error: usage: {message}"));
-            EXIT_USAGE
-        }
-        Err(Failure::Output(err)) if err.kind() == io::ErrorKind::BrokenPipe => EXIT_BROKEN_PIPE,
-        Err(Failure::Output(err)) => {
-            let err = wasm_image::Error::io("writing the output", err);
-            out.error(&err);
-            exit_status(err.kind())
-        }
     }
 }

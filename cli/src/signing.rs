@@ -9,7 +9,7 @@ use clap::Args;
 use wasm_image::signature::keyless::{CertificateIdentity, IdentityMatch, KeylessTrust};
 use wasm_image::{CallOptions, PublicKey, Requirement, SigningKey, Trust};
 
-use crate::session::Failure;
+use crate::failure::Failure;
 
 /// Whose signature a read requires: none of these given keeps the client's (empty)
 /// policy.

@@ -7,7 +7,8 @@ use clap::Args;
 use serde_json::{json, Value};
 use wasm_image::{BuildOptions, ManifestFormat, Variant};
 
-use crate::session::{Failure, Outcome, Session};
+use crate::failure::{Failure, Outcome};
+use crate::session::Session;
 use crate::signing::{self, SignOptions};
 use crate::summary;
 

@@ -7,8 +7,9 @@ use serde_json::json;
 use wasm_image::Cache;
 
 use crate::client::seconds;
+use crate::failure::Outcome;
 use crate::local_time;
-use crate::session::{Outcome, Session};
+use crate::session::Session;
 use crate::verbs::fetch::CacheDir;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

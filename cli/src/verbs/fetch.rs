@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use wasm_image::{Cache, CacheOptions, FetchOptions, Policy};
 
 use crate::client::seconds;
-use crate::session::{Failure, Outcome, Session};
+use crate::failure::{Failure, Outcome};
+use crate::session::Session;
 use crate::signing::{self, VerifyOptions};
 use crate::summary;
 

@@ -3,7 +3,8 @@
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::session::{Outcome, Session};
+use crate::failure::Outcome;
+use crate::session::Session;
 use crate::signing::{self, VerifyOptions};
 use crate::summary;
 

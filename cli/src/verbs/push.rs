@@ -4,7 +4,8 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::session::{Outcome, Session};
+use crate::failure::Outcome;
+use crate::session::Session;
 use crate::signing::{self, SignOptions};
 
 #[derive(Args, Debug)]

@@ -3,7 +3,8 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::session::{Outcome, Session};
+use crate::failure::Outcome;
+use crate::session::Session;
 
 #[derive(Args, Debug)]
 pub struct ResolveArgs {
