@@ -85,6 +85,7 @@ impl Trust {
             .collect()
     }
 
+    /// The repository (``HOST/NAME``) the signed payload must name, or None for any.
     #[getter]
     fn repository(&self) -> Option<String> {
         self.inner.repository().map(str::to_string)

@@ -64,7 +64,8 @@ class Trust:
     def fingerprints(self) -> list[str]:
         """The keys' fingerprints: the first 16 hex digits of each SPKI's SHA-256."""
     @property
-    def repository(self) -> Optional[str]: ...
+    def repository(self) -> Optional[str]:
+        """The repository (``HOST/NAME``) the signed payload must name, or None for any."""
 
 @final
 class SigningKey:
