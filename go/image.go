@@ -6,7 +6,6 @@ package wasmimage
 import "C"
 
 import (
-	"bytes"
 	"encoding/json"
 	"runtime"
 	"sync"
@@ -160,6 +159,20 @@ func copyBytes(p *C.uint8_t, n C.size_t) []byte {
 	if p == nil {
 		return nil
 	}
-	// bytes.Clone allocates without zeroing first: one pass over the bytes.
-	return bytes.Clone(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n)))
+	src := unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
+	// A fresh large allocation comes from memory the runtime knows is zero, so this
+	// writes nothing before the copy: one pass over the bytes.
+	dst := make([]byte, len(src))
+	// Copied a piece at a time with a yield between pieces: one copy of a large module
+	// is a single memmove that cannot be preempted, and a garbage collection starting
+	// meanwhile (the allocation above may start one) spins signalling this goroutine
+	// until it reaches a safe point, burning both CPUs for as long as the copy takes.
+	for at := 0; at < len(src); at += copyPiece {
+		copy(dst[at:], src[at:min(at+copyPiece, len(src))])
+		runtime.Gosched()
+	}
+	return dst
 }
+
+// copyPiece is the most copyBytes copies between yields: tens of microseconds.
+const copyPiece = 256 << 10
