@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, Response, StatusCode, Url};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
@@ -16,6 +18,7 @@ use crate::options::ClientOptions;
 use super::endpoint::show_url;
 use super::errors::{error_chain, is_certificate_error, transport_error};
 use super::ssrf::{proxy_hosts, InternalAddressGuard};
+use super::tls::LazyVerifier;
 
 /// Bytes of an error body read for the registry's error code.
 pub(super) const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -35,17 +38,16 @@ struct HttpConfig {
     user_agent: String,
     connect_timeout: Duration,
     read_timeout: Duration,
-    certificates: Vec<reqwest::Certificate>,
+    /// Shared by every client built from this configuration, so the system's CA store is
+    /// read at most once (see `tls.rs`).
+    verifier: Arc<LazyVerifier>,
     guard: InternalAddressGuard,
 }
 
 impl HttpConfig {
     /// The client for registry requests, or with `guard`, the one for token requests of
     /// a registry not on an internal address (see `ssrf.rs`).
-    fn build(
-        &self,
-        guard: Option<&InternalAddressGuard>,
-    ) -> std::result::Result<reqwest::Client, reqwest::Error> {
+    fn build(&self, guard: Option<&InternalAddressGuard>) -> Result<reqwest::Client> {
         let hop_guard = guard.cloned();
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
@@ -76,14 +78,23 @@ impl HttpConfig {
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
             .redirect(redirects)
-            .tls_certs_merge(self.certificates.clone());
+            .tls_backend_preconfigured(
+                self.verifier
+                    .client_config()
+                    .map_err(|e| Error::internal(format!("could not set up TLS: {e}")))?,
+            );
         if let Some(guard) = guard {
             builder = builder.dns_resolver(Arc::new(guard.resolver(proxy_hosts())));
         }
-        builder.build()
+        builder.build().map_err(|e| {
+            Error::internal(format!(
+                "could not set up the HTTP client: {}",
+                error_chain(&e)
+            ))
+        })
     }
 
-    fn build_registry(&self) -> std::result::Result<Clients, reqwest::Error> {
+    fn build_registry(&self) -> Result<Clients> {
         Ok(Clients {
             pid: std::process::id(),
             registry: self.build(None)?,
@@ -97,8 +108,7 @@ struct Clients {
     pid: u32,
     registry: reqwest::Client,
     /// For token requests that must not reach an internal address. Built on first use:
-    /// each client loads the system's CA store (milliseconds), and most registries a
-    /// process talks to never ask for a token.
+    /// most registries a process talks to never ask for a token.
     token: Option<reqwest::Client>,
 }
 
@@ -111,37 +121,38 @@ impl HttpClient {
         options: &ClientOptions,
         guard: InternalAddressGuard,
     ) -> Result<HttpClient> {
-        let mut certificates = Vec::new();
+        let mut extra_roots = Vec::new();
         for (i, pem) in options.ca_certificates_pem.iter().enumerate() {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                Error::invalid_argument(format!("CA certificate #{} is not valid PEM: {e}", i + 1))
-            })?;
+            let invalid = |why: String| {
+                Error::invalid_argument(format!(
+                    "CA certificate #{} is not valid PEM: {why}",
+                    i + 1
+                ))
+            };
+            let certs = CertificateDer::pem_slice_iter(pem)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| invalid(e.to_string()))?;
             if certs.is_empty() {
                 return Err(Error::invalid_argument(format!(
                     "CA certificate #{} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
                     i + 1
                 )));
             }
-            certificates.extend(certs);
+            extra_roots.extend(certs);
         }
-        let has_extra_roots = !certificates.is_empty();
+        let verifier = LazyVerifier::new(extra_roots).map_err(|e| {
+            Error::invalid_argument(format!(
+                "could not set up the HTTP client: {e} (check the CA certificates given to the client)"
+            ))
+        })?;
         let config = HttpConfig {
             user_agent: options.user_agent.clone(),
             connect_timeout: options.connect_timeout,
             read_timeout: options.read_timeout,
-            certificates,
+            verifier: Arc::new(verifier),
             guard,
         };
-        let clients = config.build_registry().map_err(|e| {
-            let message = format!("could not set up the HTTP client: {}", error_chain(&e));
-            if has_extra_roots {
-                Error::invalid_argument(format!(
-                    "{message} (check the CA certificates given to the client)"
-                ))
-            } else {
-                Error::internal(message)
-            }
-        })?;
+        let clients = config.build_registry()?;
         Ok(HttpClient {
             clients: Mutex::new(clients),
             config,
@@ -163,12 +174,7 @@ impl HttpClient {
         if let Some(token) = &clients.token {
             return Ok(token.clone());
         }
-        let token = self.config.build(Some(&self.config.guard)).map_err(|e| {
-            Error::internal(format!(
-                "could not set up the HTTP client for token requests: {}",
-                error_chain(&e)
-            ))
-        })?;
+        let token = self.config.build(Some(&self.config.guard))?;
         clients.token = Some(token.clone());
         Ok(token)
     }
@@ -178,9 +184,7 @@ impl HttpClient {
         if slot.pid != std::process::id() {
             match self.config.build_registry() {
                 Ok(fresh) => *slot = fresh,
-                Err(e) => {
-                    warn!(error = %error_chain(&e), "could not rebuild the HTTP client after fork")
-                }
+                Err(e) => warn!(error = %e, "could not rebuild the HTTP client after fork"),
             }
         }
         slot

@@ -15,6 +15,7 @@ mod session;
 mod ssrf;
 #[cfg(test)]
 pub(crate) mod test_server;
+mod tls;
 mod upload;
 
 use async_trait::async_trait;
