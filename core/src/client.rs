@@ -126,7 +126,32 @@ impl Client {
         // byte of the module is read.
         let mut signed: Vec<Digest> = selected.index_digest.iter().cloned().collect();
         signed.push(selected.manifest.digest.clone());
-        let (config, ()) = tokio::try_join!(
+        // An image with one layer besides its config (the oci variant lists the config
+        // as a layer too) holds its module there: that layer's request goes out beside
+        // the config's, saving a round trip, unless a signature must be checked first
+        // (then nothing of the module is asked for before it is).
+        let signature_required = self.requirement(&location, call).trust().is_some();
+        let mut content_layers = selected
+            .parsed
+            .layers
+            .iter()
+            .filter(|layer| layer.digest != config_descriptor.digest);
+        let module_layer = match (content_layers.next(), content_layers.next()) {
+            (Some(only), None) if !signature_required => Some(only),
+            _ => None,
+        };
+        let open_module_layer = async {
+            match module_layer {
+                Some(layer) => {
+                    let stream =
+                        verified::open_verified(store.as_ref(), layer, call.progress.as_ref())
+                            .await?;
+                    Ok(Some((layer.digest.clone(), stream)))
+                }
+                None => Ok(None),
+            }
+        };
+        let (config, (), preopened) = tokio::try_join!(
             verified::read_small_blob(
                 store.as_ref(),
                 &config_descriptor,
@@ -134,6 +159,7 @@ impl Client {
                 "config",
             ),
             self.verify_signature(&location, store.as_ref(), &signed, call, false),
+            open_module_layer,
         )?;
         let plan = formats::classify(
             &selected.parsed,
@@ -148,6 +174,7 @@ impl Client {
             progress: call.progress.clone(),
             handle: tokio::runtime::Handle::current(),
             cancel: Default::default(),
+            preopened: Arc::new(std::sync::Mutex::new(preopened)),
         };
         let extracted = {
             let plan = plan.clone();

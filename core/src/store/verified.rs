@@ -171,6 +171,9 @@ pub async fn put_bytes(
 /// a module inside a tar layer, hashes the module there).
 pub type SyncBlob = ReadAhead;
 
+/// A blob opened ahead of need (see [`BlobOpener::preopened`]).
+pub type Preopened = Arc<std::sync::Mutex<Option<(Digest, BlobStream)>>>;
+
 /// Opens blobs for code on a blocking thread.
 #[derive(Clone)]
 pub struct BlobOpener {
@@ -178,18 +181,31 @@ pub struct BlobOpener {
     pub progress: Option<Progress>,
     pub handle: tokio::runtime::Handle,
     pub cancel: CancellationToken,
+    /// A blob whose request was sent while other work went on (a pull opens its module
+    /// layer while the config downloads): the first open of that digest takes it instead
+    /// of asking the store again.
+    pub preopened: Preopened,
 }
 
 impl BlobOpener {
     pub fn open(&self, descriptor: &Descriptor) -> Result<SyncBlob> {
+        let ready = self
+            .preopened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take_if(|(digest, _)| *digest == descriptor.digest)
+            .map(|(_, stream)| stream);
         let cancel = self.cancel.clone();
-        let stream = self.handle.block_on(async {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => Err(Error::cancelled()),
-                opened = open_verified(self.store.as_ref(), descriptor, self.progress.as_ref()) => opened,
-            }
-        })?;
+        let stream = match ready {
+            Some(stream) => stream,
+            None => self.handle.block_on(async {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Err(Error::cancelled()),
+                    opened = open_verified(self.store.as_ref(), descriptor, self.progress.as_ref()) => opened,
+                }
+            })?,
+        };
         Ok(ReadAhead::start(
             stream,
             descriptor.size,
