@@ -753,3 +753,50 @@ async fn signatures_stored_as_referrers_verify_and_copy() {
         .unwrap();
     c.pull(&copy, &call).await.unwrap();
 }
+
+/// Requests the test bed's fault proxy saw whose path contains `filter`.
+async fn proxy_log(bed: &Value, filter: &str) -> Vec<Value> {
+    let url = bed_str(bed, &["faulty", "log"]);
+    let body = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    let all: Vec<Value> = serde_json::from_slice(&body).unwrap();
+    all.into_iter()
+        .filter(|e| e["path"].as_str().unwrap_or_default().contains(filter))
+        .collect()
+}
+
+#[tokio::test]
+#[cfg_attr(not(testbed), ignore = "needs the test bed (WASM_IMAGE_TESTBED)")]
+async fn no_module_bytes_are_asked_for_before_a_required_signature_checks_out() {
+    let bed = testbed();
+    let c = client(&bed);
+    let host = bed_str(&bed, &["faulty", "host"]);
+    let (repository, _) = push_image(&c, &host, "layer-requests", 20).await;
+    let image = c
+        .pull(&format!("{repository}:v1"), &CallOptions::default())
+        .await
+        .unwrap();
+    let module_layer = format!("blobs/{}", image.module_digest());
+    let name = repository.split_once('/').unwrap().1.to_string();
+    let layer_gets = |log: &[Value]| {
+        log.iter()
+            .filter(|e| e["method"] == "GET")
+            .filter(|e| {
+                e["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(&module_layer)
+            })
+            .count()
+    };
+    // Unverified, the module layer is asked for once (beside the config).
+    assert_eq!(layer_gets(&proxy_log(&bed, &name).await), 1);
+
+    let (_, public) = p256_pair(21);
+    let call = verify_with(trust_from(public.as_bytes()));
+    expect_invalid(&c, &format!("{repository}:v1"), &call, "unsigned").await;
+    assert_eq!(
+        layer_gets(&proxy_log(&bed, &name).await),
+        1,
+        "the unsigned image's module layer was requested"
+    );
+}
