@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use crate::copy::Copy;
 use crate::deadline;
 use crate::digest::{Descriptor, Digest};
-use crate::embed::runtime::run_blocking;
+use crate::embed::runtime::{run_blocking, run_bounded};
 use crate::error::{Error, ErrorKind, Result};
 use crate::extract::{self, Destination};
 use crate::formats::{self, ConfigView, ModuleSource};
@@ -26,6 +26,18 @@ pub struct Resolved {
     pub digest: Digest,
     pub media_type: String,
     pub size: u64,
+}
+
+/// The most layer bytes a pull from local files reads as bounded work (see
+/// `embed::runtime::run_bounded`): about a millisecond of reading and hashing.
+const BOUNDED_LAYER_BYTES: u64 = 1 << 20;
+
+/// The bytes of the layers a module is read from.
+fn layer_bytes(source: &ModuleSource) -> u64 {
+    match source {
+        ModuleSource::Raw(layer) => layer.size,
+        ModuleSource::InTar { layers, .. } => layers.iter().map(|l| l.size).sum(),
+    }
 }
 
 /// Holds options and connection state; cheap to clone and safe to share between threads.
@@ -176,14 +188,21 @@ impl Client {
             cancel: Default::default(),
             preopened: Arc::new(std::sync::Mutex::new(preopened)),
         };
+        // A small module from local files is bounded work: many of them at once queue for
+        // a few threads instead of taking one each.
+        let bounded = store.is_local() && layer_bytes(&plan.source) <= BOUNDED_LAYER_BYTES;
         let extracted = {
             let plan = plan.clone();
             let destination = destination.clone();
-            run_blocking(move |cancel| {
+            let work = move |cancel| {
                 let opener = BlobOpener { cancel, ..opener };
                 extract::extract(&plan, &opener, &limits, &destination)
-            })
-            .await
+            };
+            if bounded {
+                run_bounded(work).await
+            } else {
+                run_blocking(work).await
+            }
             .map_err(|e| {
                 // Store messages already name the store; others get the location.
                 if e.message().starts_with(&store_name) {

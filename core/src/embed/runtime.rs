@@ -71,26 +71,75 @@ tokio::task_local! {
 }
 
 thread_local! {
-    /// Set while this thread is inside [`block_on`]: the caller's own thread, which is
-    /// blocked anyway, so brief work can run on it without a hand-off (see [`run_brief`]).
-    static DRIVING_A_CALL: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread may block: inside [`block_on`] (the caller's own thread,
+    /// blocked anyway) or running [`run_blocking`] work on the blocking pool. Brief work
+    /// runs right there, without a hand-off (see [`run_brief`]).
+    static MAY_BLOCK: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Marks the current thread as driving a blocking call until dropped.
-struct Driving;
+/// Marks the current thread as one that may block until dropped (then as it was before:
+/// a blocking call can be made from blocking work).
+struct MayBlock {
+    before: bool,
+}
 
-impl Driving {
-    fn enter() -> Driving {
-        DRIVING_A_CALL.with(|d| d.set(true));
-        Driving
+impl MayBlock {
+    fn enter() -> MayBlock {
+        MayBlock {
+            before: MAY_BLOCK.with(|m| m.replace(true)),
+        }
     }
 }
 
-impl Drop for Driving {
+impl Drop for MayBlock {
     fn drop(&mut self) {
-        DRIVING_A_CALL.with(|d| d.set(false));
+        MAY_BLOCK.with(|m| m.set(self.before));
     }
 }
+
+/// How much brief or bounded work async callers may have on the blocking pool at once.
+/// A burst of concurrent calls then queues here for microseconds instead of growing the
+/// pool by a thread per call, each with its stack and its own malloc arena (about
+/// 150 KiB of memory a call for 100 small pulls at once).
+const BOUNDED_AT_ONCE: usize = 4;
+
+/// A number of permits shared by the whole process, made again in a forked child
+/// (permits held by the parent's threads would never come back there).
+pub struct ProcessSlots {
+    at_once: usize,
+    current: Mutex<Option<(u32, Arc<tokio::sync::Semaphore>)>>,
+}
+
+impl ProcessSlots {
+    pub const fn new(at_once: usize) -> ProcessSlots {
+        ProcessSlots {
+            at_once,
+            current: Mutex::new(None),
+        }
+    }
+
+    /// Waits for a permit of this process.
+    pub async fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let pid = std::process::id();
+        let semaphore = {
+            let mut slot = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                Some((owner, semaphore)) if *owner == pid => semaphore.clone(),
+                _ => {
+                    let semaphore = Arc::new(tokio::sync::Semaphore::new(self.at_once));
+                    *slot = Some((pid, semaphore.clone()));
+                    semaphore
+                }
+            }
+        };
+        semaphore
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::internal("a queue for bounded work was closed"))
+    }
+}
+
+static BOUNDED_SLOTS: ProcessSlots = ProcessSlots::new(BOUNDED_AT_ONCE);
 
 /// What a blocking call watches besides its own work.
 #[derive(Default)]
@@ -129,7 +178,7 @@ where
         work: TaskTracker::new(),
     };
     let future = CALL.scope(call.clone(), make(forward));
-    let _driving = Driving::enter();
+    let _may_block = MayBlock::enter();
     runtime.block_on(async move {
         tokio::pin!(future);
         // Only a call with an interrupt check needs the timer: a timer costs a trip through
@@ -201,7 +250,10 @@ pub async fn run_blocking<T: Send + 'static>(
     // The work stays inside the caller's span, so its log events keep their call
     // (`logging::deliver_on_caller` delivers them on the calling thread).
     let span = tracing::Span::current();
-    let job = move || span.in_scope(|| work(token));
+    let job = move || {
+        let _may_block = MayBlock::enter();
+        span.in_scope(|| work(token))
+    };
     let result = match &scope {
         Some(s) => s.work.spawn_blocking(job).await,
         None => tokio::task::spawn_blocking(job).await,
@@ -215,22 +267,35 @@ pub async fn run_blocking<T: Send + 'static>(
 }
 
 /// Like [`run_blocking`], for work that is brief and bounded (a few small file reads,
-/// such as a layout's `index.json` or a manifest): on the thread of a blocking call it
-/// runs right there, saving the two thread hand-offs that otherwise cost more than the
-/// work itself; anywhere else (async callers, runtime threads) it goes to the blocking
-/// pool. Such work must not wait on locks or other processes, or on anything unbounded:
-/// while it runs, the call does not see cancellation.
+/// such as a layout's `index.json` or a manifest): on a thread that may block anyway (a
+/// blocking call's own thread, or blocking work's) it runs right there, saving the two
+/// thread hand-offs that otherwise cost more than the work itself; from async callers
+/// (the runtime's threads) it goes to the blocking pool, a few at a time. Such work must
+/// not wait on locks or other processes, or on anything unbounded: while it runs, the
+/// call does not see cancellation.
 pub async fn run_brief<T: Send + 'static>(
     work: impl FnOnce(CancellationToken) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    if !DRIVING_A_CALL.with(Cell::get) {
-        return run_blocking(work).await;
+    if !MAY_BLOCK.with(Cell::get) {
+        return run_bounded(work).await;
     }
     let token = CALL
         .try_with(|s| s.cancel.child_token())
         .unwrap_or_else(|_| CancellationToken::new());
     std::panic::catch_unwind(AssertUnwindSafe(|| work(token)))
         .unwrap_or_else(|_| Err(Error::internal("wasm-image panicked during a brief read")))
+}
+
+/// [`run_blocking`] for work whose length is bounded by what it reads from local files
+/// (a small module out of an OCI layout, say), a few at a time across the process (see
+/// [`BOUNDED_AT_ONCE`]). It must not wait on the network, locks or other processes: it
+/// holds a permit others queue for. Brief work inside it runs inline, so it never
+/// needs a second permit.
+pub async fn run_bounded<T: Send + 'static>(
+    work: impl FnOnce(CancellationToken) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let _permit = BOUNDED_SLOTS.acquire().await?;
+    run_blocking(work).await
 }
 
 #[cfg(test)]
@@ -254,7 +319,7 @@ mod tests {
         .unwrap();
         assert_ne!(pooled, caller);
         // And the mark does not outlive the call.
-        assert!(!DRIVING_A_CALL.with(Cell::get));
+        assert!(!MAY_BLOCK.with(Cell::get));
     }
 
     /// Async callers' threads are the runtime's own, which must not block: brief work
@@ -278,6 +343,55 @@ mod tests {
         assert_ne!(worker, ran_on);
     }
 
+    /// Blocking work may block: brief work inside it runs on its thread, needing no
+    /// second thread (nor, inside bounded work, a second permit).
+    #[test]
+    fn brief_work_inside_blocking_work_runs_on_its_thread() {
+        let runtime = runtime().unwrap();
+        let (outer, inner) = runtime.block_on(async {
+            tokio::spawn(async {
+                run_bounded(|_| {
+                    let outer = std::thread::current().id();
+                    let handle = tokio::runtime::Handle::current();
+                    let inner = handle.block_on(run_brief(|_| Ok(std::thread::current().id())));
+                    Ok((outer, inner?))
+                })
+                .await
+            })
+            .await
+            .unwrap()
+        })
+        .unwrap();
+        assert_eq!(outer, inner);
+    }
+
+    /// However many async callers send bounded work at once, only a few run at a time.
+    #[test]
+    fn bounded_work_runs_a_few_at_a_time() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static RUNNING: AtomicUsize = AtomicUsize::new(0);
+        static MOST: AtomicUsize = AtomicUsize::new(0);
+        let runtime = runtime().unwrap();
+        runtime.block_on(async {
+            let all: Vec<_> = (0..32)
+                .map(|_| {
+                    tokio::spawn(run_bounded(|_| {
+                        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+                        MOST.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(2));
+                        RUNNING.fetch_sub(1, Ordering::SeqCst);
+                        Ok(())
+                    }))
+                })
+                .collect();
+            for task in all {
+                task.await.unwrap().unwrap();
+            }
+        });
+        let most = MOST.load(Ordering::SeqCst);
+        assert!(most <= BOUNDED_AT_ONCE, "{most} ran at once");
+    }
+
     #[test]
     fn a_panic_in_brief_work_is_an_internal_error() {
         let error = block_on(Blocking::default(), |_| async {
@@ -285,6 +399,6 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Internal);
-        assert!(!DRIVING_A_CALL.with(Cell::get));
+        assert!(!MAY_BLOCK.with(Cell::get));
     }
 }

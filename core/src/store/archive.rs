@@ -97,6 +97,10 @@ impl OciArchiveStore {
 
 #[async_trait]
 impl Store for OciArchiveStore {
+    fn is_local(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         self.name.clone()
     }

@@ -218,6 +218,10 @@ fn choose<'a>(
 
 #[async_trait]
 impl Store for DockerArchiveStore {
+    fn is_local(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         self.name.clone()
     }

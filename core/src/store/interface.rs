@@ -33,6 +33,13 @@ pub trait Store: Send + Sync {
     /// Names the store in messages, e.g. `oci:./store` or `127.0.0.1:5000/filters/x`.
     fn describe(&self) -> String;
 
+    /// Whether reading a blob of this store takes only local file reads (never the
+    /// network): such a small blob is read as bounded work (see
+    /// `embed::runtime::run_bounded`).
+    fn is_local(&self) -> bool {
+        false
+    }
+
     /// Finds the top-level manifest (or index) for a selector without fetching the module.
     async fn resolve(&self, selector: &Selector) -> Result<Descriptor>;
 

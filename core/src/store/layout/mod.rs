@@ -42,6 +42,15 @@ const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 /// us read an arbitrary file into memory.
 pub(crate) const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
 const COPY_BUFFER_BYTES: usize = 256 * 1024;
+/// Blobs up to this size are read whole when opened, in the same brief step as the open:
+/// streaming them would cost a trip to the blocking pool per read.
+const READ_WHOLE_UP_TO: u64 = 64 * 1024;
+
+/// An opened blob: its file, or all of it when small.
+enum Opened {
+    File(fs::File),
+    Read(Vec<u8>),
+}
 
 /// An OCI image layout directory.
 pub struct LayoutStore {
@@ -227,6 +236,10 @@ impl Inner {
 
 #[async_trait]
 impl Store for LayoutStore {
+    fn is_local(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         self.inner.name.clone()
     }
@@ -249,14 +262,29 @@ impl Store for LayoutStore {
         let path = self.inner.blob_path(&descriptor.digest);
         let name = self.inner.name.clone();
         let digest = descriptor.digest.clone();
-        let file = run_brief(move |_| match open_regular(&path, &name) {
-            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
-                Err(Error::not_found(format!("{name}: blob {digest} not found")))
+        let size = descriptor.size;
+        let opened = run_brief(move |_| {
+            let file = match open_regular(&path, &name) {
+                Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                    return Err(Error::not_found(format!("{name}: blob {digest} not found")))
+                }
+                other => other?,
+            };
+            if size > READ_WHOLE_UP_TO {
+                return Ok(Opened::File(file));
             }
-            other => other,
+            // One byte more than declared, so a longer file still fails verification.
+            let mut bytes = Vec::with_capacity(size as usize + 1);
+            let mut limited = io::Read::take(&file, size + 1);
+            io::Read::read_to_end(&mut limited, &mut bytes)
+                .map_err(|e| Error::io(format!("{name}: cannot read blob {digest}"), e))?;
+            Ok(Opened::Read(bytes))
         })
         .await?;
-        Ok(Box::pin(tokio::fs::File::from_std(file)))
+        Ok(match opened {
+            Opened::File(file) => Box::pin(tokio::fs::File::from_std(file)),
+            Opened::Read(bytes) => Box::pin(std::io::Cursor::new(bytes)),
+        })
     }
 
     async fn has_blob(&self, descriptor: &Descriptor) -> Result<bool> {
