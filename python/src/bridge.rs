@@ -14,7 +14,7 @@ use pyo3::IntoPyObjectExt;
 use pyo3_async_runtimes::generic::{self, ContextExt, Runtime};
 use pyo3_async_runtimes::TaskLocals;
 use wasm_image::panics::{catch_panic, catch_panic_async};
-use wasm_image::runtime::{block_on, Blocking, CancellationToken};
+use wasm_image::runtime::{block_on, Blocking, CancellationToken, ProcessSlots};
 use wasm_image::{Progress, ProgressEvent};
 
 use crate::errors::{to_py, IntoPyResult};
@@ -163,17 +163,25 @@ impl Runtime for CoreRuntime {
         })
     }
 
+    /// The bridge's blocking work is handing results and progress to asyncio, each
+    /// waiting for the GIL: a few threads at a time, since more only queue for the GIL,
+    /// each holding a thread and a Python thread state (a burst of 100 `pull_async`
+    /// results grew the pool by about as many threads).
     fn spawn_blocking<F>(f: F) -> Self::JoinHandle
     where
         F: FnOnce() + Send + 'static,
     {
         let task = TaskInFlight::start();
-        core_runtime().spawn_blocking(move || {
+        core_runtime().spawn(async move {
             let _task = task;
-            f()
+            let _permit = GIL_HANDOFFS.acquire().await;
+            let _ = core_runtime().spawn_blocking(f).await;
         })
     }
 }
+
+/// Results and progress handed to asyncio at once (see `spawn_blocking` above).
+static GIL_HANDOFFS: ProcessSlots = ProcessSlots::new(2);
 
 /// The asyncio bridge's tasks not yet finished in this process (the pid tells a forked
 /// child, which has none of its parent's tasks, from the parent).
@@ -302,7 +310,10 @@ where
     wasm_image::runtime::runtime().py_err(py)?;
     let locals = generic::get_current_locals::<CoreRuntime>(py)?;
     let progress = progress.map(|cb| async_progress(cb, locals.event_loop(py).unbind()));
-    let future = catch_panic_async(make(progress));
+    // Boxed once here: the asyncio bridge moves the future it is given through two
+    // tasks, and unboxed each would hold its full size (about 30 KB), twice the memory of
+    // every call in flight.
+    let future = Box::pin(catch_panic_async(make(progress)));
     generic::future_into_py_with_locals::<CoreRuntime, _, _>(py, locals, async move {
         Ok(Outcome(future.await))
     })
