@@ -66,39 +66,10 @@ pub(crate) fn zeroed_bytes(len: u64, what: &str) -> crate::Result<Vec<u8>> {
     if ptr.is_null() {
         return Err(memory_refused(len, what));
     }
-    advise_huge_pages(ptr, len_usize);
     // SAFETY: `ptr` comes from the global allocator with this layout (align 1, size
     // `len_usize`, which is the capacity), and all `len_usize` bytes are initialised.
     Ok(unsafe { Vec::from_raw_parts(ptr, len_usize, len_usize) })
 }
-
-/// Below this, a buffer's pages are left as they come.
-const HUGE_PAGE_ADVICE_FROM: usize = 4 << 20;
-
-/// Asks Linux to back a large, fresh buffer with 2 MiB pages where it can. Its pages are
-/// all about to be written once, and faulting them in 4 KiB at a time costs more than the
-/// copy into them (several microseconds a fault on a virtual machine): for a 50 MiB module
-/// that is 12,800 faults against 25. Where transparent huge pages are off this does
-/// nothing; it is advice, so a refusal is ignored.
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(ptr: *mut u8, len: usize) {
-    const HUGE_PAGE: usize = 2 << 20;
-    if len < HUGE_PAGE_ADVICE_FROM {
-        return;
-    }
-    let start = (ptr as usize).next_multiple_of(HUGE_PAGE);
-    let end = (ptr as usize + len) & !(HUGE_PAGE - 1);
-    if end > start {
-        // SAFETY: the range lies inside the allocation just made and madvise with
-        // MADV_HUGEPAGE changes no contents; it only chooses how pages get backed.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
 
 #[cfg(test)]
 mod tests {
