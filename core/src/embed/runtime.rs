@@ -348,20 +348,21 @@ mod tests {
     #[test]
     fn brief_work_inside_blocking_work_runs_on_its_thread() {
         let runtime = runtime().unwrap();
-        let (outer, inner) = runtime.block_on(async {
-            tokio::spawn(async {
-                run_bounded(|_| {
-                    let outer = std::thread::current().id();
-                    let handle = tokio::runtime::Handle::current();
-                    let inner = handle.block_on(run_brief(|_| Ok(std::thread::current().id())));
-                    Ok((outer, inner?))
+        let (outer, inner) = runtime
+            .block_on(async {
+                tokio::spawn(async {
+                    run_bounded(|_| {
+                        let outer = std::thread::current().id();
+                        let handle = tokio::runtime::Handle::current();
+                        let inner = handle.block_on(run_brief(|_| Ok(std::thread::current().id())));
+                        Ok((outer, inner?))
+                    })
+                    .await
                 })
                 .await
+                .unwrap()
             })
-            .await
-            .unwrap()
-        })
-        .unwrap();
+            .unwrap();
         assert_eq!(outer, inner);
     }
 
