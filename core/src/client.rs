@@ -15,6 +15,7 @@ use crate::image::{BlobBody, ImageInfo, WasmImage};
 use crate::location::Location;
 use crate::options::{CallOptions, ClientOptions};
 use crate::select;
+use crate::shared_extraction::{self, Turn};
 use crate::signature;
 use crate::store::verified::{self, BlobOpener};
 use crate::store::Context;
@@ -138,10 +139,22 @@ impl Client {
         // byte of the module is read.
         let mut signed: Vec<Digest> = selected.index_digest.iter().cloned().collect();
         signed.push(selected.manifest.digest.clone());
+        // Concurrent in-memory pulls of one image share one extraction (see
+        // `shared_extraction`); joining before the config is read lets a call that will
+        // wait ask for nothing of the module.
+        let store_name = store.describe();
+        let shared_key = shared_extraction::key(&store_name, &selected.manifest.digest, &limits);
+        let turn = match destination {
+            Destination::File(_) => None,
+            Destination::Memory | Destination::Buffer(_) => {
+                Some(self.ctx.extractions.join(&shared_key))
+            }
+        };
+        let waiting = matches!(turn, Some(Turn::Wait(_)));
         // An image with one layer besides its config (the oci variant lists the config
         // as a layer too) holds its module there: that layer's request goes out beside
         // the config's, saving a round trip, unless a signature must be checked first
-        // (then nothing of the module is asked for before it is).
+        // (then nothing of the module is asked for before it is) or the call waits.
         let signature_required = self.requirement(&location, call).trust().is_some();
         let mut content_layers = selected
             .parsed
@@ -149,19 +162,20 @@ impl Client {
             .iter()
             .filter(|layer| layer.digest != config_descriptor.digest);
         let module_layer = match (content_layers.next(), content_layers.next()) {
-            (Some(only), None) if !signature_required => Some(only),
+            (Some(only), None) if !signature_required && !waiting => Some(only),
             _ => None,
         };
+        // A failure of that request is the module's, which waiting calls share: kept
+        // until the config and signature are done.
         let open_module_layer = async {
-            match module_layer {
+            Ok::<_, Error>(match module_layer {
                 Some(layer) => {
-                    let stream =
-                        verified::open_verified(store.as_ref(), layer, call.progress.as_ref())
-                            .await?;
-                    Ok(Some((layer.digest.clone(), stream)))
+                    verified::open_verified(store.as_ref(), layer, call.progress.as_ref())
+                        .await
+                        .map(|stream| Some((layer.digest.clone(), stream)))
                 }
                 None => Ok(None),
-            }
+            })
         };
         let (config, (), preopened) = tokio::try_join!(
             verified::read_small_blob(
@@ -173,6 +187,23 @@ impl Client {
             self.verify_signature(&location, store.as_ref(), &signed, call, false),
             open_module_layer,
         )?;
+        // Store messages already name the store; others get the location.
+        let in_context = |e: Error| {
+            if e.message().starts_with(&store_name) {
+                e
+            } else {
+                e.context(&what)
+            }
+        };
+        let preopened = match preopened {
+            Ok(preopened) => preopened,
+            Err(e) => {
+                if let Some(Turn::Lead(leading)) = turn {
+                    leading.fail(&e);
+                }
+                return Err(in_context(e));
+            }
+        };
         let plan = formats::classify(
             &selected.parsed,
             &ConfigView::new(&config_descriptor, &config),
@@ -180,7 +211,6 @@ impl Client {
         )?;
         tracing::debug!(location = %what, variant = %plan.variant, "pulling");
 
-        let store_name = store.describe();
         let opener = BlobOpener {
             store: store.clone(),
             progress: call.progress.clone(),
@@ -191,27 +221,40 @@ impl Client {
         // A small module from local files is bounded work: many of them at once queue for
         // a few threads instead of taking one each.
         let bounded = store.is_local() && layer_bytes(&plan.source) <= BOUNDED_LAYER_BYTES;
-        let extracted = {
+        let extract = || {
             let plan = plan.clone();
             let destination = destination.clone();
+            let opener = opener.clone();
             let work = move |cancel| {
                 let opener = BlobOpener { cancel, ..opener };
                 extract::extract(&plan, &opener, &limits, &destination)
             };
-            if bounded {
-                run_bounded(work).await
-            } else {
-                run_blocking(work).await
-            }
-            .map_err(|e| {
-                // Store messages already name the store; others get the location.
-                if e.message().starts_with(&store_name) {
-                    e
+            async move {
+                if bounded {
+                    run_bounded(work).await
                 } else {
-                    e.context(&what)
+                    run_blocking(work).await
                 }
-            })?
+            }
         };
+        let extracted = match turn {
+            // Every file pull writes its own file.
+            None => extract().await,
+            Some(turn) => {
+                self.ctx
+                    .extractions
+                    .extract(
+                        &shared_key,
+                        turn,
+                        &plan,
+                        &destination,
+                        call.progress.as_ref(),
+                        extract,
+                    )
+                    .await
+            }
+        }
+        .map_err(in_context)?;
 
         let module_layer = match &plan.source {
             ModuleSource::Raw(layer) => Some(layer.digest.clone()),

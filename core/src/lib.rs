@@ -32,6 +32,7 @@ pub mod formats;
 pub mod signature;
 /// Carries out a format's plan: the module out of its layer, verified and bounded.
 pub mod extract;
+mod shared_extraction;
 /// Facts about a module from a Wasm parser, and the Wasm header check.
 pub mod module_facts;
 /// The image model: WasmImage, RuntimeConfig, Variant.

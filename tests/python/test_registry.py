@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, List
 from urllib.parse import urlencode
@@ -87,6 +89,32 @@ def test_progress_on_registry_transfers(
         assert module_events and module_events[-1].done == module_events[-1].total == len(big_module)
         dones = [e.done for e in module_events]
         assert dones == sorted(dones)
+
+
+def test_threads_pulling_one_image_share_one_download(
+    tb: Testbed, registry_client: wasm_image.Client, big_module: bytes, repo: str, faults: Callable[..., None]
+) -> None:
+    registry_client.push(wasm_image.build(big_module), f"{tb.host('plain')}/{repo}:v1")
+    layer = f"{repo}/blobs/{sha256(big_module)}"
+    # The first download is held long enough for every thread to be waiting for it.
+    faults(match=layer, method="GET", action="delay", seconds=5, times=1)
+    location = f"{tb.host('faulty')}/{repo}:v1"
+    start = threading.Barrier(8)
+    events: List[List[wasm_image.ProgressEvent]] = [[] for _ in range(8)]
+
+    def pull(i: int) -> bytes:
+        start.wait()
+        return registry_client.pull(location, progress=events[i].append).module
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        modules = list(pool.map(pull, range(8)))
+    assert all(m == big_module for m in modules)
+    # Equal bytes, yet each caller owns its own object.
+    assert len({id(m) for m in modules}) == 8
+    assert sum(1 for e in tb.fault_log(match=layer) if e["method"] == "GET") == 1
+    for own in events:
+        module_events = [e for e in own if e.digest == sha256(big_module)]
+        assert module_events[-1].done == module_events[-1].total == len(big_module)
 
 
 # ---- authentication ----------------------------------------------------------------------

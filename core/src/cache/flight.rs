@@ -23,7 +23,7 @@ pub struct Flights {
 }
 
 /// The same error again (errors carry a source that cannot be cloned).
-fn again(e: &Error) -> Error {
+pub(crate) fn again(e: &Error) -> Error {
     let mut copy = Error::new(e.kind(), e.message()).with_retry_after(e.retry_after());
     if let Some(r) = e.registry() {
         copy = copy.with_registry(r.status, r.code.clone());

@@ -40,6 +40,7 @@ mod lease;
 mod lookup;
 
 pub use entry::{CachedEntry, Entry};
+pub(crate) use flight::again;
 pub use gc::{GcReport, Removed, VerifyReport};
 pub use handle::{Cache, CacheOptions};
 pub(crate) use handle::{Counters, Inner};

@@ -14,6 +14,8 @@ pub struct Context {
     pub registry: Arc<RegistryClient>,
     /// Images verified under this client's trusts (see `signature::VerifiedMemo`).
     pub(crate) verified: Arc<crate::signature::VerifiedMemo>,
+    /// In-memory pulls now extracting, so concurrent pulls of one module share them.
+    pub(crate) extractions: Arc<crate::shared_extraction::SharedExtractions>,
 }
 
 impl Context {
@@ -23,6 +25,7 @@ impl Context {
             options: Arc::new(options),
             registry,
             verified: Default::default(),
+            extractions: Default::default(),
         })
     }
 }
