@@ -40,7 +40,13 @@ def into_previous(previous: Path, doc: dict, families: list) -> dict:
     later["families"] = names
     later["versions_changed"] = {k: doc["versions"][k] for k in MEASURED_CODE
                                  if k in doc["versions"] and doc["versions"][k] != old["versions"].get(k)}
-    merged["merged_runs"] = [r for r in old.get("merged_runs", []) if not set(r["families"]) & set(names)] + [later]
+    # An earlier later run keeps the families this run did not measure again.
+    kept = []
+    for r in old.get("merged_runs", []):
+        rest = [f for f in r["families"] if f not in names]
+        if rest:
+            kept.append({**r, "families": rest})
+    merged["merged_runs"] = kept + [later]
     merged["targets"] = targets(Results.from_json(merged), old["machine"]["cores"])
     return merged
 
