@@ -52,33 +52,53 @@ func main() {
 		defer module.Close()
 		if output == "" {
 			data, err := io.ReadAll(module)
+			if err == nil {
+				err = module.verify()
+			}
 			return int64(len(data)), err
 		}
 		return writeFile(output, module)
 	})
 }
 
+// layerModule is the module's bytes, read out of a layer whose digest ggcr checks only
+// once the layer is read to its end.
+type layerModule struct {
+	io.Reader
+	layer io.ReadCloser
+}
+
+// verify reads what is left of the layer after the module (in a compat layer, the tar's
+// end), so ggcr compares the layer's digest, as wasm-image does before it reports success.
+func (m layerModule) verify() error {
+	_, err := io.Copy(io.Discard, m.layer)
+	return err
+}
+
+func (m layerModule) Close() error { return m.layer.Close() }
+
 // openModule gives a reader of the module; ggcr verifies the layer's digest as it is
-// read to the end.
-func openModule(img v1.Image) (io.ReadCloser, error) {
+// read to the end (layerModule.verify).
+func openModule(img v1.Image) (layerModule, error) {
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, err
+		return layerModule{}, err
 	}
 	for i := len(layers) - 1; i >= 0; i-- {
 		mediaType, err := layers[i].MediaType()
 		if err != nil {
-			return nil, err
+			return layerModule{}, err
 		}
 		if string(mediaType) == wasmLayer {
-			return layers[i].Compressed()
+			rc, err := layers[i].Compressed()
+			return layerModule{rc, rc}, err
 		}
 	}
 	// compat: plugin.wasm in the last layer that has it.
 	for i := len(layers) - 1; i >= 0; i-- {
 		rc, err := layers[i].Uncompressed()
 		if err != nil {
-			return nil, err
+			return layerModule{}, err
 		}
 		tr := tar.NewReader(rc)
 		for {
@@ -88,29 +108,30 @@ func openModule(img v1.Image) (io.ReadCloser, error) {
 			}
 			if err != nil {
 				rc.Close()
-				return nil, err
+				return layerModule{}, err
 			}
 			if strings.TrimPrefix(filepath.Clean(hdr.Name), "/") == "plugin.wasm" {
-				return struct {
-					io.Reader
-					io.Closer
-				}{tr, rc}, nil
+				return layerModule{tr, rc}, nil
 			}
 		}
 		rc.Close()
 	}
-	return nil, errors.New("no Wasm module in the image")
+	return layerModule{}, errors.New("no Wasm module in the image")
 }
 
-// writeFile writes the module to a temporary file, flushes it to disk and renames it
-// into place once complete: the same guarantee wasm-image gives (a crash never leaves
-// a torn module for the proxy to load), so both do the same work.
-func writeFile(path string, module io.Reader) (int64, error) {
+// writeFile writes the module to a temporary file, checks the layer's digest, flushes
+// the file to disk and renames it into place once complete: the same guarantee
+// wasm-image gives (a crash or a bad layer never leaves a torn module for the proxy to
+// load), so both do the same work.
+func writeFile(path string, module layerModule) (int64, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".pull-*")
 	if err != nil {
 		return 0, err
 	}
 	n, err := io.Copy(tmp, module)
+	if err == nil {
+		err = module.verify()
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
