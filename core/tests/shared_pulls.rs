@@ -21,7 +21,7 @@ use common::{add_faults, bed_str, testbed};
 
 /// How long the fault proxy holds the first layer download: far longer than the other
 /// pulls need to reach it (two small requests each over loopback).
-const LAYER_DELAY_SECS: u32 = 5;
+const LAYER_DELAY_SECS: u32 = 10;
 
 fn client(host: &str, max_retries: u32) -> Client {
     Client::new(ClientOptions {

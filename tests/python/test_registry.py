@@ -97,7 +97,7 @@ def test_threads_pulling_one_image_share_one_download(
     registry_client.push(wasm_image.build(big_module), f"{tb.host('plain')}/{repo}:v1")
     layer = f"{repo}/blobs/{sha256(big_module)}"
     # The first download is held long enough for every thread to be waiting for it.
-    faults(match=layer, method="GET", action="delay", seconds=5, times=1)
+    faults(match=layer, method="GET", action="delay", seconds=10, times=1)
     location = f"{tb.host('faulty')}/{repo}:v1"
     start = threading.Barrier(8)
     events: List[List[wasm_image.ProgressEvent]] = [[] for _ in range(8)]
