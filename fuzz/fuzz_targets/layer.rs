@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
         progress: None,
         handle: runtime().handle().clone(),
         cancel: CancellationToken::new(),
+        preopened: Default::default(),
     };
     let extracted = extract::extract(&plan, &opener, &limits(), &Destination::Memory);
     check(&extracted);
