@@ -33,14 +33,6 @@ pub struct Resolved {
 /// `embed::runtime::run_bounded`): about a millisecond of reading and hashing.
 const BOUNDED_LAYER_BYTES: u64 = 1 << 20;
 
-/// The bytes of the layers a module is read from.
-fn layer_bytes(source: &ModuleSource) -> u64 {
-    match source {
-        ModuleSource::Raw(layer) => layer.size,
-        ModuleSource::InTar { layers, .. } => layers.iter().map(|l| l.size).sum(),
-    }
-}
-
 /// Holds options and connection state; cheap to clone and safe to share between threads.
 #[derive(Clone)]
 pub struct Client {
@@ -220,7 +212,8 @@ impl Client {
         };
         // A small module from local files is bounded work: many of them at once queue for
         // a few threads instead of taking one each.
-        let bounded = store.is_local() && layer_bytes(&plan.source) <= BOUNDED_LAYER_BYTES;
+        let bounded = store.is_local()
+            && plan.source.layers().iter().map(|l| l.size).sum::<u64>() <= BOUNDED_LAYER_BYTES;
         let extract = || {
             let plan = plan.clone();
             let destination = destination.clone();

@@ -95,7 +95,7 @@ impl Seen {
 }
 
 /// Module memory of our own, for callers that bring none.
-struct OwnedBuffer(Vec<u8>);
+pub(crate) struct OwnedBuffer(pub(crate) Vec<u8>);
 
 impl ModuleBuffer for OwnedBuffer {
     fn as_mut_slice(&mut self) -> &mut [u8] {
@@ -339,7 +339,8 @@ impl Write for SeenWriter<'_> {
     }
 }
 
-#[derive(Debug)]
+/// Cloning shares the module's `Bytes` (reference counted): no module bytes are copied.
+#[derive(Debug, Clone)]
 pub struct Extracted {
     /// The module when extracted into memory.
     pub module: Option<Bytes>,

@@ -27,11 +27,11 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::cache::again;
-use crate::digest::{Descriptor, Digest};
+use crate::digest::Digest;
 use crate::embed::runtime::run_blocking;
 use crate::error::{Error, ErrorKind, Result};
 use crate::extract::{Destination, Extracted};
-use crate::formats::{ModuleSource, Plan};
+use crate::formats::Plan;
 use crate::limits::Limits;
 use crate::progress::{Progress, ProgressEvent};
 
@@ -195,7 +195,7 @@ impl Leading<'_> {
 
     fn finish(mut self, result: &Result<Extracted>) {
         let ended = match result {
-            Ok(extracted) => Ended::Extracted(share(extracted)),
+            Ok(extracted) => Ended::Extracted(extracted.clone()),
             Err(e) => Ended::Failed(again(e)),
         };
         self.finished = true;
@@ -211,21 +211,10 @@ impl Drop for Leading<'_> {
     }
 }
 
-/// The leader's result as waiters receive it: the module's `Bytes` are reference counted,
-/// so this copies no module bytes.
-fn share(extracted: &Extracted) -> Extracted {
-    Extracted {
-        module: extracted.module.clone(),
-        digest: extracted.digest.clone(),
-        size: extracted.size,
-        runtime_config: extracted.runtime_config.clone(),
-    }
-}
-
 /// A waiter's own result: the shared bytes, or a copy in the memory it brought (a Python
 /// `bytes` of its own, say).
 async fn received(extracted: &Extracted, destination: &Destination) -> Result<Extracted> {
-    let mut own = share(extracted);
+    let mut own = extracted.clone();
     if let (Destination::Buffer(allocate), Some(module)) = (destination, &extracted.module) {
         let allocate = allocate.clone();
         let module = module.clone();
@@ -249,11 +238,7 @@ fn report(progress: Option<&Progress>, plan: &Plan, done: bool) {
     let Some(progress) = progress else {
         return;
     };
-    let layers: &[Descriptor] = match &plan.source {
-        ModuleSource::Raw(layer) => std::slice::from_ref(layer),
-        ModuleSource::InTar { layers, .. } => layers,
-    };
-    for layer in layers {
+    for layer in plan.source.layers() {
         progress(&ProgressEvent {
             digest: layer.digest.clone(),
             media_type: layer.media_type.clone(),
@@ -272,7 +257,8 @@ mod tests {
 
     use super::*;
     use crate::buffer::ModuleBuffer;
-    use crate::digest::Digest;
+    use crate::digest::{Descriptor, Digest};
+    use crate::formats::ModuleSource;
     use crate::image::Variant;
 
     const MODULE: &[u8] = b"\0asm\x01\0\0\0shared";
@@ -487,17 +473,6 @@ mod tests {
         assert_eq!(gated.shared.running(), 0);
     }
 
-    struct VecBuffer(Vec<u8>);
-
-    impl ModuleBuffer for VecBuffer {
-        fn as_mut_slice(&mut self) -> &mut [u8] {
-            &mut self.0
-        }
-        fn freeze(self: Box<Self>) -> Bytes {
-            Bytes::from(self.0)
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_waiter_with_its_own_memory_gets_a_copy_there_and_its_progress_completes() {
         let gated = Gated::new();
@@ -508,7 +483,7 @@ mod tests {
             let allocations = allocations.clone();
             Arc::new(move |len| {
                 allocations.fetch_add(1, Ordering::SeqCst);
-                Ok(Box::new(VecBuffer(vec![0; len])) as Box<dyn ModuleBuffer>)
+                Ok(Box::new(crate::extract::OwnedBuffer(vec![0; len])) as Box<dyn ModuleBuffer>)
             })
         };
         let events = Arc::new(Mutex::new(Vec::new()));

@@ -41,6 +41,16 @@ pub enum ModuleSource {
     },
 }
 
+impl ModuleSource {
+    /// The layers the module is read from.
+    pub fn layers(&self) -> &[Descriptor] {
+        match self {
+            ModuleSource::Raw(layer) => std::slice::from_ref(layer),
+            ModuleSource::InTar { layers, .. } => layers,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub variant: Variant,
