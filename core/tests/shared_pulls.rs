@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Barrier;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use serde_json::{json, Value};
 use wasm_image::runtime::{block_on, Blocking, CancellationToken};
 use wasm_image::{build, BuildOptions, CallOptions, Client, ClientOptions, ErrorKind, Variant};
 
-use common::{add_faults, bed_str, testbed};
+use common::{add_faults, bed_str, fault_log, testbed};
 
 /// How long the fault proxy holds the first layer download: far longer than the other
 /// pulls need to reach it (two small requests each over loopback).
@@ -116,19 +115,8 @@ fn repository(location: &str) -> &str {
     path.rsplit_once(':').unwrap().0
 }
 
-/// The requests the fault proxy saw whose path contains `part`.
-fn seen(bed: &Value, part: &str) -> Vec<Value> {
-    let url = format!("{}?match={part}", bed_str(bed, &["faulty", "log"]));
-    let out = Command::new("curl")
-        .args(["-sf", "--noproxy", "*", &url])
-        .output()
-        .expect("curl runs");
-    assert!(out.status.success(), "GET {url} failed");
-    serde_json::from_slice(&out.stdout).expect("a JSON log")
-}
-
 fn gets(bed: &Value, location: &str, what: &str) -> usize {
-    seen(bed, &format!("{}/blobs/{what}", repository(location)))
+    fault_log(bed, &format!("{}/blobs/{what}", repository(location)))
         .iter()
         .filter(|e| e["method"] == "GET")
         .count()
@@ -282,7 +270,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Whether the fault proxy has answered `n` GETs for `what` in the repository.
 fn answered(bed: &Value, location: &str, what: &str, n: usize) -> bool {
-    seen(bed, &format!("{}/{what}", repository(location)))
+    fault_log(bed, &format!("{}/{what}", repository(location)))
         .iter()
         .filter(|e| e["method"] == "GET" && e["status"] == 200)
         .count()

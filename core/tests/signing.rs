@@ -23,7 +23,7 @@ use wasm_image::{
 };
 
 use common::cosign::Cosign;
-use common::{bed_str, testbed};
+use common::{bed_str, fault_log, testbed};
 
 fn options(bed: &Value) -> ClientOptions {
     ClientOptions {
@@ -754,16 +754,6 @@ async fn signatures_stored_as_referrers_verify_and_copy() {
     c.pull(&copy, &call).await.unwrap();
 }
 
-/// Requests the test bed's fault proxy saw whose path contains `filter`.
-async fn proxy_log(bed: &Value, filter: &str) -> Vec<Value> {
-    let url = bed_str(bed, &["faulty", "log"]);
-    let body = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
-    let all: Vec<Value> = serde_json::from_slice(&body).unwrap();
-    all.into_iter()
-        .filter(|e| e["path"].as_str().unwrap_or_default().contains(filter))
-        .collect()
-}
-
 #[tokio::test]
 #[cfg_attr(not(testbed), ignore = "needs the test bed (WASM_IMAGE_TESTBED)")]
 async fn no_module_bytes_are_asked_for_before_a_required_signature_checks_out() {
@@ -789,13 +779,13 @@ async fn no_module_bytes_are_asked_for_before_a_required_signature_checks_out() 
             .count()
     };
     // Unverified, the module layer is asked for once (beside the config).
-    assert_eq!(layer_gets(&proxy_log(&bed, &name).await), 1);
+    assert_eq!(layer_gets(&fault_log(&bed, &name)), 1);
 
     let (_, public) = p256_pair(21);
     let call = verify_with(trust_from(public.as_bytes()));
     expect_invalid(&c, &format!("{repository}:v1"), &call, "unsigned").await;
     assert_eq!(
-        layer_gets(&proxy_log(&bed, &name).await),
+        layer_gets(&fault_log(&bed, &name)),
         1,
         "the unsigned image's module layer was requested"
     );

@@ -225,6 +225,18 @@ pub fn unique(test: &str) -> String {
     )
 }
 
+/// The requests the test bed's fault proxy saw whose path contains `part` (blocking HTTP,
+/// usable from any test).
+pub fn fault_log(bed: &Value, part: &str) -> Vec<Value> {
+    let url = format!("{}?match={part}", bed_str(bed, &["faulty", "log"]));
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--noproxy", "*", &url])
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "GET {url} failed");
+    serde_json::from_slice(&out.stdout).expect("a JSON log")
+}
+
 /// Adds fault rules to the test bed's fault proxy (blocking HTTP, usable from any test).
 pub fn add_faults(bed: &Value, rules: Value) {
     let url = bed_str(bed, &["faulty", "control"]);
