@@ -342,6 +342,35 @@ mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
 
+    /// A bad CA option is refused when the client is made, though the system's CA store
+    /// is read only at the first handshake.
+    #[test]
+    fn bad_ca_certificates_are_invalid_arguments_when_the_client_is_made() {
+        let cases: [(&[u8], &str); 3] = [
+            (b"not a certificate", "holds no PEM certificate"),
+            (
+                b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+                "is not valid PEM",
+            ),
+            (
+                // Well-formed PEM around bytes that are no certificate.
+                b"-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n",
+                "check the CA certificates",
+            ),
+        ];
+        for (pem, message) in cases {
+            let options = ClientOptions {
+                ca_certificates_pem: vec![pem.to_vec()],
+                ..ClientOptions::default()
+            };
+            let err = HttpClient::new(&options)
+                .err()
+                .expect("a bad CA is refused");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument, "{err}");
+            assert!(err.message().contains(message), "{err}");
+        }
+    }
+
     #[test]
     fn backoff_grows_and_is_capped() {
         let o = ClientOptions {
