@@ -774,8 +774,11 @@ wasm_image_error_t *wasm_image_call_options_set_cancel_token(const wasm_image_ca
  * Requires, for calls with these options (pull, pull to file, fetch), a cosign
  * signature by one of the keys in `public_keys_pem` (one or more PEM `PUBLIC KEY`
  * blocks), made for `repository` when not NULL; this replaces the client's policy for
- * the call. Failures are `SIGNATURE_INVALID`, with nothing returned or written.
- * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8 or unreadable keys.
+ * the call. A keyless requirement set on the same options adds to this one: a signature
+ * either accepts will do (their repositories must agree).
+ * Failures are `SIGNATURE_INVALID`, with nothing returned or written.
+ * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, unreadable keys, or a repository
+ * other than an earlier requirement's on the same options.
  */
 wasm_image_error_t *wasm_image_call_options_require_signature(const wasm_image_call_options_t *options,
                                                               const uint8_t *public_keys_pem,
@@ -790,11 +793,12 @@ wasm_image_error_t *wasm_image_call_options_require_signature(const wasm_image_c
  * and its identity matches: the OIDC issuer `issuer` and the subject (email or URI)
  * `subject`, each compared exactly, or as a regular expression over the whole value
  * when its `..._is_regex` flag is true. When `repository` is not NULL the signed
- * payload must name it. This replaces the client's policy (and an earlier
- * `wasm_image_call_options_require_signature`) for the call. Failures are
- * `SIGNATURE_INVALID`, with nothing returned or written.
- * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, unreadable roots or keys, or a
- * malformed regular expression.
+ * payload must name it. This replaces the client's policy for the call, and adds to a
+ * `wasm_image_call_options_require_signature` on the same options: a signature either
+ * accepts will do. Failures are `SIGNATURE_INVALID`, with nothing returned or written.
+ * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, unreadable roots or keys, a
+ * malformed regular expression, or a repository other than an earlier requirement's on
+ * the same options.
  */
 wasm_image_error_t *wasm_image_call_options_require_keyless_signature(const wasm_image_call_options_t *options,
                                                                       const uint8_t *fulcio_roots_pem,
@@ -808,7 +812,8 @@ wasm_image_error_t *wasm_image_call_options_require_keyless_signature(const wasm
                                                                       const char *repository);
 
 /**
- * Checks no signature in calls with these options, whatever the client's policy says.
+ * Checks no signature in calls with these options, whatever the client's policy says
+ * (and undoes an earlier requirement on the same options; a later one applies again).
  */
 wasm_image_error_t *wasm_image_call_options_skip_signature(const wasm_image_call_options_t *options);
 
@@ -1382,8 +1387,12 @@ wasm_image_error_t *wasm_image_client_options_set_user_agent(const wasm_image_cl
  * and, when `repository` is not NULL, for that repository (`HOST/NAME`). Patterns name
  * registries as `HOST[:PORT]/NAME` and stores as `oci:DIR`, `oci-archive:FILE`; `*`
  * matches anything. The most specific matching pattern decides. Without any, nothing
- * is verified (the default). Failures are `SIGNATURE_INVALID`.
- * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an empty pattern or unreadable keys.
+ * is verified (the default). Requirements for the same pattern add up: keys given here
+ * and a keyless trust given to `wasm_image_client_options_require_keyless_signature`
+ * for that pattern, and a signature either accepts will do. Failures are
+ * `SIGNATURE_INVALID`.
+ * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an empty pattern, unreadable keys, or
+ * a repository other than an earlier requirement's for the same pattern.
  */
 wasm_image_error_t *wasm_image_client_options_require_signature(const wasm_image_client_options_t *options,
                                                                 const char *pattern,
@@ -1399,11 +1408,12 @@ wasm_image_error_t *wasm_image_client_options_require_signature(const wasm_image
  * P-384), and its identity matches: the OIDC issuer `issuer` and the subject (email or
  * URI) `subject`, each compared exactly, or as a regular expression over the whole value
  * when its `..._is_regex` flag is true. When `repository` is not NULL the signed payload
- * must name it. Patterns are as in `wasm_image_client_options_require_signature`; a
- * later rule for the same pattern replaces an earlier one. Failures are
- * `SIGNATURE_INVALID`.
+ * must name it. Patterns are as in `wasm_image_client_options_require_signature`, and
+ * requirements for the same pattern add up: a signature any of them accepts will do.
+ * Failures are `SIGNATURE_INVALID`.
  * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an empty pattern, unreadable roots or
- * keys, or a malformed regular expression.
+ * keys, a malformed regular expression, or a repository other than an earlier
+ * requirement's for the same pattern.
  */
 wasm_image_error_t *wasm_image_client_options_require_keyless_signature(const wasm_image_client_options_t *options,
                                                                         const char *pattern,
@@ -1419,7 +1429,8 @@ wasm_image_error_t *wasm_image_client_options_require_keyless_signature(const wa
 
 /**
  * Exempts locations matching `pattern` (say `oci:*`) from a broader
- * `wasm_image_client_options_require_signature` rule.
+ * `wasm_image_client_options_require_signature` rule. For a pattern that already has a
+ * requirement, the later of the two stands.
  * Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8 or an empty pattern.
  */
 wasm_image_error_t *wasm_image_client_options_exempt_from_signature(const wasm_image_client_options_t *options,

@@ -176,8 +176,20 @@ impl Handle for wasm_image_call_options_t {
 }
 
 impl wasm_image_call_options_t {
-    fn edit(&self, change: impl FnOnce(&mut CallSettings)) {
-        change(&mut self.settings.lock().unwrap_or_else(|p| p.into_inner()));
+    fn edit<T>(&self, change: impl FnOnce(&mut CallSettings) -> T) -> T {
+        change(&mut self.settings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Adds `trust` to what these options require (see [`Requirement::adding`]).
+    fn require(&self, trust: wasm_image::Trust) -> wasm_image::Result<()> {
+        self.edit(|s| {
+            let required = match &s.verify {
+                Some(earlier) => earlier.adding(trust)?,
+                None => wasm_image::Requirement::signed(trust),
+            };
+            s.verify = Some(required);
+            Ok(())
+        })
     }
 }
 
@@ -316,8 +328,11 @@ where
 /// Requires, for calls with these options (pull, pull to file, fetch), a cosign
 /// signature by one of the keys in `public_keys_pem` (one or more PEM `PUBLIC KEY`
 /// blocks), made for `repository` when not NULL; this replaces the client's policy for
-/// the call. Failures are `SIGNATURE_INVALID`, with nothing returned or written.
-/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8 or unreadable keys.
+/// the call. A keyless requirement set on the same options adds to this one: a signature
+/// either accepts will do (their repositories must agree).
+/// Failures are `SIGNATURE_INVALID`, with nothing returned or written.
+/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, unreadable keys, or a repository
+/// other than an earlier requirement's on the same options.
 #[no_mangle]
 pub unsafe extern "C" fn wasm_image_call_options_require_signature(
     options: *const wasm_image_call_options_t,
@@ -329,8 +344,7 @@ pub unsafe extern "C" fn wasm_image_call_options_require_signature(
         let options = arg_handle!(options, "options");
         let keys = arg_bytes!(public_keys_pem, len, "public_keys_pem");
         let trust = unsafe { trust_from(keys, repository) }?;
-        options.edit(|s| s.verify = Some(wasm_image::Requirement::signed(trust)));
-        Ok(())
+        options.require(trust)
     })
 }
 
@@ -341,11 +355,12 @@ pub unsafe extern "C" fn wasm_image_call_options_require_signature(
 /// and its identity matches: the OIDC issuer `issuer` and the subject (email or URI)
 /// `subject`, each compared exactly, or as a regular expression over the whole value
 /// when its `..._is_regex` flag is true. When `repository` is not NULL the signed
-/// payload must name it. This replaces the client's policy (and an earlier
-/// `wasm_image_call_options_require_signature`) for the call. Failures are
-/// `SIGNATURE_INVALID`, with nothing returned or written.
-/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, unreadable roots or keys, or a
-/// malformed regular expression.
+/// payload must name it. This replaces the client's policy for the call, and adds to a
+/// `wasm_image_call_options_require_signature` on the same options: a signature either
+/// accepts will do. Failures are `SIGNATURE_INVALID`, with nothing returned or written.
+/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, unreadable roots or keys, a
+/// malformed regular expression, or a repository other than an earlier requirement's on
+/// the same options.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn wasm_image_call_options_require_keyless_signature(
@@ -375,12 +390,12 @@ pub unsafe extern "C" fn wasm_image_call_options_require_keyless_signature(
                 repository,
             )
         }?;
-        options.edit(|s| s.verify = Some(wasm_image::Requirement::signed(trust)));
-        Ok(())
+        options.require(trust)
     })
 }
 
-/// Checks no signature in calls with these options, whatever the client's policy says.
+/// Checks no signature in calls with these options, whatever the client's policy says
+/// (and undoes an earlier requirement on the same options; a later one applies again).
 #[no_mangle]
 pub unsafe extern "C" fn wasm_image_call_options_skip_signature(
     options: *const wasm_image_call_options_t,

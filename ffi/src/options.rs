@@ -394,8 +394,12 @@ pub unsafe extern "C" fn wasm_image_client_options_set_user_agent(
 /// and, when `repository` is not NULL, for that repository (`HOST/NAME`). Patterns name
 /// registries as `HOST[:PORT]/NAME` and stores as `oci:DIR`, `oci-archive:FILE`; `*`
 /// matches anything. The most specific matching pattern decides. Without any, nothing
-/// is verified (the default). Failures are `SIGNATURE_INVALID`.
-/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an empty pattern or unreadable keys.
+/// is verified (the default). Requirements for the same pattern add up: keys given here
+/// and a keyless trust given to `wasm_image_client_options_require_keyless_signature`
+/// for that pattern, and a signature either accepts will do. Failures are
+/// `SIGNATURE_INVALID`.
+/// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an empty pattern, unreadable keys, or
+/// a repository other than an earlier requirement's for the same pattern.
 #[no_mangle]
 pub unsafe extern "C" fn wasm_image_client_options_require_signature(
     options: *const wasm_image_client_options_t,
@@ -422,11 +426,12 @@ pub unsafe extern "C" fn wasm_image_client_options_require_signature(
 /// P-384), and its identity matches: the OIDC issuer `issuer` and the subject (email or
 /// URI) `subject`, each compared exactly, or as a regular expression over the whole value
 /// when its `..._is_regex` flag is true. When `repository` is not NULL the signed payload
-/// must name it. Patterns are as in `wasm_image_client_options_require_signature`; a
-/// later rule for the same pattern replaces an earlier one. Failures are
-/// `SIGNATURE_INVALID`.
+/// must name it. Patterns are as in `wasm_image_client_options_require_signature`, and
+/// requirements for the same pattern add up: a signature any of them accepts will do.
+/// Failures are `SIGNATURE_INVALID`.
 /// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8, an empty pattern, unreadable roots or
-/// keys, or a malformed regular expression.
+/// keys, a malformed regular expression, or a repository other than an earlier
+/// requirement's for the same pattern.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn wasm_image_client_options_require_keyless_signature(
@@ -465,7 +470,8 @@ pub unsafe extern "C" fn wasm_image_client_options_require_keyless_signature(
 }
 
 /// Exempts locations matching `pattern` (say `oci:*`) from a broader
-/// `wasm_image_client_options_require_signature` rule.
+/// `wasm_image_client_options_require_signature` rule. For a pattern that already has a
+/// requirement, the later of the two stands.
 /// Errors: `INVALID_ARGUMENT` for NULL, bad UTF-8 or an empty pattern.
 #[no_mangle]
 pub unsafe extern "C" fn wasm_image_client_options_exempt_from_signature(

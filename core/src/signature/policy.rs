@@ -79,6 +79,29 @@ impl Trust {
         &self.keys
     }
 
+    /// One trust that accepts what either accepts: the keys and keyless trusts of both.
+    /// Their repository restrictions must agree, since one signature names one.
+    pub fn combined_with(&self, other: &Trust) -> Result<Trust> {
+        if self.repository != other.repository {
+            return Err(Error::invalid_argument(format!(
+                "two trusts for one pattern name different repositories ({} and {}); give each its own pattern",
+                self.repository.as_deref().unwrap_or("any"),
+                other.repository.as_deref().unwrap_or("any"),
+            )));
+        }
+        let mut keys = self.keys.clone();
+        for key in &other.keys {
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+        Ok(Trust {
+            keys,
+            keyless: self.keyless.iter().chain(&other.keyless).cloned().collect(),
+            repository: self.repository.clone(),
+        })
+    }
+
     pub fn repository(&self) -> Option<&str> {
         self.repository.as_deref()
     }
@@ -114,6 +137,15 @@ impl Requirement {
             Requirement::Signed(trust) => Some(trust),
         }
     }
+
+    /// This requirement with `trust` added: a signature either trust accepts will do.
+    /// Added to no requirement (an exemption), `trust` alone.
+    pub fn adding(&self, trust: Trust) -> Result<Requirement> {
+        Ok(match self {
+            Requirement::None => Requirement::signed(trust),
+            Requirement::Signed(existing) => Requirement::signed(existing.combined_with(&trust)?),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,6 +157,9 @@ struct Rule {
 /// Location patterns and what each requires. The most specific matching pattern (the
 /// most characters besides `*`) decides; between equally specific ones, the first
 /// added. Locations no pattern matches need no signature (the default, empty policy).
+/// Requirements added for one pattern add up (keys given in one call, a keyless trust in
+/// another: a signature either accepts will do); an exemption and a requirement for one
+/// pattern do not mix, and the later one stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VerificationPolicy {
     rules: Vec<Rule>,
@@ -144,6 +179,15 @@ impl VerificationPolicy {
             return Err(Error::invalid_argument(format!(
                 "verification policy pattern {pattern:?}: must be non-empty, without control characters"
             )));
+        }
+        if let Some(rule) = self.rules.iter_mut().find(|r| r.pattern == pattern) {
+            rule.requirement = match (&rule.requirement, requirement) {
+                (Requirement::Signed(_), Requirement::Signed(added)) => {
+                    rule.requirement.adding(Arc::unwrap_or_clone(added))?
+                }
+                (_, later) => later,
+            };
+            return Ok(());
         }
         self.rules.push(Rule {
             pattern: pattern.to_string(),
@@ -268,5 +312,80 @@ mod tests {
         assert!(!signed("ghcr.io/acme/public/x@sha256:0000000000000000000000000000000000000000000000000000000000000000"));
         assert!(policy.add("", Requirement::None).is_err());
         assert!(Trust::keys(Vec::new()).is_err());
+    }
+
+    fn other_trust() -> Trust {
+        let key = super::super::keys::SigningKey::from_pkcs8_der(
+            p256::pkcs8::EncodePrivateKey::to_pkcs8_der(
+                &p256::ecdsa::SigningKey::from_slice(&[5u8; 32]).unwrap(),
+            )
+            .unwrap()
+            .as_bytes(),
+        )
+        .unwrap();
+        Trust::keys(vec![key.public_key()]).unwrap()
+    }
+
+    #[test]
+    fn requirements_for_one_pattern_add_up() {
+        let location = Location::parse("ghcr.io/acme/x:v1").unwrap();
+        let mut policy = VerificationPolicy::new();
+        policy.require("ghcr.io/acme/*", trust()).unwrap();
+        policy.require("ghcr.io/acme/*", other_trust()).unwrap();
+        // The same key twice is one key.
+        policy.require("ghcr.io/acme/*", trust()).unwrap();
+        let keys = policy
+            .requirement_for(&location)
+            .trust()
+            .unwrap()
+            .public_keys();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.contains(&trust().public_keys()[0]));
+        assert!(keys.contains(&other_trust().public_keys()[0]));
+        assert_eq!(policy.rules.len(), 1);
+
+        // One signature names one repository: two different ones cannot be merged.
+        let err = policy
+            .require(
+                "ghcr.io/acme/*",
+                other_trust().with_repository("ghcr.io/acme/y"),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+        assert_eq!(
+            policy
+                .requirement_for(&location)
+                .trust()
+                .unwrap()
+                .public_keys()
+                .len(),
+            2,
+            "a refused rule changes nothing"
+        );
+    }
+
+    #[test]
+    fn an_exemption_and_a_requirement_for_one_pattern_the_later_stands() {
+        let location = Location::parse("oci:/tmp/store:v1").unwrap();
+        let mut policy = VerificationPolicy::new();
+        policy.require("oci:*", trust()).unwrap();
+        policy.exempt("oci:*").unwrap();
+        assert_eq!(policy.requirement_for(&location), &Requirement::None);
+        policy.require("oci:*", other_trust()).unwrap();
+        let required = policy.requirement_for(&location).trust().unwrap();
+        assert_eq!(required.public_keys(), other_trust().public_keys());
+    }
+
+    #[test]
+    fn adding_to_a_requirement() {
+        assert_eq!(
+            Requirement::None.adding(trust()).unwrap(),
+            Requirement::signed(trust())
+        );
+        let both = Requirement::signed(trust()).adding(other_trust()).unwrap();
+        assert_eq!(both.trust().unwrap().public_keys().len(), 2);
+        assert!(Requirement::signed(trust().with_repository("a/b"))
+            .adding(trust())
+            .is_err());
     }
 }
