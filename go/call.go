@@ -43,7 +43,7 @@ type CallOption interface {
 type callConfig struct {
 	platform *string
 	progress func(Progress)
-	verify   *verifyConfig
+	verify   []verifyConfig
 	signing  *signingConfig
 }
 
@@ -82,7 +82,7 @@ func call(ctx context.Context, opts []CallOption, invoke func(*C.wasm_image_call
 			opt.applyCall(&cfg)
 		}
 	}
-	if cfg.progress == nil && cfg.platform == nil && cfg.verify == nil && cfg.signing == nil && ctx.Done() == nil {
+	if cfg.progress == nil && cfg.platform == nil && len(cfg.verify) == 0 && cfg.signing == nil && ctx.Done() == nil {
 		// Nothing to pass: the fast path, one cgo call.
 		return takeError(invoke(nil))
 	}

@@ -14,7 +14,8 @@ import "C"
 // more PEM "PUBLIC KEY" blocks: ECDSA P-256 as cosign generate-key-pair writes, or
 // Ed25519), made for repository ("HOST/NAME") unless repository is empty. Patterns name
 // registries as "HOST[:PORT]/NAME" and stores as "oci:DIR", "oci-archive:FILE"; "*"
-// matches anything; the most specific matching pattern decides. Failures are
+// matches anything; the most specific matching pattern decides, and requirements for
+// the same pattern add up (see WithRequiredKeylessSignature). Failures are
 // ErrSignatureInvalid, with nothing returned, written or cached. Without any, nothing is
 // verified.
 func WithRequiredSignature(pattern string, publicKeysPEM []byte, repository string) Option {
@@ -85,8 +86,10 @@ func optionalRepository(strs *cStrings, repository string) (*C.char, error) {
 // WithRequiredKeylessSignature requires, before a module from a location matching
 // pattern is returned or cached, a cosign keyless signature that trust accepts, made
 // for repository ("HOST/NAME") unless repository is empty. Patterns are as in
-// WithRequiredSignature; a later rule for the same pattern replaces an earlier one.
-// Failures are ErrSignatureInvalid, with nothing returned, written or cached.
+// WithRequiredSignature, and requirements for the same pattern add up: with keys from
+// WithRequiredSignature and this trust, a signature either accepts will do (their
+// repositories must agree, or NewClient fails with ErrInvalidArgument). Failures are
+// ErrSignatureInvalid, with nothing returned, written or cached.
 func WithRequiredKeylessSignature(pattern string, trust KeylessTrust, repository string) Option {
 	return clientOption(func(b *clientBuilder) error {
 		p, err := b.strs.add("pattern", pattern)
@@ -108,7 +111,8 @@ func WithRequiredKeylessSignature(pattern string, trust KeylessTrust, repository
 }
 
 // WithSignatureExempt exempts locations matching pattern (say "oci:*") from a broader
-// WithRequiredSignature.
+// WithRequiredSignature. For a pattern that also has a requirement, the later of the two
+// stands.
 func WithSignatureExempt(pattern string) Option {
 	return clientOption(func(b *clientBuilder) error {
 		p, err := b.strs.add("pattern", pattern)
@@ -127,25 +131,28 @@ func (o signingOption) applyFetch(c *fetchConfig) { c.calls = append(c.calls, o)
 
 // WithVerifyKeys requires, for this call (Pull, PullToFile, Fetch), a cosign signature
 // by one of the keys in publicKeysPEM, made for repository unless it is empty; it
-// replaces the client's policy for the call.
+// replaces the client's policy for the call. Given with WithVerifyKeyless, a signature
+// either accepts will do.
 func WithVerifyKeys(publicKeysPEM []byte, repository string) CallOption {
 	return signingOption(func(c *callConfig) {
-		c.verify = &verifyConfig{keys: publicKeysPEM, repository: repository}
+		c.verify = append(c.verify, verifyConfig{keys: publicKeysPEM, repository: repository})
 	})
 }
 
 // WithVerifyKeyless requires, for this call (Pull, PullToFile, Fetch), a cosign keyless
 // signature that trust accepts, made for repository unless it is empty; it replaces the
-// client's policy for the call.
+// client's policy for the call. Given with WithVerifyKeys, a signature either accepts
+// will do.
 func WithVerifyKeyless(trust KeylessTrust, repository string) CallOption {
 	return signingOption(func(c *callConfig) {
-		c.verify = &verifyConfig{keyless: &trust, repository: repository}
+		c.verify = append(c.verify, verifyConfig{keyless: &trust, repository: repository})
 	})
 }
 
-// WithoutVerification checks no signature in this call, whatever the client's policy.
+// WithoutVerification checks no signature in this call, whatever the client's policy
+// (a WithVerifyKeys or WithVerifyKeyless given after it applies again).
 func WithoutVerification() CallOption {
-	return signingOption(func(c *callConfig) { c.verify = &verifyConfig{skip: true} })
+	return signingOption(func(c *callConfig) { c.verify = append(c.verify, verifyConfig{skip: true}) })
 }
 
 // WithSigningKey makes Push sign the pushed manifest the way cosign sign does, with the
@@ -170,9 +177,10 @@ type signingConfig struct {
 	passwordEnv string
 }
 
-// applySigning passes the call's signing settings to the C call options.
+// applySigning passes the call's signing settings to the C call options, the
+// verification options in the order given (the library combines them).
 func (c *callConfig) applySigning(options *C.wasm_image_call_options_t, strs *cStrings) error {
-	if v := c.verify; v != nil {
+	for _, v := range c.verify {
 		if v.skip {
 			if err := takeError(C.wasm_image_call_options_skip_signature(options)); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package wasmimage_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -67,5 +69,72 @@ func TestKeylessTrustArguments(t *testing.T) {
 		if _, err := wasmimage.NewClient(wasmimage.WithRequiredKeylessSignature("oci:*", bad, "")); !errors.Is(err, wasmimage.ErrInvalidArgument) {
 			t.Errorf("%s: got %v, want ErrInvalidArgument", name, err)
 		}
+	}
+}
+
+// A keyed and a keyless requirement for one pattern (or one call) add up: a signature
+// either accepts will do, whichever was given first; an image with no signature is
+// still refused.
+func TestKeyedAndKeylessRequirementsAddUp(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	private, public := keyPair(t)
+	_, rekorKey := keyPair(t)
+	trust := wasmimage.KeylessTrust{
+		FulcioRoots: selfSignedRoot(t),
+		RekorKeys:   rekorKey,
+		Issuer:      "https://issuer.example.test",
+		Subject:     "ci@example.test",
+	}
+	img, err := wasmimage.Build([]byte("\x00asm\x01\x00\x00\x00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := newClient(t)
+	signed := "oci:" + filepath.Join(dir, "signed") + ":v1"
+	unsigned := "oci:" + filepath.Join(dir, "unsigned") + ":v1"
+	if _, err := client.Push(ctx, img, signed, wasmimage.WithSigningKey(private, "")); err != nil {
+		t.Fatalf("signed push: %v", err)
+	}
+	if _, err := client.Push(ctx, img, unsigned); err != nil {
+		t.Fatal(err)
+	}
+
+	keylessFirst := newClient(t,
+		wasmimage.WithRequiredKeylessSignature("oci:*", trust, ""),
+		wasmimage.WithRequiredSignature("oci:*", public, ""))
+	if _, err := keylessFirst.Pull(ctx, signed); err != nil {
+		t.Fatalf("keyed signature under keyless + keyed rules: %v", err)
+	}
+	if _, err := keylessFirst.Pull(ctx, unsigned); !errors.Is(err, wasmimage.ErrSignatureInvalid) {
+		t.Fatalf("unsigned under keyless + keyed rules: got %v, want ErrSignatureInvalid", err)
+	}
+	onlyKeyless := newClient(t, wasmimage.WithRequiredKeylessSignature("oci:*", trust, ""))
+	if _, err := onlyKeyless.Pull(ctx, signed); !errors.Is(err, wasmimage.ErrSignatureInvalid) {
+		t.Fatalf("keyed signature under a keyless rule alone: got %v, want ErrSignatureInvalid", err)
+	}
+
+	if _, err := client.Pull(ctx, signed, wasmimage.WithVerifyKeys(public, ""), wasmimage.WithVerifyKeyless(trust, "")); err != nil {
+		t.Fatalf("keyed signature, call requiring keyed or keyless: %v", err)
+	}
+	if _, err := client.Pull(ctx, signed, wasmimage.WithVerifyKeyless(trust, "")); !errors.Is(err, wasmimage.ErrSignatureInvalid) {
+		t.Fatalf("keyed signature, call requiring keyless: got %v, want ErrSignatureInvalid", err)
+	}
+	if _, err := client.Pull(ctx, unsigned, wasmimage.WithVerifyKeys(public, ""), wasmimage.WithoutVerification()); err != nil {
+		t.Fatalf("verification lifted after a requirement: %v", err)
+	}
+	if _, err := client.Pull(ctx, unsigned, wasmimage.WithoutVerification(), wasmimage.WithVerifyKeys(public, "")); !errors.Is(err, wasmimage.ErrSignatureInvalid) {
+		t.Fatalf("a requirement after lifting: got %v, want ErrSignatureInvalid", err)
+	}
+
+	// One signature names one repository, so two requirements for one pattern naming
+	// different ones cannot add up.
+	if _, err := wasmimage.NewClient(
+		wasmimage.WithRequiredSignature("oci:*", public, "example.test/a"),
+		wasmimage.WithRequiredKeylessSignature("oci:*", trust, "example.test/b")); !errors.Is(err, wasmimage.ErrInvalidArgument) {
+		t.Fatalf("two repositories for one pattern: got %v, want ErrInvalidArgument", err)
+	}
+	if _, err := client.Pull(ctx, signed, wasmimage.WithVerifyKeys(public, "example.test/a"), wasmimage.WithVerifyKeyless(trust, "")); !errors.Is(err, wasmimage.ErrInvalidArgument) {
+		t.Fatalf("two repositories in one call: got %v, want ErrInvalidArgument", err)
 	}
 }
