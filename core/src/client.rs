@@ -162,7 +162,7 @@ impl Client {
         let open_module_layer = async {
             Ok::<_, Error>(match module_layer {
                 Some(layer) => {
-                    verified::open_verified(store.as_ref(), layer, call.progress.as_ref())
+                    verified::open_for_read_ahead(store.as_ref(), layer, call.progress.as_ref())
                         .await
                         .map(|stream| Some((layer.digest.clone(), stream)))
                 }

@@ -284,8 +284,9 @@ pub(crate) fn digest_mismatch(what: &str, expected: &Digest, actual: &Digest) ->
     )
 }
 
-/// Tracks bytes against a descriptor; shared by the sync and async verifying readers.
-struct Verifier {
+/// Tracks bytes against a descriptor; shared by the sync and async verifying readers and
+/// the read-ahead's hashing thread.
+pub(crate) struct Verifier {
     what: String,
     expected: Descriptor,
     hasher: Hasher,
@@ -294,7 +295,7 @@ struct Verifier {
 }
 
 impl Verifier {
-    fn new(what: String, expected: Descriptor) -> Verifier {
+    pub(crate) fn new(what: String, expected: Descriptor) -> Verifier {
         Verifier {
             hasher: Hasher::new(expected.digest.algorithm()),
             what,
@@ -304,7 +305,7 @@ impl Verifier {
         }
     }
 
-    fn feed(&mut self, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> io::Result<()> {
         self.seen += data.len() as u64;
         if self.seen > self.expected.size {
             return Err(size_mismatch(
@@ -319,7 +320,7 @@ impl Verifier {
         Ok(())
     }
 
-    fn finish(&mut self) -> io::Result<()> {
+    pub(crate) fn finish(&mut self) -> io::Result<()> {
         if self.done {
             return Ok(());
         }

@@ -80,6 +80,17 @@ pub async fn open_verified(
     Ok(with_progress(verified, descriptor, progress))
 }
 
+/// Opens a blob for a [`BlobOpener`] to read: not yet checked, since the reader it makes
+/// ([`ReadAhead`]) checks the bytes itself, beside the download. Give it nothing else.
+pub async fn open_for_read_ahead(
+    store: &dyn Store,
+    descriptor: &Descriptor,
+    progress: Option<&Progress>,
+) -> Result<BlobStream> {
+    let raw = store.open_blob(descriptor).await?;
+    Ok(with_progress(raw, descriptor, progress))
+}
+
 fn with_progress(
     stream: BlobStream,
     descriptor: &Descriptor,
@@ -166,12 +177,13 @@ pub async fn put_bytes(
 }
 
 /// A blocking reader over a blob, for tar and decompression code running on a blocking
-/// thread: downloaded and verified ahead on the runtime (see [`ReadAhead`]), so the
-/// layer's digest is computed on one core while the consumer works on another (and, for
-/// a module inside a tar layer, hashes the module there).
+/// thread: downloaded ahead on the runtime and verified beside it (see [`ReadAhead`]), so
+/// the layer's digest is computed on one core while the consumer works on another (and,
+/// for a module inside a tar layer, hashes the module there).
 pub type SyncBlob = ReadAhead;
 
-/// A blob opened ahead of need (see [`BlobOpener::preopened`]).
+/// A blob opened ahead of need (see [`BlobOpener::preopened`]) with
+/// [`open_for_read_ahead`].
 pub type Preopened = Arc<std::sync::Mutex<Option<(Digest, BlobStream)>>>;
 
 /// Opens blobs for code on a blocking thread.
@@ -202,13 +214,14 @@ impl BlobOpener {
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => Err(Error::cancelled()),
-                    opened = open_verified(self.store.as_ref(), descriptor, self.progress.as_ref()) => opened,
+                    opened = open_for_read_ahead(self.store.as_ref(), descriptor, self.progress.as_ref()) => opened,
                 }
             })?,
         };
         Ok(ReadAhead::start(
             stream,
-            descriptor.size,
+            descriptor,
+            format!("{}: blob", self.store.describe()),
             self.handle.clone(),
             cancel,
         ))
