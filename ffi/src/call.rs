@@ -183,11 +183,8 @@ impl wasm_image_call_options_t {
     /// Adds `trust` to what these options require (see [`Requirement::adding`]).
     fn require(&self, trust: wasm_image::Trust) -> wasm_image::Result<()> {
         self.edit(|s| {
-            let required = match &s.verify {
-                Some(earlier) => earlier.adding(trust)?,
-                None => wasm_image::Requirement::signed(trust),
-            };
-            s.verify = Some(required);
+            let earlier = s.verify.as_ref().unwrap_or(&wasm_image::Requirement::None);
+            s.verify = Some(earlier.adding(trust)?);
             Ok(())
         })
     }

@@ -181,11 +181,11 @@ impl VerificationPolicy {
             )));
         }
         if let Some(rule) = self.rules.iter_mut().find(|r| r.pattern == pattern) {
-            rule.requirement = match (&rule.requirement, requirement) {
-                (Requirement::Signed(_), Requirement::Signed(added)) => {
+            rule.requirement = match requirement {
+                Requirement::Signed(added) => {
                     rule.requirement.adding(Arc::unwrap_or_clone(added))?
                 }
-                (_, later) => later,
+                Requirement::None => Requirement::None,
             };
             return Ok(());
         }
@@ -268,9 +268,18 @@ mod tests {
     use super::*;
 
     fn trust() -> Trust {
+        trust_of_key(3)
+    }
+
+    fn other_trust() -> Trust {
+        trust_of_key(5)
+    }
+
+    /// A trust in the one P-256 key made from `seed`.
+    fn trust_of_key(seed: u8) -> Trust {
         let key = super::super::keys::SigningKey::from_pkcs8_der(
             p256::pkcs8::EncodePrivateKey::to_pkcs8_der(
-                &p256::ecdsa::SigningKey::from_slice(&[3u8; 32]).unwrap(),
+                &p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap(),
             )
             .unwrap()
             .as_bytes(),
@@ -312,18 +321,6 @@ mod tests {
         assert!(!signed("ghcr.io/acme/public/x@sha256:0000000000000000000000000000000000000000000000000000000000000000"));
         assert!(policy.add("", Requirement::None).is_err());
         assert!(Trust::keys(Vec::new()).is_err());
-    }
-
-    fn other_trust() -> Trust {
-        let key = super::super::keys::SigningKey::from_pkcs8_der(
-            p256::pkcs8::EncodePrivateKey::to_pkcs8_der(
-                &p256::ecdsa::SigningKey::from_slice(&[5u8; 32]).unwrap(),
-            )
-            .unwrap()
-            .as_bytes(),
-        )
-        .unwrap();
-        Trust::keys(vec![key.public_key()]).unwrap()
     }
 
     #[test]
