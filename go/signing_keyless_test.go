@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -86,19 +85,8 @@ func TestKeyedAndKeylessRequirementsAddUp(t *testing.T) {
 		Issuer:      "https://issuer.example.test",
 		Subject:     "ci@example.test",
 	}
-	img, err := wasmimage.Build([]byte("\x00asm\x01\x00\x00\x00"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	client := newClient(t)
-	signed := "oci:" + filepath.Join(dir, "signed") + ":v1"
-	unsigned := "oci:" + filepath.Join(dir, "unsigned") + ":v1"
-	if _, err := client.Push(ctx, img, signed, wasmimage.WithSigningKey(private, "")); err != nil {
-		t.Fatalf("signed push: %v", err)
-	}
-	if _, err := client.Push(ctx, img, unsigned); err != nil {
-		t.Fatal(err)
-	}
+	_, signed, unsigned := pushSignedAndUnsigned(t, client, dir, private)
 
 	keylessFirst := newClient(t,
 		wasmimage.WithRequiredKeylessSignature("oci:*", trust, ""),

@@ -34,24 +34,32 @@ func keyPair(t *testing.T) ([]byte, []byte) {
 		pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: public})
 }
 
+// pushSignedAndUnsigned builds a minimal module's image and pushes it to two layouts
+// under dir: signed with private, and unsigned. It returns the image and both locations.
+func pushSignedAndUnsigned(t *testing.T, client *wasmimage.Client, dir string, private []byte) (*wasmimage.Image, string, string) {
+	t.Helper()
+	img, err := wasmimage.Build([]byte("\x00asm\x01\x00\x00\x00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := "oci:" + filepath.Join(dir, "signed") + ":v1"
+	unsigned := "oci:" + filepath.Join(dir, "unsigned") + ":v1"
+	if _, err := client.Push(context.Background(), img, signed, wasmimage.WithSigningKey(private, "")); err != nil {
+		t.Fatalf("signed push: %v", err)
+	}
+	if _, err := client.Push(context.Background(), img, unsigned); err != nil {
+		t.Fatal(err)
+	}
+	return img, signed, unsigned
+}
+
 func TestSigningAndVerificationPolicy(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	private, public := keyPair(t)
 	_, stranger := keyPair(t)
-	img, err := wasmimage.Build([]byte("\x00asm\x01\x00\x00\x00"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	client := newClient(t)
-	signed := "oci:" + filepath.Join(dir, "signed") + ":v1"
-	unsigned := "oci:" + filepath.Join(dir, "unsigned") + ":v1"
-	if _, err := client.Push(ctx, img, signed, wasmimage.WithSigningKey(private, "")); err != nil {
-		t.Fatalf("signed push: %v", err)
-	}
-	if _, err := client.Push(ctx, img, unsigned); err != nil {
-		t.Fatal(err)
-	}
+	img, signed, unsigned := pushSignedAndUnsigned(t, client, dir, private)
 
 	if _, err := client.Pull(ctx, signed, wasmimage.WithVerifyKeys(public, "")); err != nil {
 		t.Fatalf("verified pull: %v", err)
