@@ -32,8 +32,11 @@ def detect_tools(b: RunState) -> None:
         v["matplotlib"] = matplotlib.__version__
     except ImportError:
         v["matplotlib"] = "not installed"
+    # Where the package was imported from says which build was measured, without naming
+    # this machine's folders in the committed results.
     v["wasm-image (python)"] = first_line(
-        [b.python, "-c", "import wasm_image, os; print(wasm_image.__version__, os.path.dirname(wasm_image.__file__))"]
+        [b.python, "-c", "import wasm_image; print(wasm_image.__version__, "
+         "'(installed)' if 'site-packages' in wasm_image.__file__ else '(source tree)')"]
     )
     try:
         rev = run_quiet(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).strip()
@@ -64,6 +67,14 @@ def native_build_kind(python: str) -> str:
     mb = path.stat().st_size / MiB
     kind = "DEBUG build (has .debug_info; built by `maturin develop`?)" if debug else "release build"
     return f"{path.name}, {mb:.1f} MiB, {kind}"
+
+
+def shown_path(path: Path) -> str:
+    """A path as the committed results may name it: inside the project, relative to it."""
+    try:
+        return str(path.resolve().relative_to(ROOT.resolve()))
+    except ValueError:
+        return path.name
 
 
 def find_cli(b: RunState) -> str | None:
@@ -111,7 +122,7 @@ def build_c(b: RunState) -> None:
         return
     b.c_exe = exe
     lib = c_library(lib_dir)
-    b.versions["libwasmimage"] = f"{lib} ({lib.stat().st_size / MiB:.1f} MiB, built {time.strftime('%Y-%m-%d %H:%M', time.localtime(lib.stat().st_mtime))})"
+    b.versions["libwasmimage"] = f"{shown_path(lib)} ({lib.stat().st_size / MiB:.1f} MiB, built {time.strftime('%Y-%m-%d %H:%M', time.localtime(lib.stat().st_mtime))})"
     probe = b.scratch("probe-c.wasm")
     p = measure([b.c_exe, "file", f"{b.host}/bench/oci-1m:v1", str(probe), b.host])
     ok = p.returncode == 0 and probe.exists() and probe.stat().st_size == MiB
