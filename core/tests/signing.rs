@@ -655,18 +655,11 @@ async fn cosigns_encrypted_keys_sign_here() {
     assert!(out.status.success(), "{}", common::cosign::text(&out));
 }
 
-/// A signature stored as an OCI 1.1 referrer (cosign's `--registry-referrers-mode
-/// oci-1-1` shape) in a layout, listed by the referrers tag schema: found, verified, and
-/// carried along by a copy to another layout.
-#[tokio::test]
-async fn signatures_stored_as_referrers_verify_and_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = Client::new(ClientOptions {
-        use_config_files: false,
-        ..Default::default()
-    })
-    .unwrap();
-    let source = format!("oci:{}:v1", dir.path().join("src").display());
+/// A layout at `dir/src` holding an image whose signature is stored as an OCI 1.1
+/// referrer (cosign's `--registry-referrers-mode oci-1-1` shape), listed by the referrers
+/// tag schema; (its location, the signer's public key PEM).
+async fn layout_with_referrer_signature(c: &Client, dir: &std::path::Path) -> (String, String) {
+    let source = format!("oci:{}:v1", dir.join("src").display());
     let image = build(module(70), &BuildOptions::default()).unwrap();
     let digest = c
         .push(&image, &source, &CallOptions::default())
@@ -736,7 +729,20 @@ async fn signatures_stored_as_referrers_verify_and_copy() {
         .unwrap();
     store.commit().await.unwrap();
     drop(store);
+    (source, public)
+}
 
+/// A signature stored as an OCI 1.1 referrer in a layout: found, verified, and carried
+/// along by a copy to another layout.
+#[tokio::test]
+async fn signatures_stored_as_referrers_verify_and_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::new(ClientOptions {
+        use_config_files: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let (source, public) = layout_with_referrer_signature(&c, dir.path()).await;
     let call = verify_with(trust_from(public.as_bytes()));
     c.pull(&source, &call).await.unwrap();
     let (_, stranger) = p256_pair(12);
@@ -752,6 +758,54 @@ async fn signatures_stored_as_referrers_verify_and_copy() {
         .await
         .unwrap();
     c.pull(&copy, &call).await.unwrap();
+}
+
+/// A mirror that answers the referrers API with an empty list (a pull-through cache that
+/// copied the image but not what refers to it) does not hide the signature the registry
+/// itself lists: the search goes on to the registry.
+#[tokio::test]
+#[cfg_attr(not(testbed), ignore = "needs the test bed (WASM_IMAGE_TESTBED)")]
+async fn a_mirror_listing_no_referrers_does_not_hide_the_registrys() {
+    let bed = testbed();
+    let plain = bed_str(&bed, &["plain", "host"]);
+    let faulty = bed_str(&bed, &["faulty", "host"]);
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&bed);
+    let (source, public) = layout_with_referrer_signature(&c, dir.path()).await;
+    let repository = format!("signing/{}", common::unique("mirror-referrers"));
+    let location = format!("{plain}/{repository}:v1");
+    c.copy(&source, &location, &CallOptions::default())
+        .await
+        .unwrap();
+
+    let empty = json!({"schemaVersion": 2, "mediaType": mt::OCI_INDEX, "manifests": []});
+    common::add_faults(
+        &bed,
+        json!({
+            "match": format!("{repository}/referrers/"), "times": null,
+            "action": "status", "status": 200, "body": empty.to_string(),
+            "headers": {"Content-Type": mt::OCI_INDEX},
+        }),
+    );
+    let mut o = options(&bed);
+    o.mirrors = std::collections::BTreeMap::from([(plain.clone(), vec![faulty])]);
+    let through_mirror = Client::new(o).unwrap();
+    let call = verify_with(trust_from(public.as_bytes()));
+    through_mirror.pull(&location, &call).await.unwrap();
+    let asked = fault_log(&bed, &format!("{repository}/referrers/"));
+    assert!(
+        asked.iter().any(|r| r["status"] == 200),
+        "the mirror was not asked for referrers: {asked:?}"
+    );
+
+    let (_, stranger) = p256_pair(12);
+    expect_invalid(
+        &through_mirror,
+        &location,
+        &verify_with(trust_from(stranger.as_bytes())),
+        "a stranger's key through the mirror",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -217,12 +217,10 @@ impl RegistryStore {
         }
     }
 
-    /// The OCI 1.1 referrers API; `None` when the registry does not offer it (404).
-    async fn referrers_at(
-        &self,
-        ep: &Endpoint,
-        subject: &Digest,
-    ) -> Result<Option<Vec<Descriptor>>> {
+    /// What one source lists as referrers of `subject`: its OCI 1.1 referrers API, or
+    /// where it answers that with 404 (distribution 2.8 and most mirrors), the referrers
+    /// tag schema; nothing when it has neither.
+    async fn referrers_at(&self, ep: &Endpoint, subject: &Digest) -> Result<Vec<Descriptor>> {
         let req = Req::new(
             Method::GET,
             ep.url(&format!("referrers/{subject}")),
@@ -230,14 +228,25 @@ impl RegistryStore {
             format!("referrers of {subject}"),
         )
         .header(header::ACCEPT, mt::OCI_INDEX);
-        let response = match self.client().request(self.options(), ep, &req).await {
-            Ok(response) => response,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        match self.client().request(self.options(), ep, &req).await {
+            Ok(response) => {
+                let what = format!("{}: {}", ep.describe(), req.what);
+                let bytes =
+                    read_bounded(response, self.options().limits.max_metadata_bytes, &what).await?;
+                return crate::store::interface::referrers_in_index(&bytes, &what);
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e),
-        };
-        let what = format!("{}: {}", ep.describe(), req.what);
-        let bytes = read_bounded(response, self.options().limits.max_metadata_bytes, &what).await?;
-        crate::store::interface::referrers_in_index(&bytes, &what).map(Some)
+        }
+        let tag = crate::store::interface::referrers_tag(subject);
+        match self.get_manifest(ep, &tag).await {
+            Ok(raw) => crate::store::interface::referrers_in_index(
+                &raw.bytes,
+                &format!("{}:{tag}", ep.describe()),
+            ),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn resolve_at(&self, ep: &Endpoint, selector: &Selector) -> Result<Descriptor> {
@@ -304,23 +313,25 @@ impl Store for RegistryStore {
             .await
     }
 
-    /// The referrers API where the registry offers it, else the referrers tag schema
-    /// (distribution 2.8 and most mirrors have only the latter).
+    /// The first source that lists any referrers, the registry itself last. A mirror
+    /// that lists none may only lack them (pull-through caches often copy images but not
+    /// what refers to them), so its empty answer does not end the search.
     async fn referrers(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
-        if let Some(listed) = self
-            .read("referrers", |ep| self.referrers_at(ep, subject))
-            .await?
-        {
-            return Ok(listed);
-        }
-        let tag = crate::store::interface::referrers_tag(subject);
-        match self.manifest(&Selector::tag(&tag)).await {
-            Ok(raw) => crate::store::interface::referrers_in_index(
-                &raw.bytes,
-                &format!("{}:{tag}", self.describe()),
-            ),
+        let listed = self
+            .read("referrers", |ep| async move {
+                let listed = self.referrers_at(ep, subject).await?;
+                if listed.is_empty() {
+                    return Err(Error::not_found(format!(
+                        "{}: no referrers of {subject}",
+                        ep.describe()
+                    )));
+                }
+                Ok(listed)
+            })
+            .await;
+        match listed {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
