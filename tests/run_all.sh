@@ -38,6 +38,10 @@ tee_pid=$!
 python3 tests/support/testbed.py start --state "$state"
 export WASM_IMAGE_TESTBED="$state/testbed.json"
 
+echo "== a keyless-signed image from a test Sigstore, for the Python, C and Go suites"
+cargo run --locked -q -p wasm-image --features testkit --example keyless_fixture -- "$state/keyless"
+export WASM_IMAGE_KEYLESS_FIXTURE="$state/keyless"
+
 echo "== Rust core (unit, formats, interop, registry)"
 cargo test --locked -p wasm-image
 
