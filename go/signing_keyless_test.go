@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -124,5 +126,81 @@ func TestKeyedAndKeylessRequirementsAddUp(t *testing.T) {
 	}
 	if _, err := client.Pull(ctx, signed, wasmimage.WithVerifyKeys(public, "example.test/a"), wasmimage.WithVerifyKeyless(trust, "")); !errors.Is(err, wasmimage.ErrInvalidArgument) {
 		t.Fatalf("two repositories in one call: got %v, want ErrInvalidArgument", err)
+	}
+}
+
+// keylessFixture is the folder of an image signed keyless by a test Fulcio and Rekor,
+// with the trust to check it (core's keyless_fixture example, written by
+// tests/run_all.sh); the test is skipped without one.
+func keylessFixture(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("WASM_IMAGE_KEYLESS_FIXTURE")
+	if dir == "" {
+		t.Skip("skipped: WASM_IMAGE_KEYLESS_FIXTURE is unset: no keyless-signed image")
+	}
+	return dir
+}
+
+func readFixture(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// A keyless signature from a Fulcio certificate verifies for the identity given, exact
+// or as patterns, per call and per client pattern; another subject, issuer or Sigstore
+// is ErrSignatureInvalid and writes nothing.
+func TestKeylessSignaturesVerifyAgainstTheTrustGiven(t *testing.T) {
+	fixture := keylessFixture(t)
+	ctx := context.Background()
+	location := "oci:" + filepath.Join(fixture, "layout") + ":v1"
+	exact := wasmimage.KeylessTrust{
+		FulcioRoots: readFixture(t, fixture, "fulcio_root.pem"),
+		RekorKeys:   readFixture(t, fixture, "rekor.pub"),
+		Issuer:      string(readFixture(t, fixture, "issuer")),
+		Subject:     string(readFixture(t, fixture, "subject")),
+	}
+	client := newClient(t)
+	img, err := client.Pull(ctx, location, wasmimage.WithVerifyKeyless(exact, ""))
+	if err != nil {
+		t.Fatalf("keyless signature, exact identity: %v", err)
+	}
+	if len(img.Module) < 8 || string(img.Module[:4]) != "\x00asm" {
+		t.Errorf("pulled module starts %q", img.Module[:min(8, len(img.Module))])
+	}
+	img.Close()
+	byPattern := exact
+	byPattern.Issuer, byPattern.IssuerIsRegex = `https://issuer[.]example[.]test`, true
+	byPattern.Subject, byPattern.SubjectIsRegex = `.*@example[.]test`, true
+	out := filepath.Join(t.TempDir(), "plugin.wasm")
+	if _, err := client.PullToFile(ctx, location, out, wasmimage.WithVerifyKeyless(byPattern, "")); err != nil {
+		t.Fatalf("keyless signature, identity patterns: %v", err)
+	}
+	strict := newClient(t, wasmimage.WithRequiredKeylessSignature("oci:*", exact, ""))
+	if _, err := strict.Pull(ctx, location); err != nil {
+		t.Fatalf("keyless signature under the client's policy: %v", err)
+	}
+
+	otherSubject, otherIssuer, otherSigstore := exact, exact, exact
+	otherSubject.Subject = "someone-else@example.test"
+	otherIssuer.Issuer = "https://other.example.test"
+	otherSigstore.FulcioRoots = readFixture(t, fixture, "other_fulcio_root.pem")
+	otherSigstore.RekorKeys = readFixture(t, fixture, "other_rekor.pub")
+	for name, trust := range map[string]wasmimage.KeylessTrust{
+		"another subject": otherSubject, "another issuer": otherIssuer, "another Sigstore": otherSigstore,
+	} {
+		if _, err := client.Pull(ctx, location, wasmimage.WithVerifyKeyless(trust, "")); !errors.Is(err, wasmimage.ErrSignatureInvalid) {
+			t.Errorf("%s: got %v, want ErrSignatureInvalid", name, err)
+		}
+		refused := filepath.Join(t.TempDir(), "refused.wasm")
+		if _, err := client.PullToFile(ctx, location, refused, wasmimage.WithVerifyKeyless(trust, "")); !errors.Is(err, wasmimage.ErrSignatureInvalid) {
+			t.Errorf("%s, to a file: got %v, want ErrSignatureInvalid", name, err)
+		}
+		if _, err := os.Stat(refused); !os.IsNotExist(err) {
+			t.Errorf("%s: a file was written (%v)", name, err)
+		}
 	}
 }

@@ -519,6 +519,118 @@ out:
     free(dir);
 }
 
+/* An image signed keyless by a test Fulcio and Rekor (WASM_IMAGE_KEYLESS_FIXTURE, written
+   by core's keyless_fixture example): the trust given here reaches core intact, as exact
+   identities and as patterns, per call and per client pattern; a wrong subject, issuer
+   or root is SIGNATURE_INVALID. */
+static void test_keyless_signature_from_a_test_sigstore(void) {
+    const char *fixture = wi_env("WASM_IMAGE_KEYLESS_FIXTURE");
+    if (!fixture) {
+        test_skipped = "WASM_IMAGE_KEYLESS_FIXTURE unset: no keyless-signed image";
+        return;
+    }
+    char path[4200], location[4200];
+    size_t roots_len = 0, rekor_len = 0, other_roots_len = 0, other_rekor_len = 0, issuer_len = 0, subject_len = 0;
+    unsigned char *roots = NULL, *rekor = NULL, *other_roots = NULL, *other_rekor = NULL;
+    unsigned char *issuer_bytes = NULL, *subject_bytes = NULL;
+    char *issuer = NULL, *subject = NULL, *dir = NULL, *file = NULL;
+    wasm_image_client_t *client = NULL, *strict = NULL;
+    wasm_image_client_options_t *opts = NULL;
+    wasm_image_call_options_t *exact = wasm_image_call_options_new(), *pattern = wasm_image_call_options_new();
+    wasm_image_call_options_t *wrong_subject = wasm_image_call_options_new(), *wrong_issuer = wasm_image_call_options_new();
+    wasm_image_call_options_t *wrong_root = wasm_image_call_options_new();
+    wasm_image_image_t *pulled = NULL, *refused = NULL;
+#define FIXTURE_FILE(name, out, len)                                                                \
+    do {                                                                                          \
+        snprintf(path, sizeof path, "%s/%s", fixture, name);                                      \
+        out = wi_read_file(path, &len);                                                           \
+        REQUIRE(out != NULL);                                                                     \
+    } while (0)
+    FIXTURE_FILE("fulcio_root.pem", roots, roots_len);
+    FIXTURE_FILE("rekor.pub", rekor, rekor_len);
+    FIXTURE_FILE("other_fulcio_root.pem", other_roots, other_roots_len);
+    FIXTURE_FILE("other_rekor.pub", other_rekor, other_rekor_len);
+    FIXTURE_FILE("issuer", issuer_bytes, issuer_len);
+    FIXTURE_FILE("subject", subject_bytes, subject_len);
+#undef FIXTURE_FILE
+    issuer = strndup((const char *)issuer_bytes, issuer_len);
+    subject = strndup((const char *)subject_bytes, subject_len);
+    snprintf(location, sizeof location, "oci:%s/layout:v1", fixture);
+    dir = wi_tempdir("keyless");
+    REQUIRE(dir && issuer && subject);
+    file = malloc(4200);
+    snprintf(file, 4200, "%s/plugin.wasm", dir);
+    OK(wasm_image_client_new(NULL, &client));
+
+    OK(wasm_image_call_options_require_keyless_signature(exact, roots, roots_len, rekor, rekor_len, issuer, false,
+                                                         subject, false, NULL));
+    OK(wasm_image_pull(client, location, exact, &pulled));
+    {
+        size_t len = 0;
+        const uint8_t *module = wasm_image_image_module(pulled, &len);
+        CHECK(module && len > 8 && memcmp(module, "\0asm", 4) == 0);
+    }
+    OK(wasm_image_call_options_require_keyless_signature(pattern, roots, roots_len, rekor, rekor_len,
+                                                         "https://issuer[.]example[.]test", true,
+                                                         ".*@example[.]test", true, NULL));
+    OK(wasm_image_pull_to_file(client, location, file, pattern, NULL));
+    {
+        size_t len = 0;
+        unsigned char *data = wi_read_file(file, &len);
+        CHECK(data && len > 8 && memcmp(data, "\0asm", 4) == 0);
+        free(data);
+        remove(file);
+    }
+
+    OK(wasm_image_call_options_require_keyless_signature(wrong_subject, roots, roots_len, rekor, rekor_len, issuer,
+                                                         false, "someone-else@example.test", false, NULL));
+    OK(wasm_image_call_options_require_keyless_signature(wrong_issuer, roots, roots_len, rekor, rekor_len,
+                                                         "https://other-issuer.example.test", false, subject, false,
+                                                         NULL));
+    OK(wasm_image_call_options_require_keyless_signature(wrong_root, other_roots, other_roots_len, other_rekor,
+                                                         other_rekor_len, issuer, false, subject, false, NULL));
+    wasm_image_call_options_t *refusing[] = {wrong_subject, wrong_issuer, wrong_root};
+    for (size_t i = 0; i < sizeof refusing / sizeof refusing[0]; i++) {
+        FAILS_WITH(WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID, wasm_image_pull(client, location, refusing[i], &refused));
+        CHECK(refused == NULL);
+        FAILS_WITH(WASM_IMAGE_ERROR_KIND_SIGNATURE_INVALID,
+                   wasm_image_pull_to_file(client, location, file, refusing[i], NULL));
+        size_t len = 0;
+        CHECK(wi_read_file(file, &len) == NULL); /* nothing written */
+    }
+
+    /* The same trust as the client's policy for a pattern. */
+    opts = wasm_image_client_options_new();
+    OK(wasm_image_client_options_require_keyless_signature(opts, "oci:*", roots, roots_len, rekor, rekor_len, issuer,
+                                                           false, subject, false, NULL));
+    OK(wasm_image_client_new(opts, &strict));
+    wasm_image_image_free(pulled);
+    pulled = NULL;
+    OK(wasm_image_pull(strict, location, NULL, &pulled));
+    CHECK(pulled != NULL);
+out:
+    wasm_image_image_free(pulled);
+    wasm_image_call_options_free(exact);
+    wasm_image_call_options_free(pattern);
+    wasm_image_call_options_free(wrong_subject);
+    wasm_image_call_options_free(wrong_issuer);
+    wasm_image_call_options_free(wrong_root);
+    wasm_image_client_options_free(opts);
+    wasm_image_client_free(client);
+    wasm_image_client_free(strict);
+    free(roots);
+    free(rekor);
+    free(other_roots);
+    free(other_rekor);
+    free(issuer_bytes);
+    free(subject_bytes);
+    free(issuer);
+    free(subject);
+    free(file);
+    if (dir) wi_remove_tree(dir);
+    free(dir);
+}
+
 static void test_layout_errors(void) {
     char *dir = wi_tempdir("errors");
     char location[4200], path[4200];
@@ -1442,6 +1554,7 @@ static const struct test TESTS[] = {
     {"build_compat_docker_and_refusals", test_build_compat_docker_and_refusals},
     {"layout_round_trip", test_layout_round_trip},
     {"signing_and_verification_policy", test_signing_and_verification_policy},
+    {"keyless_signature_from_a_test_sigstore", test_keyless_signature_from_a_test_sigstore},
     {"layout_errors", test_layout_errors},
     {"client_options_accept_every_setting", test_client_options_accept_every_setting},
     {"log_callback", test_log_callback},

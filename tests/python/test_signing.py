@@ -256,3 +256,68 @@ def test_keyless_trust_arguments(tmp_path: Path) -> None:
         wasm_image.Trust(fulcio_roots=b"not pem", rekor_keys=public, issuer="https://issuer.example")
     with pytest.raises(wasm_image.InvalidArgumentError):
         wasm_image.Trust(fulcio_roots=b"x", rekor_keys=public, issuer="i", subject_regex="(")
+
+
+@pytest.fixture()
+def keyless_fixture() -> Path:
+    """An image signed keyless by a test Fulcio and Rekor, with the trust to check it
+    (core's ``keyless_fixture`` example, written by tests/run_all.sh)."""
+    found = os.environ.get("WASM_IMAGE_KEYLESS_FIXTURE")
+    if not found:
+        pytest.skip("WASM_IMAGE_KEYLESS_FIXTURE unset: no keyless-signed image")
+    return Path(found)
+
+
+def test_keyless_signatures_verify_against_the_trust_given(keyless_fixture: Path, tmp_path: Path) -> None:
+    location = f"oci:{keyless_fixture / 'layout'}:v1"
+    issuer = (keyless_fixture / "issuer").read_text()
+    subject = (keyless_fixture / "subject").read_text()
+    roots, rekor = keyless_fixture / "fulcio_root.pem", keyless_fixture / "rekor.pub"
+    client = wasm_image.Client(use_config_files=False)
+
+    exact = wasm_image.Trust(fulcio_roots=roots, rekor_keys=rekor, issuer=issuer, subject=subject)
+    assert client.pull(location, verify=exact).module.startswith(b"\0asm")
+    by_pattern = wasm_image.Trust(
+        fulcio_roots=roots.read_bytes(), rekor_keys=rekor.read_bytes(),
+        issuer_regex=r"https://issuer[.]example[.]test", subject_regex=r".*@example[.]test",
+    )
+    client.pull_to_file(location, tmp_path / "ok.wasm", verify=by_pattern)
+    assert (tmp_path / "ok.wasm").read_bytes().startswith(b"\0asm")
+    asyncio.run(pull_async(client, location, exact))
+    strict = wasm_image.Client(use_config_files=False, verify={"oci:*": exact})
+    strict.pull(location)
+
+    refusing = {
+        "another subject": wasm_image.Trust(fulcio_roots=roots, rekor_keys=rekor, issuer=issuer, subject="someone-else@example.test"),
+        "another issuer": wasm_image.Trust(fulcio_roots=roots, rekor_keys=rekor, issuer="https://other.example.test", subject=subject),
+        "another Sigstore": wasm_image.Trust(
+            fulcio_roots=keyless_fixture / "other_fulcio_root.pem", rekor_keys=keyless_fixture / "other_rekor.pub",
+            issuer=issuer, subject=subject,
+        ),
+    }
+    for why, trust in refusing.items():
+        with pytest.raises(wasm_image.SignatureInvalidError):
+            client.pull(location, verify=trust)
+        with pytest.raises(wasm_image.SignatureInvalidError):
+            client.pull_to_file(location, tmp_path / "refused.wasm", verify=trust)
+        assert not (tmp_path / "refused.wasm").exists(), why
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.wasm"]
+
+
+def test_cli_verifies_keyless_signatures(cli_command: List[str], keyless_fixture: Path, tmp_path: Path) -> None:
+    location = f"oci:{keyless_fixture / 'layout'}:v1"
+    trust = ["--fulcio-root", str(keyless_fixture / "fulcio_root.pem"), "--rekor-key", str(keyless_fixture / "rekor.pub"),
+             "--certificate-oidc-issuer", (keyless_fixture / "issuer").read_text()]
+    subject = (keyless_fixture / "subject").read_text()
+    out = tmp_path / "m.wasm"
+    done = run_cli(cli_command, "--no-config-files", "pull", location, "-o", str(out), *trust, "--certificate-identity", subject)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes().startswith(b"\0asm")
+    done = run_cli(cli_command, "--no-config-files", "pull", location, "-o", str(tmp_path / "p.wasm"), *trust,
+                   "--certificate-identity-regexp", r".*@example[.]test")
+    assert done.returncode == 0, done.stderr
+    refused = tmp_path / "refused.wasm"
+    done = run_cli(cli_command, "--no-config-files", "pull", location, "-o", str(refused), *trust,
+                   "--certificate-identity", "someone-else@example.test")
+    assert done.returncode == 26 and b"SIGNATURE_INVALID" in done.stderr, done.stderr
+    assert not refused.exists()
