@@ -386,7 +386,7 @@ pub fn extract(
                 limits.max_module_bytes,
                 known.is_none(),
             )?;
-            let mut blob = opener.open(layer)?;
+            let mut blob = opener.open_for_copy(layer)?;
             sink.fill_from_blob(&mut blob).map_err(Error::from_io)?;
             sink.finish(
                 known,

@@ -31,6 +31,16 @@ const PIECE: usize = 512 * 1024;
 const PIECES_AHEAD: usize = 8;
 /// Of those, how many may wait for the digest check.
 const PIECES_TO_CHECK: usize = 2;
+/// What the reader does with the bytes, which decides when it may have them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumer {
+    /// Parses them: only pieces the check has passed.
+    Parses,
+    /// Copies them somewhere that is discarded unless the end comes: pieces as they
+    /// arrive, never more bytes than declared.
+    Copies,
+}
+
 /// Blobs up to this size are checked where they are received: their hash takes about a
 /// millisecond, less than handing each piece to another thread would gain.
 const CHECKED_INLINE_UP_TO: u64 = 2 << 20;
@@ -65,24 +75,38 @@ impl ReadAhead {
         what: String,
         handle: tokio::runtime::Handle,
         cancel: CancellationToken,
+        consumer: Consumer,
     ) -> ReadAhead {
         let (spent, reusable) = mpsc::unbounded_channel();
         let piece = expected.size.clamp(1, PIECE as u64) as usize;
-        let (download, pieces) = if expected.size <= CHECKED_INLINE_UP_TO {
+        let (stream, outlets, pieces) = if expected.size <= CHECKED_INLINE_UP_TO {
             let (sender, pieces) = mpsc::channel(PIECES_AHEAD);
             let verified: BlobStream = Box::pin(VerifyingReader::new(stream, expected, what));
-            let task = handle.spawn(download(verified, piece, sender, reusable));
-            (task, pieces)
-        } else {
+            (verified, Outlets::direct(sender), pieces)
+        } else if consumer == Consumer::Parses {
             let (sender, pieces) = mpsc::channel(PIECES_AHEAD - PIECES_TO_CHECK);
             let (to_check, received) = mpsc::channel(PIECES_TO_CHECK);
             let verifier = Verifier::new(what, expected.clone());
             // Not joined: it ends with the download's last piece, or at once when the
             // download or the reader is gone.
             drop(handle.spawn_blocking(move || check_pieces(received, sender, verifier)));
-            let task = handle.spawn(download(stream, piece, to_check, reusable));
-            (task, pieces)
+            (stream, Outlets::direct(to_check), pieces)
+        } else {
+            let (sender, pieces) = mpsc::channel(PIECES_AHEAD);
+            let (to_check, received) = mpsc::channel(PIECES_AHEAD);
+            let verifier = Verifier::new(what, expected.clone());
+            let verdict = sender.clone();
+            let returned = spent.clone();
+            drop(
+                handle.spawn_blocking(move || check_beside(received, verdict, verifier, returned)),
+            );
+            let outlets = Outlets {
+                first: sender,
+                beside: Some((to_check, expected.size)),
+            };
+            (stream, outlets, pieces)
         };
+        let download = handle.spawn(download(stream, outlets, piece, reusable));
         let download = download.abort_handle();
         ReadAhead {
             pieces,
@@ -193,14 +217,84 @@ fn check_pieces(
     }
 }
 
+/// Checks, beside the reader, pieces the reader already has: it keeps what it was given
+/// for reuse once both are done with a piece, and sends the reader only its verdict, in
+/// place of the end. Stops when either side is gone.
+fn check_beside(
+    mut received: mpsc::Receiver<io::Result<Bytes>>,
+    verdict: mpsc::Sender<io::Result<Bytes>>,
+    mut verifier: Verifier,
+    spent: mpsc::UnboundedSender<BytesMut>,
+) {
+    while let Some(next) = received.blocking_recv() {
+        let outcome = match next {
+            Ok(piece) if piece.is_empty() => verifier.finish().map(|()| piece),
+            Ok(piece) => match verifier.feed(&piece) {
+                Ok(()) => {
+                    // The last of the two to let go of a piece returns it.
+                    if let Ok(mut piece) = piece.try_into_mut() {
+                        piece.clear();
+                        let _ = spent.send(piece);
+                    }
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let _ = verdict.blocking_send(outcome);
+        return;
+    }
+}
+
+/// Where a download sends what it reads.
+struct Outlets {
+    /// Every piece in order, and the end unless a check runs beside.
+    first: mpsc::Sender<io::Result<Bytes>>,
+    /// The check beside a copying reader, with the declared size: it gets every piece
+    /// too, and the end, for which it sends the reader its verdict. A piece that would
+    /// take the reader past the declared size goes to the check only.
+    beside: Option<(mpsc::Sender<io::Result<Bytes>>, u64)>,
+}
+
+impl Outlets {
+    fn direct(first: mpsc::Sender<io::Result<Bytes>>) -> Outlets {
+        Outlets {
+            first,
+            beside: None,
+        }
+    }
+
+    /// Passes a piece on; `false` once nobody wants more.
+    async fn send(&self, piece: Bytes, received: u64) -> bool {
+        match &self.beside {
+            None => self.first.send(Ok(piece)).await.is_ok(),
+            Some((check, declared)) if received > *declared => {
+                let _ = check.send(Ok(piece)).await;
+                false
+            }
+            Some((check, _)) => {
+                self.first.send(Ok(piece.clone())).await.is_ok()
+                    && check.send(Ok(piece)).await.is_ok()
+            }
+        }
+    }
+
+    async fn end(&self) {
+        let to = self.beside.as_ref().map_or(&self.first, |(check, _)| check);
+        let _ = to.send(Ok(Bytes::new())).await;
+    }
+}
+
 /// Reads the stream into pieces of `piece` bytes until its end or its first error, each
 /// passed on in turn; stops when the reader is gone.
 async fn download(
     mut stream: BlobStream,
+    outlets: Outlets,
     piece_size: usize,
-    sender: mpsc::Sender<io::Result<Bytes>>,
     mut reusable: mpsc::UnboundedReceiver<BytesMut>,
 ) {
+    let mut received = 0u64;
     loop {
         let mut piece = reusable
             .try_recv()
@@ -226,19 +320,21 @@ async fn download(
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    if !piece.is_empty() && sender.send(Ok(piece.freeze())).await.is_err() {
+                    received += piece.len() as u64;
+                    if !piece.is_empty() && !outlets.send(piece.freeze(), received).await {
                         return;
                     }
-                    let _ = sender.send(Err(e)).await;
+                    let _ = outlets.first.send(Err(e)).await;
                     return;
                 }
             }
         }
-        if !piece.is_empty() && sender.send(Ok(piece.freeze())).await.is_err() {
+        received += piece.len() as u64;
+        if !piece.is_empty() && !outlets.send(piece.freeze(), received).await {
             return;
         }
         if ended {
-            let _ = sender.send(Ok(Bytes::new())).await;
+            outlets.end().await;
             return;
         }
     }
@@ -329,11 +425,15 @@ mod tests {
     /// Larger than what is checked where it is received, so a thread of its own checks it.
     const CHECKED_BESIDE: usize = CHECKED_INLINE_UP_TO as usize + 12_345;
 
+    /// Both kinds of reader, for the properties both must have.
+    const CONSUMERS: [Consumer; 2] = [Consumer::Parses, Consumer::Copies];
+
     fn start_as(
         source: Source,
         declared: &Descriptor,
         rt: &tokio::runtime::Runtime,
         cancel: CancellationToken,
+        consumer: Consumer,
     ) -> ReadAhead {
         ReadAhead::start(
             Box::pin(source),
@@ -341,6 +441,7 @@ mod tests {
             "test blob".into(),
             rt.handle().clone(),
             cancel,
+            consumer,
         )
     }
 
@@ -352,44 +453,51 @@ mod tests {
         (0..len).map(|i| (i * 7 + i / 4093) as u8).collect()
     }
 
-    fn start(source: Source, rt: &tokio::runtime::Runtime, cancel: CancellationToken) -> ReadAhead {
+    fn start(
+        source: Source,
+        rt: &tokio::runtime::Runtime,
+        cancel: CancellationToken,
+        consumer: Consumer,
+    ) -> ReadAhead {
         let descriptor = descriptor_of(&source.data);
-        ReadAhead::start(
-            Box::pin(source),
-            &descriptor,
-            "test blob".into(),
-            rt.handle().clone(),
-            cancel,
-        )
+        start_as(source, &descriptor, rt, cancel, consumer)
     }
 
     #[test]
     fn the_download_runs_ahead_by_the_pieces_that_may_wait_and_no_further() {
         let rt = runtime();
-        let data = pattern(PIECE * PIECES_AHEAD * 3);
-        let (source, _) = Source::new(data.clone());
-        let received = source.progress.clone();
-        let mut reader = start(source, &rt, CancellationToken::new());
-        // Nothing is consumed: the download must stop once the pieces that may wait are
-        // full, holding at most those plus the one it was filling.
-        let mut last = usize::MAX;
-        while received.load(Ordering::SeqCst) != last {
-            last = received.load(Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(100));
+        for consumer in CONSUMERS {
+            let data = pattern(PIECE * PIECES_AHEAD * 3);
+            let (source, _) = Source::new(data.clone());
+            let received = source.progress.clone();
+            let mut reader = start(source, &rt, CancellationToken::new(), consumer);
+            // Nothing is consumed: the download must stop once the pieces that may wait
+            // are full, holding at most those plus the one it was filling.
+            let mut last = usize::MAX;
+            while received.load(Ordering::SeqCst) != last {
+                last = received.load(Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            assert!(
+                last >= PIECE * PIECES_AHEAD,
+                "{consumer:?}: ran ahead only {last} bytes"
+            );
+            // The pieces that may wait, the one the digest check holds and the one filling.
+            assert!(
+                last <= PIECE * (PIECES_AHEAD + 2),
+                "{consumer:?}: ran ahead {last} bytes"
+            );
+            let mut out = Vec::new();
+            reader.read_to_end(&mut out).unwrap();
+            assert!(out == data, "{consumer:?}");
         }
-        assert!(last >= PIECE * PIECES_AHEAD, "ran ahead only {last} bytes");
-        // The pieces that may wait, the one the digest check holds and the one filling.
-        assert!(last <= PIECE * (PIECES_AHEAD + 2), "ran ahead {last} bytes");
-        let mut out = Vec::new();
-        reader.read_to_end(&mut out).unwrap();
-        assert!(out == data);
     }
 
     #[test]
     fn a_small_blob_comes_whole_in_one_piece_read_in_place() {
         let rt = runtime();
         let (source, _) = Source::new(pattern(16));
-        let mut reader = start(source, &rt, CancellationToken::new());
+        let mut reader = start(source, &rt, CancellationToken::new(), Consumer::Parses);
         assert_eq!(reader.fill_buf().unwrap(), &pattern(16)[..]);
         reader.consume(10);
         assert_eq!(reader.fill_buf().unwrap(), &pattern(16)[10..]);
@@ -401,41 +509,50 @@ mod tests {
     #[test]
     fn delivers_every_byte_in_order_past_the_read_ahead_bound() {
         let rt = runtime();
-        // Many more bytes than the pieces that may wait, so the download blocks and resumes.
-        let data = pattern(PIECE * PIECES_AHEAD * 3 + 12_345);
-        let (source, _) = Source::new(data.clone());
-        let mut reader = start(source, &rt, CancellationToken::new());
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 300_001];
-        loop {
-            let n = reader.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
+        for consumer in CONSUMERS {
+            // Many more bytes than the pieces that may wait, so the download blocks and resumes.
+            let data = pattern(PIECE * PIECES_AHEAD * 3 + 12_345);
+            let (source, _) = Source::new(data.clone());
+            let mut reader = start(source, &rt, CancellationToken::new(), consumer);
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; 300_001];
+            loop {
+                let n = reader.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+                // A slow consumer: the download must wait for it, not grow without bound.
+                std::thread::sleep(Duration::from_micros(200));
             }
-            out.extend_from_slice(&buf[..n]);
-            // A slow consumer: the download must wait for it, not grow without bound.
-            std::thread::sleep(Duration::from_micros(200));
+            assert_eq!(out.len(), data.len());
+            assert!(out == data);
+            assert_eq!(reader.read(&mut buf).unwrap(), 0, "the end stays the end");
         }
-        assert_eq!(out.len(), data.len());
-        assert!(out == data);
-        assert_eq!(reader.read(&mut buf).unwrap(), 0, "the end stays the end");
     }
 
     #[test]
     fn an_error_arrives_after_the_bytes_before_it() {
         let rt = runtime();
-        let data = pattern(300_000);
-        let (mut source, _) = Source::new(data.clone());
-        source.tail = Some(Error::new(ErrorKind::DigestMismatch, "bad bytes").into_io());
-        let mut reader = start(source, &rt, CancellationToken::new());
-        let mut out = Vec::new();
-        let err = reader.read_to_end(&mut out).unwrap_err();
-        assert_eq!(out.len(), data.len());
-        assert!(out == data);
-        assert_eq!(
-            Error::find_in_io(&err).map(|e| e.kind()),
-            Some(ErrorKind::DigestMismatch)
-        );
+        for (size, consumer) in [
+            (300_000, Consumer::Parses),
+            (CHECKED_BESIDE, Consumer::Parses),
+            (CHECKED_BESIDE, Consumer::Copies),
+        ] {
+            let data = pattern(size);
+            let (mut source, _) = Source::new(data.clone());
+            source.tail = Some(Error::new(ErrorKind::DigestMismatch, "bad bytes").into_io());
+            let mut reader = start(source, &rt, CancellationToken::new(), consumer);
+            let mut out = Vec::new();
+            let err = reader.read_to_end(&mut out).unwrap_err();
+            assert_eq!(out.len(), data.len(), "{size} bytes, {consumer:?}");
+            assert!(out == data, "{size} bytes, {consumer:?}");
+            assert_eq!(
+                kind_of(&err),
+                Some(ErrorKind::DigestMismatch),
+                "{size} bytes, {consumer:?}"
+            );
+        }
     }
 
     /// Fails the way no stream should: by panicking in the middle.
@@ -454,7 +571,10 @@ mod tests {
     #[test]
     fn a_download_that_dies_is_an_error_not_an_end() {
         let rt = runtime();
-        for size in [16, CHECKED_BESIDE] {
+        for (size, consumer) in [16, CHECKED_BESIDE]
+            .into_iter()
+            .flat_map(|size| CONSUMERS.map(|consumer| (size, consumer)))
+        {
             let declared = descriptor_of(&pattern(size));
             let mut reader = ReadAhead::start(
                 Box::pin(Panics),
@@ -462,9 +582,14 @@ mod tests {
                 "test blob".into(),
                 rt.handle().clone(),
                 CancellationToken::new(),
+                consumer,
             );
             let err = reader.read(&mut [0u8; 16]).unwrap_err();
-            assert_eq!(kind_of(&err), Some(ErrorKind::Internal), "{size} bytes");
+            assert_eq!(
+                kind_of(&err),
+                Some(ErrorKind::Internal),
+                "{size} bytes, {consumer:?}"
+            );
         }
     }
 
@@ -472,22 +597,23 @@ mod tests {
     fn bytes_that_do_not_match_the_digest_end_in_an_error_never_an_end() {
         let rt = runtime();
         for size in [1000, CHECKED_BESIDE, PIECE * PIECES_AHEAD * 3] {
-            let data = pattern(size);
-            let mut other = data.clone();
-            other[size / 2] ^= 1;
-            let (source, _) = Source::new(other);
-            let mut reader = start_as(source, &descriptor_of(&data), &rt, CancellationToken::new());
-            let mut out = Vec::new();
-            let err = reader.read_to_end(&mut out).unwrap_err();
-            assert_eq!(
-                kind_of(&err),
-                Some(ErrorKind::DigestMismatch),
-                "{size} bytes"
-            );
-            assert!(
-                reader.read(&mut [0u8; 16]).is_err(),
-                "{size} bytes: the end never comes after a mismatch"
-            );
+            for consumer in CONSUMERS {
+                let data = pattern(size);
+                let mut other = data.clone();
+                other[size / 2] ^= 1;
+                let (source, _) = Source::new(other);
+                let declared = descriptor_of(&data);
+                let mut reader =
+                    start_as(source, &declared, &rt, CancellationToken::new(), consumer);
+                let mut out = Vec::new();
+                let err = reader.read_to_end(&mut out).unwrap_err();
+                let case = format!("{size} bytes, {consumer:?}");
+                assert_eq!(kind_of(&err), Some(ErrorKind::DigestMismatch), "{case}");
+                assert!(
+                    reader.read(&mut [0u8; 16]).is_err(),
+                    "{case}: the end never comes after a mismatch"
+                );
+            }
         }
     }
 
@@ -495,21 +621,22 @@ mod tests {
     fn more_bytes_than_declared_fail_before_the_end() {
         let rt = runtime();
         for size in [1000, CHECKED_BESIDE] {
-            let data = pattern(size);
-            let mut longer = data.clone();
-            longer.extend_from_slice(&pattern(PIECE * PIECES_AHEAD * 2));
-            let (mut source, _) = Source::new(longer);
-            // Stalls after its bytes: only the size check can end the read.
-            source.stall = true;
-            let mut reader = start_as(source, &descriptor_of(&data), &rt, CancellationToken::new());
-            let mut out = Vec::new();
-            let err = reader.read_to_end(&mut out).unwrap_err();
-            assert_eq!(
-                kind_of(&err),
-                Some(ErrorKind::DigestMismatch),
-                "{size} bytes"
-            );
-            assert!(out.len() <= size, "{size} bytes: {} handed out", out.len());
+            for consumer in CONSUMERS {
+                let data = pattern(size);
+                let mut longer = data.clone();
+                longer.extend_from_slice(&pattern(PIECE * PIECES_AHEAD * 2));
+                let (mut source, _) = Source::new(longer);
+                // Stalls after its bytes: only the size check can end the read.
+                source.stall = true;
+                let declared = descriptor_of(&data);
+                let mut reader =
+                    start_as(source, &declared, &rt, CancellationToken::new(), consumer);
+                let mut out = Vec::new();
+                let err = reader.read_to_end(&mut out).unwrap_err();
+                let case = format!("{size} bytes, {consumer:?}");
+                assert_eq!(kind_of(&err), Some(ErrorKind::DigestMismatch), "{case}");
+                assert!(out.len() <= size, "{case}: {} handed out", out.len());
+            }
         }
     }
 
@@ -517,15 +644,17 @@ mod tests {
     fn cancelling_stops_a_stalled_read_and_dropping_stops_the_download() {
         let rt = runtime();
         for size in [1000, CHECKED_BESIDE] {
-            stalled_reads_stop(&rt, size);
+            for consumer in CONSUMERS {
+                stalled_reads_stop(&rt, size, consumer);
+            }
         }
     }
 
-    fn stalled_reads_stop(rt: &tokio::runtime::Runtime, size: usize) {
+    fn stalled_reads_stop(rt: &tokio::runtime::Runtime, size: usize, consumer: Consumer) {
         let (mut source, dropped) = Source::new(pattern(size));
         source.stall = true;
         let cancel = CancellationToken::new();
-        let mut reader = start(source, rt, cancel.clone());
+        let mut reader = start(source, rt, cancel.clone(), consumer);
         let mut buf = vec![0u8; size];
         reader.read_exact(&mut buf).unwrap();
         let canceller = std::thread::spawn(move || {

@@ -12,7 +12,7 @@ use crate::embed::runtime::CancellationToken;
 use crate::error::{Error, Result};
 use crate::location::Selector;
 use crate::progress::{Progress, ProgressReader};
-use crate::store::read_ahead::ReadAhead;
+use crate::store::read_ahead::{Consumer, ReadAhead};
 use crate::store::{BlobStream, RawManifest, Store};
 
 /// A manifest read from a store, checked against the digest it was asked for.
@@ -201,6 +201,16 @@ pub struct BlobOpener {
 
 impl BlobOpener {
     pub fn open(&self, descriptor: &Descriptor) -> Result<SyncBlob> {
+        self.open_as(descriptor, Consumer::Parses)
+    }
+
+    /// Opens a blob whose reader only copies its bytes, never parses them: it may have
+    /// them before their check (see [`Consumer::Copies`]).
+    pub fn open_for_copy(&self, descriptor: &Descriptor) -> Result<SyncBlob> {
+        self.open_as(descriptor, Consumer::Copies)
+    }
+
+    fn open_as(&self, descriptor: &Descriptor, consumer: Consumer) -> Result<SyncBlob> {
         let ready = self
             .preopened
             .lock()
@@ -224,6 +234,7 @@ impl BlobOpener {
             format!("{}: blob", self.store.describe()),
             self.handle.clone(),
             cancel,
+            consumer,
         ))
     }
 
