@@ -217,3 +217,67 @@ async fn expected_digests_and_bad_inputs() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert_eq!(cache.entries().unwrap().len(), 1);
 }
+
+/// A large eviction (removed side by side) still goes oldest first, skips leased entries
+/// and goes on past them until the cache is under its bound.
+#[tokio::test]
+async fn a_large_eviction_goes_oldest_first_around_leased_entries() {
+    let s = setup();
+    let cache = open(&s.cache_dir, Duration::from_secs(60));
+    let c = client(&cache);
+    let call = CallOptions::default();
+    let mut entries = Vec::new();
+    for seed in 0..80u8 {
+        let loc = format!("{}:v{seed}", s.store);
+        push(&c, &loc, seed).await;
+        let entry = c
+            .fetch(&loc, &FetchOptions::default(), &call)
+            .await
+            .unwrap();
+        entries.push(entry);
+    }
+    let size = module(0).len() as u64;
+    // Oldest first by seed; file times are set, as fast inserts can share a tick.
+    let start = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let record = |e: &wasm_image::cache::Entry| {
+        s.cache_dir
+            .join("entries")
+            .join(format!("{}.json", e.module_digest().hex()))
+    };
+    for (i, e) in entries.iter().enumerate() {
+        std::fs::File::options()
+            .write(true)
+            .open(record(e))
+            .unwrap()
+            .set_modified(start + Duration::from_secs(i as u64))
+            .unwrap();
+    }
+    let digests: Vec<_> = entries.iter().map(|e| e.module_digest().clone()).collect();
+    // Leases on two of the oldest; the rest are released.
+    let leased: Vec<_> = entries
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || *i == 5)
+        .map(|(_, e)| e)
+        .collect();
+
+    let report = cache.gc_with(Some(30 * size), None).unwrap();
+    assert_eq!(report.kept_leased, 2);
+    let removed: Vec<_> = report
+        .removed
+        .iter()
+        .map(|r| r.module_digest.clone())
+        .collect();
+    let expected: Vec<_> = (0..52)
+        .filter(|i| *i != 0 && *i != 5)
+        .map(|i| digests[i].clone())
+        .collect();
+    assert_eq!(removed, expected);
+    assert_eq!(report.freed_bytes, 50 * size);
+    let left = cache.entries().unwrap();
+    assert_eq!(left.len(), 30);
+    assert!(left.iter().all(|e| e.path.exists()));
+    for e in &leased {
+        assert!(e.path().exists(), "a leased module was removed");
+    }
+}
