@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -31,6 +32,13 @@ import cli_faces  # noqa: E402
 PLUGIN_WAT = SUPPORT / "fixtures" / "plugin.wat"
 
 _engine = wasmtime.Engine()
+
+
+def interruptible() -> None:
+    """`preexec_fn` for a child a test interrupts: Ctrl-C's default disposition. A shell
+    without job control starts background jobs with SIGINT ignored, and a Python child
+    that starts so installs no KeyboardInterrupt handler: the interrupt would be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def validate(data: bytes) -> None:

@@ -17,7 +17,7 @@ from typing import Callable, List
 import pytest
 
 import wasm_image
-from conftest import run_python, sha256, validate
+from conftest import interruptible, run_python, sha256, validate
 from testbed import Testbed
 
 
@@ -92,6 +92,7 @@ def _interrupt_a_stalled_pull(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         assert child.stdout is not None

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import pytest
 
 import wasm_image
-from conftest import run_python
+from conftest import interruptible, run_python
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
@@ -206,7 +206,7 @@ def test_ctrl_c_stops_the_cli_with_status_130(serve, tmp_path, cli_command) -> N
     out = tmp_path / "module.wasm"
     child = subprocess.Popen(
         [*cli_command, "--insecure", host, "--retries", "0", "pull", f"{host}/slow/module:v1", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=interruptible,
     )
     try:
         assert asked.wait(60), "the command never reached the server"
